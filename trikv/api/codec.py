@@ -140,5 +140,6 @@ _register_builtin_shapes()
 # what the caller happened to import first. They import `register` from this (already initialised) module.
 from trikv.api import raftpb as _raftpb  # noqa: E402
 from trikv.api import rpc as _rpc  # noqa: E402, F401
+from trikv.api import protocol as _protocol  # noqa: E402, F401
 
 del _raftpb
