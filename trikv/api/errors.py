@@ -74,12 +74,18 @@ KeyNotFoundError = _etcd("KeyNotFoundError", C.INVALID_ARGUMENT, "etcdserver: ke
 ValueProvidedError = _etcd("ValueProvidedError", C.INVALID_ARGUMENT, "etcdserver: value is provided")
 LeaseProvidedError = _etcd("LeaseProvidedError", C.INVALID_ARGUMENT, "etcdserver: lease is provided")
 TTLZeroError = _etcd("TTLZeroError", C.INVALID_ARGUMENT, "etcdserver: ttl is 0")
-TooManyOpsError = _etcd("TooManyOpsError", C.INVALID_ARGUMENT, "etcdserver: too many operations in txn request")
+TooManyOpsError = _etcd(
+    "TooManyOpsError", C.INVALID_ARGUMENT, "etcdserver: too many operations in txn request"
+)
 DuplicateKeyError = _etcd(
     "DuplicateKeyError", C.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"
 )
-CompactedError = _etcd("CompactedError", C.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted")
-FutureRevError = _etcd("FutureRevError", C.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision")
+CompactedError = _etcd(
+    "CompactedError", C.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted"
+)
+FutureRevError = _etcd(
+    "FutureRevError", C.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision"
+)
 NoSpaceError = _etcd("NoSpaceError", C.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded")
 
 LeaseNotFoundError = _etcd("LeaseNotFoundError", C.NOT_FOUND, "etcdserver: requested lease not found")
@@ -93,7 +99,9 @@ MemberNotEnoughStartedError = _etcd(
     C.FAILED_PRECONDITION,
     "etcdserver: re-configuration failed due to not enough started members",
 )
-MemberBadURLsError = _etcd("MemberBadURLsError", C.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid")
+MemberBadURLsError = _etcd(
+    "MemberBadURLsError", C.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid"
+)
 MemberNotFoundError = _etcd("MemberNotFoundError", C.NOT_FOUND, "etcdserver: member not found")
 MemberNotLearnerError = _etcd(
     "MemberNotLearnerError", C.FAILED_PRECONDITION, "etcdserver: can only promote a learner member"
@@ -111,7 +119,9 @@ TooManyRequestsError = _etcd("TooManyRequestsError", C.RESOURCE_EXHAUSTED, "etcd
 
 NoLeaderError = _etcd("NoLeaderError", C.UNAVAILABLE, "etcdserver: no leader", UnavailableError)
 NotLeaderError = _etcd("NotLeaderError", C.FAILED_PRECONDITION, "etcdserver: not leader")
-LeaderChangedError = _etcd("LeaderChangedError", C.UNAVAILABLE, "etcdserver: leader changed", UnavailableError)
+LeaderChangedError = _etcd(
+    "LeaderChangedError", C.UNAVAILABLE, "etcdserver: leader changed", UnavailableError
+)
 NotCapableError = _etcd("NotCapableError", C.UNAVAILABLE, "etcdserver: not capable", UnavailableError)
 StoppedError = _etcd("StoppedError", C.UNAVAILABLE, "etcdserver: server stopped", UnavailableError)
 TimeoutError_ = _etcd("TimeoutError_", C.UNAVAILABLE, "etcdserver: request timed out", UnavailableError)
@@ -130,7 +140,10 @@ TimeoutDueToConnectionLostError = _etcd(
 UnhealthyError = _etcd("UnhealthyError", C.UNAVAILABLE, "etcdserver: unhealthy cluster", UnavailableError)
 CorruptError = _etcd("CorruptError", C.DATA_LOSS, "etcdserver: corrupt cluster")
 NotSupportedForLearnerError = _etcd(
-    "NotSupportedForLearnerError", C.UNAVAILABLE, "etcdserver: rpc not supported for learner", UnavailableError
+    "NotSupportedForLearnerError",
+    C.UNAVAILABLE,
+    "etcdserver: rpc not supported for learner",
+    UnavailableError,
 )
 BadLeaderTransfereeError = _etcd(
     "BadLeaderTransfereeError", C.FAILED_PRECONDITION, "etcdserver: bad leader transferee"

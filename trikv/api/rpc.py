@@ -136,8 +136,8 @@ class Compare:
     range_end: bytes = b""
 
 
-RequestOp = Union[RangeRequest, PutRequest, DeleteRangeRequest, "TxnRequest"]  # noqa: UP007
-ResponseOp = Union[RangeResponse, PutResponse, DeleteRangeResponse, "TxnResponse"]  # noqa: UP007
+RequestOp = Union[RangeRequest, PutRequest, DeleteRangeRequest, "TxnRequest"]
+ResponseOp = Union[RangeResponse, PutResponse, DeleteRangeResponse, "TxnResponse"]
 
 
 @register(109)
