@@ -1,0 +1,87 @@
+"""Seeded whole-cluster simulations of the Raft core (see sim.py for what every run checks).
+
+1,000 seeds in 50 chunks of 20 so `pytest -n 2` spreads them. A failure names its seed and the command that
+replays exactly that run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.raft.sim import Scenario, Sim, run_seed
+
+CHUNKS = 50
+PER_CHUNK = 20
+MIN_TICKS = 2000
+MIN_PROPOSALS = 100
+SOAK_BASE = 1_000_000
+
+
+def replay_cmd(seed: int) -> str:
+    return f".venv/bin/pytest tests/raft/test_simulation.py --raft-seed={seed} -q"
+
+
+def run_checked(seed: int) -> Sim:
+    sim = run_seed(seed, replay=replay_cmd(seed))
+    s = sim.summary()
+    # The run itself must have been a real one, or its passing proves nothing.
+    assert s["ticks"] >= MIN_TICKS, f"seed {seed}: only {s['ticks']} ticks"
+    assert s["proposed"] >= MIN_PROPOSALS, f"seed {seed}: only {s['proposed']} proposals accepted ({s})"
+    assert s["committed"] >= MIN_PROPOSALS // 2, f"seed {seed}: only {s['committed']} entries committed ({s})"
+    return sim
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_simulation_chunk(chunk: int, raft_seed: int | None) -> None:
+    if raft_seed is not None:
+        pytest.skip("--raft-seed given: only test_replay_seed runs")
+    for seed in range(chunk * PER_CHUNK, (chunk + 1) * PER_CHUNK):
+        run_checked(seed)
+
+
+def test_replay_seed(raft_seed: int | None) -> None:
+    if raft_seed is None:
+        pytest.skip("replay one seed with --raft-seed=N")
+    sim = run_checked(raft_seed)
+    print(sim.summary())
+
+
+def test_runs_exercise_the_faults() -> None:
+    """Across a sample of seeds the nemesis really does partition, crash, change membership, snapshot,
+    transfer leadership and serve reads; otherwise the chunks above would pass vacuously."""
+    totals: dict[str, int] = {}
+    with_partition_and_crash = 0
+    seeds = range(40)
+    for seed in seeds:
+        s = run_seed(seed).summary()
+        for k, v in s.items():
+            if k != "seed":
+                totals[k] = totals.get(k, 0) + v
+        with_partition_and_crash += s["partitions"] > 0 and s["crashes"] > 0
+    assert with_partition_and_crash >= len(seeds) // 2, totals
+    for key in (
+        "crashes",
+        "partitions",
+        "elections",
+        "conf_changes",
+        "snapshots_applied",
+        "transfers",
+        "reads",
+    ):
+        assert totals[key] > 0, f"no {key} across seeds {seeds}: {totals}"
+
+
+def test_same_seed_same_run() -> None:
+    """Replay is exact: the same seed yields the same history."""
+    a = Sim(Scenario.from_seed(7)).run()
+    b = Sim(Scenario.from_seed(7)).run()
+    assert a.summary() == b.summary()
+    assert a.committed == b.committed
+    assert a.events == b.events
+
+
+@pytest.mark.soak
+def test_soak(raft_soak: int) -> None:
+    n = raft_soak or 5000
+    for seed in range(SOAK_BASE, SOAK_BASE + n):
+        run_checked(seed)
