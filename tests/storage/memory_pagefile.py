@@ -1,0 +1,111 @@
+"""An in-memory twin of storage.pagefile.PageFile's API for the MVCC tests.
+
+Committed state is an immutable-by-convention dict of SortedDicts; a write txn works on a copy and swaps it
+in at commit, so read txns are consistent views. `Disk` outlives a PageFile so tests can reopen, and a
+write txn that never commits leaves no trace (what a crash does to the real one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+
+from sortedcontainers import SortedDict
+
+
+class Disk:
+    def __init__(self) -> None:
+        self.state: dict[bytes, SortedDict] = {}
+        self.txid = 0
+
+
+class MemReadTxn:
+    def __init__(self, state: dict[bytes, SortedDict]) -> None:
+        self._state = state
+
+    def __enter__(self) -> MemReadTxn:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def get(self, bucket: bytes, key: bytes) -> bytes | None:
+        value: bytes | None = self._state[bucket].get(key)
+        return value
+
+    def range(
+        self, bucket: bytes, start: bytes = b"", end: bytes | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        b = self._state[bucket]
+        keys = list(b.irange(start, end, inclusive=(True, False), reverse=reverse))
+        for k in keys:
+            yield k, b[k]
+
+    def buckets(self) -> list[bytes]:
+        return sorted(self._state)
+
+    def close(self) -> None:
+        pass
+
+
+class MemWriteTxn(MemReadTxn):
+    def __init__(self, pf: MemoryPageFile) -> None:
+        super().__init__({k: SortedDict(v) for k, v in pf.disk.state.items()})
+        self._pf = pf
+        self._open = True
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.rollback()
+
+    def create_bucket(self, name: bytes) -> None:
+        self._state.setdefault(name, SortedDict())
+
+    def delete_bucket(self, name: bytes) -> None:
+        self._state.pop(name, None)
+
+    def put(self, bucket: bytes, key: bytes, value: bytes) -> None:
+        assert self._open
+        self._state[bucket][bytes(key)] = bytes(value)
+
+    def delete(self, bucket: bytes, key: bytes) -> bool:
+        assert self._open
+        return self._state[bucket].pop(key, None) is not None
+
+    def commit(self) -> None:
+        assert self._open
+        self._pf.disk.state = self._state
+        self._pf.disk.txid += 1
+        self._close()
+
+    def rollback(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._open:
+            self._open = False
+            self._pf.writer = None
+
+
+class MemoryPageFile:
+    def __init__(self, disk: Disk | None = None) -> None:
+        self.disk = disk if disk is not None else Disk()
+        self.writer: MemWriteTxn | None = None
+
+    @property
+    def txid(self) -> int:
+        return self.disk.txid
+
+    def read(self) -> MemReadTxn:
+        return MemReadTxn(self.disk.state)
+
+    def write(self) -> MemWriteTxn:
+        assert self.writer is None, "one write txn at a time"
+        self.writer = MemWriteTxn(self)
+        return self.writer
+
+    def close(self) -> None:
+        pass
