@@ -1,0 +1,1254 @@
+"""Copy-on-write page file: named buckets of ordered byte keys, the durable home of the applied state.
+
+One file of fixed-size pages (bbolt's shape, our own code):
+
+- pages 0 and 1 are two alternating meta pages (txid, root of the bucket directory, free-list page, high-water
+  mark); commit T writes slot T % 2, so a torn meta write leaves the previous commit readable;
+- every other page is a B+tree node (branch or leaf), a free-list page or a blob (an out-of-line value);
+  a node or blob larger than a page spans contiguous pages (`overflow` in the header);
+- every page/span carries a crc32 over its whole span and its own page id, so reads and `check` detect
+  corruption and misdirected writes;
+- the bucket directory is itself a tree: bucket name -> root page id of that bucket's tree (0 = empty).
+
+Copy-on-write: a write transaction copies every node it changes into memory; commit writes the new nodes
+to free pages, fsyncs, then writes the meta page and fsyncs again. Pages the transaction replaced become
+"pending" under its txid and are reused only once no read transaction that can still reach them is open
+(bbolt's pending lists). Decoded nodes are immutable once written, so they are cached by page id.
+
+Durability contract: when `WriteTxn.commit()` returns, the whole transaction is on disk. A crash at any
+point leaves either the previous commit or (if its meta page made it) the one being committed.
+
+Not thread-safe; `commit()` may run in a worker thread while nothing else touches this object.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import struct
+import zlib
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterator
+from itertools import accumulate, islice
+from typing import BinaryIO
+
+from storage.files import File, FileSystem
+from trikv.api.errors import CorruptionError, StorageError
+
+__all__ = ["PageFile", "ReadTxn", "WriteTxn"]
+
+MAGIC = 0x54_4B_56_50  # "TKVP"
+VERSION = 1
+
+# page types
+META = 1
+FREELIST = 2
+BRANCH = 3
+LEAF = 4
+BLOB = 5
+_TYPE_NAMES = {META: "meta", FREELIST: "freelist", BRANCH: "branch", LEAF: "leaf", BLOB: "blob"}
+
+# header: crc32 (over the span after this field), type, pad, count, overflow pages, own page id
+_HDR = struct.Struct("<IB3xIIQ")
+HDR = _HDR.size  # 24
+# meta body: magic, version, page size, reserved, txid, directory root, freelist pgid, freelist span, hwm
+_META = struct.Struct("<IIIIQQQQQ")
+_REF = struct.Struct("<QQ")  # an out-of-line value: blob page id, value length
+_U64 = struct.Struct("<Q")
+REF_FLAG = 0x80000000  # set in a leaf's value length: the value slot holds a _REF
+MAX_LEN = 0x7FFFFFFF
+
+FILL = 0.9  # a split fills pages to this fraction: the MVCC key space is mostly appended in order
+MERGE_BELOW = 0.25  # a changed node smaller than this fraction of a page merges with a sibling
+MAX_ELEMS = 512  # a node in memory splits eagerly above this many elements (keeps inserts O(log n))
+
+
+class _Ref:
+    """A value stored in a blob span; read only when asked for."""
+
+    __slots__ = ("length", "pgid")
+
+    def __init__(self, pgid: int, length: int) -> None:
+        self.pgid = pgid
+        self.length = length
+
+
+
+
+class _Node:
+    """A B+tree node. Clean nodes (pgid != 0) are shared through the cache and never mutated; a write
+    transaction works on private dirty copies (pgid == 0) whose branch children are page ids (clean)
+    or dirty nodes."""
+
+    __slots__ = ("keys", "kids", "leaf", "pgid", "refs", "span", "vals")
+
+    def __init__(
+        self,
+        leaf: bool,
+        keys: list[bytes],
+        vals: list[Value] | None = None,
+        kids: list[Child] | None = None,
+        pgid: int = 0,
+        span: int = 1,
+        refs: bool = False,
+    ) -> None:
+        self.leaf = leaf
+        self.keys = keys
+        self.vals: list[Value] = vals if vals is not None else []
+        self.kids: list[Child] = kids if kids is not None else []
+        self.pgid = pgid
+        self.span = span
+        self.refs = refs
+
+
+Value = bytes | _Ref
+Child = int | _Node
+
+
+class _Meta:
+    __slots__ = ("fl_span", "freelist", "hwm", "root", "txid")
+
+    def __init__(self, txid: int, root: int, freelist: int, fl_span: int, hwm: int) -> None:
+        self.txid = txid
+        self.root = root
+        self.freelist = freelist
+        self.fl_span = fl_span
+        self.hwm = hwm
+
+
+def _runs(ids: list[int]) -> list[int]:
+    """Sorted page ids -> flat [start, length, start, length, ...]."""
+    out: list[int] = []
+    start = prev = -2
+    for p in ids:
+        if p == prev + 1:
+            prev = p
+            continue
+        if start >= 0:
+            out += (start, prev - start + 1)
+        start = prev = p
+    if start >= 0:
+        out += (start, prev - start + 1)
+    return out
+
+
+# --------------------------------------------------------------------------- page encoding
+
+
+def _seal(buf: bytearray, typ: int, count: int, pgid: int, span: int) -> bytearray:
+    _HDR.pack_into(buf, 0, 0, typ, count, span - 1, pgid)
+    struct.pack_into("<I", buf, 0, zlib.crc32(memoryview(buf)[4:]))
+    return buf
+
+
+class _Codec:
+    """Encodes/decodes pages of one page size; raises CorruptionError naming file and offset."""
+
+    def __init__(self, path: str, page_size: int) -> None:
+        self.path = path
+        self.ps = page_size
+        self.blob_min = page_size // 4  # values longer than this live in blobs
+
+    def spans(self, nbytes: int) -> int:
+        return max(1, -(-nbytes // self.ps))
+
+    def buffer(self, nbytes: int) -> tuple[bytearray, int]:
+        span = self.spans(nbytes)
+        return bytearray(span * self.ps), span
+
+    def leaf_size(self, node: _Node) -> int:
+        blob_min = self.blob_min
+        size = HDR + 8 * len(node.keys) + sum(map(len, node.keys))
+        for v in node.vals:
+            size += 16 if (type(v) is _Ref or len(v) > blob_min) else len(v)  # type: ignore[arg-type]
+        return size
+
+    @staticmethod
+    def branch_size(node: _Node) -> int:
+        return HDR + 12 * len(node.keys) + sum(map(len, node.keys))
+
+    def size(self, node: _Node) -> int:
+        return self.leaf_size(node) if node.leaf else self.branch_size(node)
+
+    def encode_leaf(self, keys: list[bytes], vals: list[bytes], vflags: list[int], pgid: int) -> bytearray:
+        n = len(keys)
+        klens = [len(k) for k in keys]
+        vlens = [len(v) | f for v, f in zip(vals, vflags)]
+        kblob = b"".join(keys)
+        vblob = b"".join(vals)
+        total = HDR + 8 * n + len(kblob) + len(vblob)
+        buf, span = self.buffer(total)
+        struct.pack_into(f"<{2 * n}I", buf, HDR, *klens, *vlens)
+        pos = HDR + 8 * n
+        buf[pos : pos + len(kblob)] = kblob
+        pos += len(kblob)
+        buf[pos : pos + len(vblob)] = vblob
+        return _seal(buf, LEAF, n, pgid, span)
+
+    def encode_branch(self, keys: list[bytes], kids: list[int], pgid: int) -> bytearray:
+        n = len(keys)
+        kblob = b"".join(keys)
+        buf, span = self.buffer(HDR + 12 * n + len(kblob))
+        struct.pack_into(f"<{n}I{n}Q", buf, HDR, *map(len, keys), *kids)
+        pos = HDR + 12 * n
+        buf[pos : pos + len(kblob)] = kblob
+        return _seal(buf, BRANCH, n, pgid, span)
+
+    def encode_blob(self, data: bytes, pgid: int) -> bytearray:
+        buf, span = self.buffer(HDR + len(data))
+        buf[HDR : HDR + len(data)] = data
+        return _seal(buf, BLOB, len(data), pgid, span)
+
+    def encode_meta(self, meta: _Meta, slot: int) -> bytearray:
+        buf = bytearray(self.ps)
+        _META.pack_into(
+            buf, HDR, MAGIC, VERSION, self.ps, 0, meta.txid, meta.root, meta.freelist, meta.fl_span, meta.hwm
+        )
+        return _seal(buf, META, 0, slot, 1)
+
+    def encode_freelist(self, runs: list[int], pgid: int, span: int) -> bytearray:
+        buf = bytearray(span * self.ps)
+        struct.pack_into(f"<{len(runs)}Q", buf, HDR, *runs)
+        return _seal(buf, FREELIST, len(runs) // 2, pgid, span)
+
+    # ---------------------------------------------------------------- reading
+
+    def corrupt(self, pgid: int, reason: str) -> CorruptionError:
+        return CorruptionError(self.path, pgid * self.ps, f"page {pgid}: {reason}")
+
+    def read_span(self, f: File, pgid: int, want: int | None = None) -> tuple[bytes, int, int]:
+        """The verified bytes of the span starting at pgid; returns (bytes, type, count)."""
+        ps = self.ps
+        off = pgid * ps
+        buf = f.pread(ps, off)
+        if len(buf) < ps:
+            raise self.corrupt(pgid, "beyond the end of the file")
+        crc, typ, count, overflow, own = _HDR.unpack_from(buf, 0)
+        if overflow:
+            if overflow > (1 << 20):
+                raise self.corrupt(pgid, f"implausible overflow {overflow}")
+            rest = f.pread(overflow * ps, off + ps)
+            if len(rest) < overflow * ps:
+                raise self.corrupt(pgid, "span runs beyond the end of the file")
+            buf += rest
+        if zlib.crc32(memoryview(buf)[4:]) != crc:
+            raise self.corrupt(pgid, "checksum mismatch")
+        if own != pgid:
+            raise self.corrupt(pgid, f"page claims id {own}")
+        if want is not None and typ != want:
+            raise self.corrupt(pgid, f"expected a {_TYPE_NAMES[want]} page, found type {typ}")
+        return buf, typ, count
+
+    def decode_node(self, buf: bytes, typ: int, n: int, pgid: int) -> _Node:
+        span = len(buf) // self.ps
+        try:
+            if typ == LEAF:
+                lens = struct.unpack_from(f"<{2 * n}I", buf, HDR)
+                klens = lens[:n]
+                vlens = lens[n:]
+                refs = bool(n) and max(vlens) >= REF_FLAG
+                if refs:
+                    vlens = tuple(16 if v & REF_FLAG else v for v in vlens)
+                offs = list(accumulate(klens, initial=HDR + 8 * n))
+                keys = [buf[a:b] for a, b in zip(offs, islice(offs, 1, None))]
+                voffs = list(accumulate(vlens, initial=offs[-1]))
+                if voffs[-1] > len(buf):
+                    raise ValueError("elements run past the span")
+                vals: list[Value] = [buf[a:b] for a, b in zip(voffs, islice(voffs, 1, None))]
+                if refs:
+                    for i, v in enumerate(lens[n:]):
+                        if v & REF_FLAG:
+                            bp, ln = _REF.unpack(vals[i])  # type: ignore[arg-type]
+                            vals[i] = _Ref(bp, ln)
+                return _Node(True, keys, vals, None, pgid, span, refs)
+            if typ == BRANCH:
+                fields = struct.unpack_from(f"<{n}I{n}Q", buf, HDR)
+                offs = list(accumulate(fields[:n], initial=HDR + 12 * n))
+                if offs[-1] > len(buf):
+                    raise ValueError("keys run past the span")
+                keys = [buf[a:b] for a, b in zip(offs, islice(offs, 1, None))]
+                return _Node(False, keys, None, list(fields[n:]), pgid, span)
+        except (struct.error, ValueError) as exc:
+            raise self.corrupt(pgid, f"malformed node: {exc}") from None
+        raise self.corrupt(pgid, f"expected a tree node, found type {typ}")
+
+    def decode_meta(self, buf: bytes, slot: int) -> _Meta | None:
+        if len(buf) < self.ps:
+            return None
+        crc, typ, _count, _ov, own = _HDR.unpack_from(buf, 0)
+        if typ != META or own != slot or zlib.crc32(memoryview(buf)[4 : self.ps]) != crc:
+            return None
+        magic, version, ps, _r, txid, root, fl, fl_span, hwm = _META.unpack_from(buf, HDR)
+        if magic != MAGIC or version != VERSION or ps != self.ps:
+            return None
+        return _Meta(txid, root, fl, fl_span, hwm)
+
+
+def _read_metas(f: File, path: str, page_size: int) -> tuple[_Codec, _Meta]:
+    """The valid meta with the highest txid; the page size comes from the file when meta 0 is readable."""
+    head = f.pread(HDR + _META.size, 0)
+    sizes = [page_size]
+    if len(head) == HDR + _META.size:
+        claimed = _META.unpack_from(head, HDR)[2]
+        if claimed != page_size and 512 <= claimed <= 1 << 16 and claimed & (claimed - 1) == 0:
+            sizes.insert(0, claimed)
+    for ps in sizes:
+        codec = _Codec(path, ps)
+        metas = [m for m in (codec.decode_meta(f.pread(ps, slot * ps), slot) for slot in (0, 1)) if m]
+        if metas:
+            return codec, max(metas, key=lambda m: m.txid)
+    raise CorruptionError(path, 0, "both meta pages are invalid: not a page file, or damaged beyond recovery")
+
+
+# --------------------------------------------------------------------------- the page file
+
+
+class PageFile:
+    """One page file; see the module docstring."""
+
+    def __init__(self, fs: FileSystem, path: str, f: File, codec: _Codec, meta: _Meta, cache_nodes: int):
+        self._fs = fs
+        self.path = path
+        self._f = f
+        self._codec = codec
+        self.page_size = codec.ps
+        self._meta = meta
+        self._free: list[int] = []
+        self._pending: dict[int, list[int]] = {}
+        self._readers: dict[int, int] = {}  # txid -> open read transactions at it
+        self._writer: WriteTxn | None = None
+        self._cache: dict[int, _Node] = {}
+        self._cache_max = cache_nodes
+        self._broken: str | None = None
+        self._load_freelist()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def open(cls, fs: FileSystem, path: str, *, page_size: int = 4096, cache_nodes: int = 20000) -> PageFile:
+        """Open, creating crash-safely (write-new + sync + rename + sync_dir) if missing."""
+        if page_size < 512 or page_size & (page_size - 1):
+            raise StorageError(f"page size {page_size} is not a power of two >= 512")
+        if not fs.exists(path):
+            tmp = path + ".tmp"
+            _write_empty(fs, tmp, page_size, 0)
+            fs.rename(tmp, path)
+            fs.sync_dir(posixpath.dirname(path) or ".")
+        f = fs.open(path)
+        try:
+            codec, meta = _read_metas(f, path, page_size)
+            if f.size() < meta.hwm * codec.ps:
+                raise CorruptionError(path, f.size(), f"file shorter than its {meta.hwm} pages")
+            return cls(fs, path, f, codec, meta, cache_nodes)
+        except BaseException:
+            f.close()
+            raise
+
+    def _load_freelist(self) -> None:
+        m = self._meta
+        self._free = []
+        self._pending = {}
+        if m.freelist:
+            buf, _typ, count = self._codec.read_span(self._f, m.freelist, FREELIST)
+            runs = struct.unpack_from(f"<{2 * count}Q", buf, HDR)
+            free: list[int] = []
+            for i in range(0, len(runs), 2):
+                free.extend(range(runs[i], runs[i] + runs[i + 1]))
+            self._free = free
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.rollback()
+        self._f.close()
+        self._cache.clear()
+        self._broken = "closed"
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise StorageError(f"{self.path}: page file unusable ({self._broken}); reopen it")
+
+    @property
+    def txid(self) -> int:
+        return self._meta.txid
+
+    def size(self) -> int:
+        return self._f.size()
+
+    def size_in_use(self) -> int:
+        """Bytes of pages holding data (including pages still pinned by readers)."""
+        return (self._meta.hwm - len(self._free)) * self.page_size
+
+    # ---------------------------------------------------------------- transactions
+
+    def read(self) -> ReadTxn:
+        self._check_usable()
+        t = self._meta.txid
+        self._readers[t] = self._readers.get(t, 0) + 1
+        return ReadTxn(self, self._meta)
+
+    def write(self) -> WriteTxn:
+        self._check_usable()
+        if self._writer is not None:
+            raise StorageError(f"{self.path}: a write transaction is already open")
+        self._release_pending()
+        self._writer = WriteTxn(self, self._meta)
+        return self._writer
+
+    def _reader_closed(self, txid: int) -> None:
+        n = self._readers.get(txid, 0) - 1
+        if n > 0:
+            self._readers[txid] = n
+        else:
+            self._readers.pop(txid, None)
+
+    def _release_pending(self) -> None:
+        """Pages freed by commit t were reachable only from states before t: free once no reader is older."""
+        if not self._pending:
+            return
+        oldest = min(self._readers) if self._readers else self._meta.txid
+        done = [t for t in self._pending if t <= oldest]
+        if done:
+            for t in done:
+                self._free.extend(self._pending.pop(t))
+            self._free.sort()
+
+    # ---------------------------------------------------------------- node access
+
+    def _load(self, pgid: int) -> _Node:
+        node = self._cache.get(pgid)
+        if node is None:
+            buf, typ, count = self._codec.read_span(self._f, pgid)
+            node = self._codec.decode_node(buf, typ, count, pgid)
+            self._remember(node)
+        return node
+
+    def _remember(self, node: _Node) -> None:
+        cache = self._cache
+        if len(cache) >= self._cache_max:
+            for k in list(islice(cache, self._cache_max // 4)):
+                del cache[k]
+        cache[node.pgid] = node
+
+    def _read_blob(self, ref: _Ref) -> bytes:
+        buf, _typ, count = self._codec.read_span(self._f, ref.pgid, BLOB)
+        if count != ref.length:
+            raise self._codec.corrupt(ref.pgid, f"blob holds {count} bytes, its leaf says {ref.length}")
+        return buf[HDR : HDR + count]
+
+    def _allocate(self, n: int) -> int:
+        """n contiguous free pages (lowest first), else grow the high-water mark."""
+        free = self._free
+        if n == 1:
+            if free:
+                p = free[0]
+                del free[0]
+                return p
+        elif len(free) >= n:
+            run = 1
+            for i in range(1, len(free)):
+                if free[i] == free[i - 1] + 1:
+                    run += 1
+                    if run == n:
+                        start = free[i - n + 1]
+                        del free[i - n + 1 : i + 1]
+                        return start
+                else:
+                    run = 1
+        p = self._hwm
+        self._hwm += n
+        return p
+
+    _hwm: int = 0
+
+    # ---------------------------------------------------------------- whole-file operations
+
+    def _require_idle(self, what: str) -> None:
+        self._check_usable()
+        if self._writer is not None or self._readers:
+            raise StorageError(f"{self.path}: {what} needs all transactions closed")
+
+    def _reload(self) -> None:
+        self._f.close()
+        self._cache.clear()
+        self._f = self._fs.open(self.path)
+        self._codec, self._meta = _read_metas(self._f, self.path, self.page_size)
+        self._load_freelist()
+
+    def defrag(self) -> None:
+        """Rewrite compactly into a new file (write-new + sync + rename + sync_dir); contents unchanged."""
+        self._require_idle("defrag")
+        tmp = self.path + ".defrag"
+        if self._fs.exists(tmp):
+            self._fs.remove(tmp)
+        _write_empty(self._fs, tmp, self.page_size, self._meta.txid)
+        dst = PageFile.open(self._fs, tmp, page_size=self.page_size)
+        try:
+            with self.read() as r:
+                w = dst.write()
+                n = 0
+                for name in r.buckets():
+                    w.create_bucket(name)
+                    for k, v in r.range(name):
+                        w.put(name, k, v)
+                        n += 1
+                        if n % 50000 == 0:  # bounded memory: commit in chunks
+                            w.commit()
+                            w = dst.write()
+                w.commit()
+        finally:
+            dst.close()
+        self._fs.rename(tmp, self.path)
+        self._fs.sync_dir(posixpath.dirname(self.path) or ".")
+        self._reload()
+
+    def write_snapshot(self, out: BinaryIO) -> int:
+        """Stream a consistent copy of the last commit (its meta in both slots + its pages); bytes written."""
+        ps = self.page_size
+        with self.read() as r:
+            meta = r._meta
+            written = 0
+            for slot in (0, 1):
+                out.write(self._codec.encode_meta(meta, slot))
+                written += ps
+            pg = 2
+            chunk = max(1, (1 << 20) // ps)
+            while pg < meta.hwm:
+                n = min(chunk, meta.hwm - pg)
+                data = self._f.pread(n * ps, pg * ps)
+                if len(data) != n * ps:
+                    raise CorruptionError(self.path, pg * ps, "file shorter than its pages")
+                out.write(data)
+                written += len(data)
+                pg += n
+        return written
+
+    def replace_from(self, stream: BinaryIO) -> None:
+        """Install a received snapshot: write it to a new file, sync, verify, rename, sync_dir, reopen."""
+        self._require_idle("replace_from")
+        tmp = self.path + ".recv"
+        f = self._fs.open(tmp, create=True)
+        try:
+            f.truncate(0)
+            off = 0
+            while True:
+                data = stream.read(1 << 20)
+                if not data:
+                    break
+                f.pwrite(data, off)
+                off += len(data)
+            f.sync()
+        finally:
+            f.close()
+        problems = PageFile.check(self._fs, tmp, page_size=self.page_size)
+        if problems:
+            self._fs.remove(tmp)
+            raise CorruptionError(tmp, 0, "received snapshot is invalid: " + "; ".join(problems[:5]))
+        self._fs.rename(tmp, self.path)
+        self._fs.sync_dir(posixpath.dirname(self.path) or ".")
+        self._reload()
+
+    @staticmethod
+    def check(fs: FileSystem, path: str, *, page_size: int = 4096) -> list[str]:
+        """Verify every reachable page (checksum, id, order, bounds, depth) and the page accounting."""
+        try:
+            f = fs.open(path)
+        except FileNotFoundError:
+            return [f"{path}: missing"]
+        try:
+            return _Checker(f, path, page_size).run()
+        finally:
+            f.close()
+
+
+def _write_empty(fs: FileSystem, path: str, page_size: int, txid: int) -> None:
+    """A fresh file: both meta slots at txid, empty directory, no free pages; synced."""
+    codec = _Codec(path, page_size)
+    meta = _Meta(txid, 0, 0, 0, 2)
+    f = fs.open(path, create=True)
+    try:
+        f.truncate(0)
+        f.pwrite(codec.encode_meta(meta, 0) + codec.encode_meta(meta, 1), 0)
+        f.sync()
+    finally:
+        f.close()
+
+
+# --------------------------------------------------------------------------- transactions
+
+
+class ReadTxn:
+    """A consistent view of one commit; keeps that commit's pages from reuse until closed."""
+
+    def __init__(self, pf: PageFile, meta: _Meta) -> None:
+        self._pf = pf
+        self._meta = meta
+        self._roots: dict[bytes, int] = {}
+        self._closed = False
+
+    def __enter__(self) -> ReadTxn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def txid(self) -> int:
+        return self._meta.txid
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pf._reader_closed(self._meta.txid)
+
+    def _live(self) -> None:
+        if self._closed:
+            raise StorageError("transaction is closed")
+
+    # ---------------------------------------------------------------- tree walking (clean or dirty)
+
+    def _node(self, c: Child) -> _Node:
+        return self._pf._load(c) if type(c) is int else c  # type: ignore[return-value,arg-type]
+
+    def _tree_get(self, root: Child, key: bytes) -> Value | None:
+        if root == 0:
+            return None
+        node = self._node(root)
+        while not node.leaf:
+            i = bisect_right(node.keys, key) - 1
+            node = self._node(node.kids[i if i > 0 else 0])
+        keys = node.keys
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            return node.vals[i]
+        return None
+
+    def _value(self, v: Value) -> bytes:
+        return self._pf._read_blob(v) if type(v) is _Ref else v  # type: ignore[arg-type,return-value]
+
+    def _dir_root(self) -> Child:
+        return self._meta.root
+
+    def _bucket_root(self, name: bytes) -> Child | None:
+        root = self._roots.get(name)
+        if root is None:
+            v = self._tree_get(self._meta.root, name)
+            if v is None:
+                return None
+            root = _U64.unpack(v)[0]  # type: ignore[arg-type]
+            self._roots[name] = root
+        return root
+
+    def _iter(self, root: Child, start: bytes, end: bytes | None, reverse: bool) -> Iterator[tuple[bytes, Value]]:
+        if root == 0:
+            return
+        node = self._node(root)
+        stack: list[tuple[_Node, int]] = []
+        if not reverse:
+            while not node.leaf:
+                i = bisect_right(node.keys, start) - 1
+                i = i if i > 0 else 0
+                stack.append((node, i))
+                node = self._node(node.kids[i])
+            lo = bisect_left(node.keys, start)
+            while True:
+                keys = node.keys
+                hi = len(keys)
+                stop = False
+                if end is not None and hi and keys[-1] >= end:
+                    hi = bisect_left(keys, end, lo)
+                    stop = True
+                if lo < hi:
+                    if node.refs:
+                        for k, v in zip(keys[lo:hi], node.vals[lo:hi]):
+                            yield k, v
+                    else:
+                        yield from zip(keys[lo:hi], node.vals[lo:hi])
+                if stop:
+                    return
+                # next leaf
+                while stack:
+                    parent, i = stack.pop()
+                    if i + 1 < len(parent.kids):
+                        stack.append((parent, i + 1))
+                        node = self._node(parent.kids[i + 1])
+                        while not node.leaf:
+                            stack.append((node, 0))
+                            node = self._node(node.kids[0])
+                        break
+                else:
+                    return
+                lo = 0
+        else:
+            # reverse: keys in [start, end), largest first
+            while not node.leaf:
+                if end is None:
+                    i = len(node.kids) - 1
+                else:
+                    i = bisect_left(node.keys, end) - 1
+                    i = i if i > 0 else 0
+                stack.append((node, i))
+                node = self._node(node.kids[i])
+            hi = len(node.keys) if end is None else bisect_left(node.keys, end)
+            while True:
+                keys = node.keys
+                lo = 0
+                stop = False
+                if keys and keys[0] < start:
+                    lo = bisect_left(keys, start, 0, hi)
+                    stop = True
+                if lo < hi:
+                    yield from zip(reversed(keys[lo:hi]), reversed(node.vals[lo:hi]))
+                if stop:
+                    return
+                while stack:
+                    parent, i = stack.pop()
+                    if i > 0:
+                        stack.append((parent, i - 1))
+                        node = self._node(parent.kids[i - 1])
+                        while not node.leaf:
+                            stack.append((node, len(node.kids) - 1))
+                            node = self._node(node.kids[-1])
+                        break
+                else:
+                    return
+                hi = len(node.keys)
+
+    # ---------------------------------------------------------------- public reads
+
+    def get(self, bucket: bytes, key: bytes) -> bytes | None:
+        self._live()
+        root = self._bucket_root(bucket)
+        if root is None:
+            return None
+        v = self._tree_get(root, key)
+        return None if v is None else self._value(v)
+
+    def range(
+        self, bucket: bytes, start: bytes = b"", end: bytes | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Keys in [start, end) in order (descending with reverse); a missing bucket is empty."""
+        self._live()
+        root = self._bucket_root(bucket)
+        if root is None or (end is not None and end <= start):
+            return iter(())
+        it = self._iter(root, start, end, reverse)
+        return self._resolve(it)
+
+    def _resolve(self, it: Iterator[tuple[bytes, Value]]) -> Iterator[tuple[bytes, bytes]]:
+        read_blob = self._pf._read_blob
+        for k, v in it:
+            if type(v) is _Ref:
+                yield k, read_blob(v)  # type: ignore[arg-type]
+            else:
+                yield k, v  # type: ignore[misc]
+
+    def buckets(self) -> list[bytes]:
+        self._live()
+        return [k for k, _ in self._iter(self._dir_root(), b"", None, False)]
+
+
+class WriteTxn(ReadTxn):
+    """The one write transaction; reads see its own writes. Leaving the block without commit() rolls back."""
+
+    def __init__(self, pf: PageFile, meta: _Meta) -> None:
+        super().__init__(pf, meta)
+        self._dir: Child = meta.root
+        self._broots: dict[bytes, Child] = {}  # buckets changed in this txn (0 = empty)
+        self._freed: list[int] = []
+
+    def __enter__(self) -> WriteTxn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._closed:
+            self.rollback()
+
+    def close(self) -> None:
+        if not self._closed:
+            self.rollback()
+
+    def rollback(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pf._writer = None
+
+    def _dir_root(self) -> Child:
+        return self._dir
+
+    def _bucket_root(self, name: bytes) -> Child | None:
+        if name in self._broots:
+            return self._broots[name]
+        v = self._tree_get(self._dir, name)
+        return None if v is None else _U64.unpack(v)[0]  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- copy-on-write tree edits
+
+    def _free_span(self, pgid: int, span: int) -> None:
+        self._freed.extend(range(pgid, pgid + span))
+
+    def _free_value(self, v: Value) -> None:
+        if type(v) is _Ref:
+            self._free_span(v.pgid, self._pf._codec.spans(HDR + v.length))  # type: ignore[union-attr]
+
+    def _own(self, c: Child) -> _Node:
+        """A private dirty copy of a clean node (its page becomes free at commit)."""
+        if type(c) is not int:
+            return c  # type: ignore[return-value]
+        n = self._pf._load(c)  # type: ignore[arg-type]
+        self._free_span(n.pgid, n.span)
+        if n.leaf:
+            return _Node(True, list(n.keys), list(n.vals), None, 0, 1, n.refs)
+        return _Node(False, list(n.keys), None, list(n.kids))
+
+    def _path(self, root: Child, key: bytes) -> tuple[_Node, list[tuple[_Node, int]]]:
+        """Own the root-to-leaf path for key; branch separators are lowered to stay lower bounds."""
+        node = self._own(root)
+        path: list[tuple[_Node, int]] = []
+        while not node.leaf:
+            keys = node.keys
+            i = bisect_right(keys, key) - 1
+            if i < 0:
+                i = 0
+                keys[0] = key
+            kid = node.kids[i]
+            if type(kid) is int:
+                kid = node.kids[i] = self._own(kid)
+            path.append((node, i))
+            node = kid  # type: ignore[assignment]
+        return node, path
+
+    def _tree_put(self, root: Child, key: bytes, value: bytes) -> _Node:
+        top = self._own(root) if root != 0 else _Node(True, [], [])
+        leaf, path = self._path(top, key)
+        keys = leaf.keys
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            self._free_value(leaf.vals[i])
+            leaf.vals[i] = value
+        else:
+            keys.insert(i, key)
+            leaf.vals.insert(i, value)
+            if len(keys) > MAX_ELEMS:
+                return self._split_up(top, leaf, path)
+        return top
+
+    def _split_up(self, top: _Node, node: _Node, path: list[tuple[_Node, int]]) -> _Node:
+        """Halve an oversized dirty node in memory, inserting into ancestors as needed."""
+        while len(node.keys) > MAX_ELEMS:
+            h = len(node.keys) // 2
+            right = _Node(node.leaf, node.keys[h:], node.vals[h:] if node.leaf else None,
+                          None if node.leaf else node.kids[h:], 0, 1, node.refs)  # fmt: skip
+            del node.keys[h:]
+            if node.leaf:
+                del node.vals[h:]
+            else:
+                del node.kids[h:]
+            if not path:
+                return _Node(False, [node.keys[0], right.keys[0]], None, [node, right])
+            parent, i = path.pop()
+            parent.keys.insert(i + 1, right.keys[0])
+            parent.kids.insert(i + 1, right)
+            node = parent
+        return top
+
+    def _tree_delete(self, root: Child, key: bytes) -> Child | None:
+        """The new root, or None when the key is absent (nothing copied)."""
+        if root == 0 or self._tree_get(root, key) is None:
+            return None
+        top = self._own(root)
+        leaf, _ = self._path(top, key)
+        i = bisect_left(leaf.keys, key)
+        del leaf.keys[i]
+        self._free_value(leaf.vals.pop(i))
+        return top
+
+    def _free_tree(self, c: Child) -> None:
+        stack = [c]
+        while stack:
+            c = stack.pop()
+            if c == 0:
+                continue
+            if type(c) is int:
+                n = self._pf._load(c)  # type: ignore[arg-type]
+                self._free_span(n.pgid, n.span)
+            else:
+                n = c  # type: ignore[assignment]
+            if n.leaf:
+                if n.refs:
+                    for v in n.vals:
+                        self._free_value(v)
+            else:
+                stack.extend(n.kids)
+
+    # ---------------------------------------------------------------- public writes
+
+    def create_bucket(self, name: bytes) -> None:
+        self._live()
+        if not name:
+            raise StorageError("bucket name must not be empty")
+        if self._bucket_root(name) is None:
+            self._broots[name] = 0
+
+    def delete_bucket(self, name: bytes) -> None:
+        self._live()
+        root = self._bucket_root(name)
+        if root is None:
+            raise StorageError(f"bucket {name!r} not found")
+        self._free_tree(root)
+        self._broots.pop(name, None)
+        new = self._tree_delete(self._dir, name)
+        if new is not None:
+            self._dir = new
+
+    def put(self, bucket: bytes, key: bytes, value: bytes) -> None:
+        self._live()
+        if not key:
+            raise StorageError("key must not be empty")
+        if len(key) > MAX_LEN or len(value) > MAX_LEN:
+            raise StorageError("key or value too large")
+        root = self._bucket_root(bucket)
+        if root is None:
+            raise StorageError(f"bucket {bucket!r} not found")
+        self._broots[bucket] = self._tree_put(root, bytes(key), bytes(value))
+
+    def delete(self, bucket: bytes, key: bytes) -> bool:
+        self._live()
+        root = self._bucket_root(bucket)
+        if root is None:
+            raise StorageError(f"bucket {bucket!r} not found")
+        new = self._tree_delete(root, key)
+        if new is None:
+            return False
+        self._broots[bucket] = new
+        return True
+
+    # ---------------------------------------------------------------- commit
+
+    def commit(self) -> None:
+        """Write dirty pages, fsync, write the alternate meta page, fsync. Any failure poisons the file."""
+        self._live()
+        pf = self._pf
+        try:
+            _Committer(self).run()
+        except BaseException as exc:
+            pf._broken = f"commit failed: {exc!r}"
+            self._closed = True
+            pf._writer = None
+            raise
+        self._closed = True
+        pf._writer = None
+
+
+class _Committer:
+    """Rebalance, spill (split + write) the dirty trees, then the free list and the meta page."""
+
+    def __init__(self, tx: WriteTxn) -> None:
+        self.tx = tx
+        self.pf = tx._pf
+        self.codec = tx._pf._codec
+        self.writes: list[tuple[int, bytearray]] = []
+
+    def run(self) -> None:
+        tx, pf, codec = self.tx, self.pf, self.codec
+        old = tx._meta
+        txid = old.txid + 1
+        pf._hwm = old.hwm
+        for name, root in tx._broots.items():
+            if type(root) is int:
+                new_root = root
+            else:
+                new_root = self.commit_tree(root)
+            tx._dir = tx._tree_put(tx._dir, name, _U64.pack(new_root))
+        dir_root = self.commit_tree(tx._dir) if type(tx._dir) is not int else tx._dir
+        # the free list: the old one's pages are freed by this commit too
+        freed = tx._freed
+        if old.freelist:
+            freed.extend(range(old.freelist, old.freelist + old.fl_span))
+        pending_all = [p for ps in pf._pending.values() for p in ps]
+        est = len(_runs(sorted(pf._free + pending_all + freed))) + 2
+        fl_pgid, fl_span = 0, 0
+        if est > 2:
+            fl_span = codec.spans(HDR + 8 * est)
+            fl_pgid = pf._allocate(fl_span)
+            runs = _runs(sorted(pf._free + pending_all + freed))
+            self.writes.append((fl_pgid, codec.encode_freelist(runs, fl_pgid, fl_span)))
+        meta = _Meta(txid, dir_root, fl_pgid, fl_span, pf._hwm)
+        f = pf._f
+        self.flush(f, meta.hwm)
+        f.sync()
+        f.pwrite(codec.encode_meta(meta, txid % 2), (txid % 2) * codec.ps)
+        f.sync()
+        pf._meta = meta
+        if freed:
+            pf._pending[txid] = freed
+
+    def flush(self, f: File, hwm: int) -> None:
+        ps = self.codec.ps
+        if f.size() < hwm * ps:
+            f.preallocate(hwm * ps)
+        self.writes.sort(key=lambda w: w[0])
+        i = 0
+        ws = self.writes
+        while i < len(ws):
+            start, buf = ws[i]
+            end = start + len(buf) // ps
+            j = i + 1
+            if j < len(ws) and ws[j][0] == end:
+                parts = [buf]
+                while j < len(ws) and ws[j][0] == end:
+                    parts.append(ws[j][1])
+                    end += len(ws[j][1]) // ps
+                    j += 1
+                f.pwrite(b"".join(parts), start * ps)
+            else:
+                f.pwrite(buf, start * ps)
+            i = j
+
+    def write_node(self, node: _Node) -> int:
+        codec, pf = self.codec, self.pf
+        if node.leaf:
+            vals: list[bytes] = []
+            flags: list[int] = []
+            refs = False
+            for i, v in enumerate(node.vals):
+                if type(v) is not _Ref and len(v) > codec.blob_min:  # type: ignore[arg-type]
+                    v = node.vals[i] = self.write_blob(v)  # type: ignore[arg-type]
+                if type(v) is _Ref:
+                    vals.append(_REF.pack(v.pgid, v.length))  # type: ignore[union-attr]
+                    flags.append(REF_FLAG)
+                    refs = True
+                else:
+                    vals.append(v)  # type: ignore[arg-type]
+                    flags.append(0)
+            node.refs = refs
+            span = codec.spans(codec.leaf_size(node))
+            pgid = pf._allocate(span)
+            buf = codec.encode_leaf(node.keys, vals, flags, pgid)
+        else:
+            kids = node.kids
+            span = codec.spans(codec.branch_size(node))
+            pgid = pf._allocate(span)
+            buf = codec.encode_branch(node.keys, kids, pgid)  # type: ignore[arg-type]
+        node.pgid = pgid
+        node.span = span
+        self.writes.append((pgid, buf))
+        pf._remember(node)
+        return pgid
+
+    def write_blob(self, data: bytes) -> _Ref:
+        span = self.codec.spans(HDR + len(data))
+        pgid = self.pf._allocate(span)
+        self.pf._cache.pop(pgid, None)
+        self.writes.append((pgid, self.codec.encode_blob(data, pgid)))
+        return _Ref(pgid, len(data))
+
+    def commit_tree(self, root: _Node) -> int:
+        self.rebalance(root)
+        while not root.leaf and len(root.kids) == 1:
+            kid = root.kids[0]
+            if type(kid) is int:
+                return kid
+            root = kid  # type: ignore[assignment]
+        pieces = self.spill(root)
+        while len(pieces) > 1:
+            pieces = self.spill(_Node(False, [k for k, _ in pieces], None, [p for _, p in pieces]))
+        return pieces[0][1] if pieces else 0
+
+    def rebalance(self, node: _Node) -> None:
+        """Drop empty dirty children and merge small dirty ones into a sibling (bottom-up)."""
+        if node.leaf:
+            return
+        tx, codec = self.tx, self.codec
+        small = int(codec.ps * MERGE_BELOW)
+        kids, keys = node.kids, node.keys
+        for c in kids:
+            if type(c) is not int:
+                self.rebalance(c)  # type: ignore[arg-type]
+        i = 0
+        while i < len(kids):
+            c = kids[i]
+            if type(c) is int:
+                i += 1
+                continue
+            cn: _Node = c  # type: ignore[assignment]
+            if not cn.keys:
+                del kids[i], keys[i]
+                continue
+            if len(kids) > 1 and codec.size(cn) < small:
+                j = i - 1 if i > 0 else i + 1
+                left_i = min(i, j)
+                left = kids[left_i] = tx._own(kids[left_i])
+                right = kids[left_i + 1] = tx._own(kids[left_i + 1])
+                if not left.leaf:
+                    right.keys[0] = keys[left_i + 1]
+                left.keys += right.keys
+                if left.leaf:
+                    left.vals += right.vals
+                    left.refs = left.refs or right.refs
+                else:
+                    left.kids += right.kids
+                del kids[left_i + 1], keys[left_i + 1]
+                i = left_i
+                if codec.size(left) >= small:
+                    i += 1
+                continue
+            i += 1
+
+    def spill(self, node: _Node) -> list[tuple[bytes, int]]:
+        """Write a dirty node (split by size) after its dirty children; [(first key, pgid)] per piece."""
+        codec = self.codec
+        if not node.leaf:
+            keys: list[bytes] = []
+            kids: list[Child] = []
+            for k, c in zip(node.keys, node.kids):
+                if type(c) is int:
+                    keys.append(k)
+                    kids.append(c)
+                else:
+                    for j, (fk, pg) in enumerate(self.spill(c)):  # type: ignore[arg-type]
+                        keys.append(k if j == 0 else fk)
+                        kids.append(pg)
+            node.keys, node.kids = keys, kids
+        if not node.keys:
+            return []
+        size = codec.size(node)
+        if size <= codec.ps or len(node.keys) == 1:
+            return [(node.keys[0], self.write_node(node))]
+        # split into pieces of at most FILL * page
+        limit = int(codec.ps * FILL) - HDR
+        out: list[tuple[bytes, int]] = []
+        n = len(node.keys)
+        lo = 0
+        acc = 0
+        blob_min = codec.blob_min
+        for i in range(n + 1):
+            if i < n:
+                k = node.keys[i]
+                if node.leaf:
+                    v = node.vals[i]
+                    vl = 16 if (type(v) is _Ref or len(v) > blob_min) else len(v)  # type: ignore[arg-type]
+                    es = 8 + len(k) + vl
+                else:
+                    es = 12 + len(k)
+                if not (acc + es > limit and i > lo):
+                    acc += es
+                    continue
+            piece = _Node(node.leaf, node.keys[lo:i], node.vals[lo:i] if node.leaf else None,
+                          None if node.leaf else node.kids[lo:i])  # fmt: skip
+            out.append((piece.keys[0], self.write_node(piece)))
+            lo = i
+            acc = es if i < n else 0
+        return out
+
+
+class _Checker:
+    """Offline verification for `PageFile.check`: every problem found, as text naming page and offset."""
+
+    def __init__(self, f: File, path: str, page_size: int) -> None:
+        self.f = f
+        self.path = path
+        self.page_size = page_size
+        self.problems: list[str] = []
+        self.used: dict[int, str] = {}
+        self.hwm = 0
+        self.leaf_depth: int | None = None
+
+    def problem(self, pgid: int, codec: _Codec, text: str) -> None:
+        self.problems.append(f"{self.path}: page {pgid} (offset {pgid * codec.ps}): {text}")
+
+    def claim(self, codec: _Codec, pgid: int, span: int, what: str) -> bool:
+        ok = True
+        for p in range(pgid, pgid + span):
+            if p < 2 or p >= self.hwm:
+                self.problem(p, codec, f"{what} outside the file's pages [2, {self.hwm})")
+                ok = False
+            elif p in self.used:
+                self.problem(p, codec, f"used twice: {what} and {self.used[p]}")
+                ok = False
+            else:
+                self.used[p] = what
+        return ok
+
+    def run(self) -> list[str]:
+        try:
+            codec, meta = _read_metas(self.f, self.path, self.page_size)
+        except CorruptionError as exc:
+            return [str(exc)]
+        self.hwm = meta.hwm
+        if self.f.size() < meta.hwm * codec.ps:
+            self.problems.append(f"{self.path}: file has {self.f.size()} bytes, its meta needs {meta.hwm} pages")
+            return self.problems
+        free: set[int] = set()
+        if meta.freelist and self.claim(codec, meta.freelist, meta.fl_span, "freelist"):
+            try:
+                buf, _t, count = codec.read_span(self.f, meta.freelist, FREELIST)
+                runs = struct.unpack_from(f"<{2 * count}Q", buf, HDR)
+                for i in range(0, len(runs), 2):
+                    free.update(range(runs[i], runs[i] + runs[i + 1]))
+            except (CorruptionError, struct.error) as exc:
+                self.problems.append(str(exc))
+        buckets: list[tuple[bytes, int]] = []
+        self.tree(codec, meta.root, "directory", b"", None, 0, buckets)
+        for name, root in buckets:
+            self.leaf_depth = None
+            self.tree(codec, root, f"bucket {name!r}", b"", None, 0, None)
+        for p in sorted(free):
+            if p < 2 or p >= meta.hwm:
+                self.problem(p, codec, "free page outside the file's pages")
+            elif p in self.used:
+                self.problem(p, codec, f"listed free but used by {self.used[p]}")
+        for p in range(2, meta.hwm):
+            if p not in self.used and p not in free:
+                self.problem(p, codec, "neither reachable nor free (leaked)")
+        return self.problems
+
+    def tree(
+        self,
+        codec: _Codec,
+        pgid: int,
+        what: str,
+        lo: bytes,
+        hi: bytes | None,
+        depth: int,
+        buckets: list[tuple[bytes, int]] | None,
+    ) -> None:
+        if pgid == 0:
+            return
+        try:
+            buf, typ, count = codec.read_span(self.f, pgid)
+            node = codec.decode_node(buf, typ, count, pgid)
+        except CorruptionError as exc:
+            self.problems.append(f"{exc} (in {what})")
+            return
+        if not self.claim(codec, pgid, node.span, what):
+            return
+        keys = node.keys
+        if not keys:
+            self.problem(pgid, codec, f"empty node in {what}")
+        if any(a >= b for a, b in zip(keys, islice(keys, 1, None))):
+            self.problem(pgid, codec, f"keys out of order in {what}")
+        if keys and (keys[0] < lo or (hi is not None and keys[-1] >= hi)):
+            self.problem(pgid, codec, f"keys outside the parent's bounds in {what}")
+        if node.leaf:
+            if self.leaf_depth is None:
+                self.leaf_depth = depth
+            elif self.leaf_depth != depth:
+                self.problem(pgid, codec, f"leaf at depth {depth}, others at {self.leaf_depth} in {what}")
+            for k, v in zip(keys, node.vals):
+                if type(v) is _Ref:
+                    if self.claim(codec, v.pgid, codec.spans(HDR + v.length), f"blob in {what}"):
+                        try:
+                            _b, _t, n = codec.read_span(self.f, v.pgid, BLOB)
+                            if n != v.length:
+                                self.problem(v.pgid, codec, f"blob length {n}, leaf says {v.length}")
+                        except CorruptionError as exc:
+                            self.problems.append(f"{exc} (blob in {what})")
+                elif buckets is not None:
+                    if len(v) != 8:
+                        self.problem(pgid, codec, f"directory entry {k!r} is not a page id")
+                    else:
+                        buckets.append((k, _U64.unpack(v)[0]))
+            return
+        for i, kid in enumerate(node.kids):
+            klo = keys[i] if keys[i] > lo else lo
+            khi = keys[i + 1] if i + 1 < len(keys) else hi
+            self.tree(codec, kid, what, klo, khi, depth + 1, buckets)  # type: ignore[arg-type]
