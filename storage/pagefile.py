@@ -26,7 +26,7 @@ from __future__ import annotations
 import posixpath
 import struct
 import zlib
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from itertools import accumulate, islice
 from typing import BinaryIO
@@ -70,8 +70,6 @@ class _Ref:
     def __init__(self, pgid: int, length: int) -> None:
         self.pgid = pgid
         self.length = length
-
-
 
 
 class _Node:
@@ -172,7 +170,7 @@ class _Codec:
     def encode_leaf(self, keys: list[bytes], vals: list[bytes], vflags: list[int], pgid: int) -> bytearray:
         n = len(keys)
         klens = [len(k) for k in keys]
-        vlens = [len(v) | f for v, f in zip(vals, vflags)]
+        vlens = [len(v) | f for v, f in zip(vals, vflags, strict=False)]
         kblob = b"".join(keys)
         vblob = b"".join(vals)
         total = HDR + 8 * n + len(kblob) + len(vblob)
@@ -249,11 +247,11 @@ class _Codec:
                 if refs:
                     vlens = tuple(16 if v & REF_FLAG else v for v in vlens)
                 offs = list(accumulate(klens, initial=HDR + 8 * n))
-                keys = [buf[a:b] for a, b in zip(offs, islice(offs, 1, None))]
+                keys = [buf[a:b] for a, b in zip(offs, islice(offs, 1, None), strict=False)]
                 voffs = list(accumulate(vlens, initial=offs[-1]))
                 if voffs[-1] > len(buf):
                     raise ValueError("elements run past the span")
-                vals: list[Value] = [buf[a:b] for a, b in zip(voffs, islice(voffs, 1, None))]
+                vals: list[Value] = [buf[a:b] for a, b in zip(voffs, islice(voffs, 1, None), strict=False)]
                 if refs:
                     for i, v in enumerate(lens[n:]):
                         if v & REF_FLAG:
@@ -265,7 +263,7 @@ class _Codec:
                 offs = list(accumulate(fields[:n], initial=HDR + 12 * n))
                 if offs[-1] > len(buf):
                     raise ValueError("keys run past the span")
-                keys = [buf[a:b] for a, b in zip(offs, islice(offs, 1, None))]
+                keys = [buf[a:b] for a, b in zip(offs, islice(offs, 1, None), strict=False)]
                 return _Node(False, keys, None, list(fields[n:]), pgid, span)
         except (struct.error, ValueError) as exc:
             raise self.corrupt(pgid, f"malformed node: {exc}") from None
@@ -566,7 +564,7 @@ def _write_empty(fs: FileSystem, path: str, page_size: int, txid: int) -> None:
     f = fs.open(path, create=True)
     try:
         f.truncate(0)
-        f.pwrite(codec.encode_meta(meta, 0) + codec.encode_meta(meta, 1), 0)
+        f.pwrite(bytes(codec.encode_meta(meta, 0) + codec.encode_meta(meta, 1)), 0)
         f.sync()
     finally:
         f.close()
@@ -606,7 +604,7 @@ class ReadTxn:
     # ---------------------------------------------------------------- tree walking (clean or dirty)
 
     def _node(self, c: Child) -> _Node:
-        return self._pf._load(c) if type(c) is int else c  # type: ignore[return-value,arg-type]
+        return self._pf._load(c) if type(c) is int else c  # type: ignore[return-value]
 
     def _tree_get(self, root: Child, key: bytes) -> Value | None:
         if root == 0:
@@ -622,7 +620,7 @@ class ReadTxn:
         return None
 
     def _value(self, v: Value) -> bytes:
-        return self._pf._read_blob(v) if type(v) is _Ref else v  # type: ignore[arg-type,return-value]
+        return self._pf._read_blob(v) if type(v) is _Ref else v  # type: ignore[return-value]
 
     def _dir_root(self) -> Child:
         return self._meta.root
@@ -637,7 +635,9 @@ class ReadTxn:
             self._roots[name] = root
         return root
 
-    def _iter(self, root: Child, start: bytes, end: bytes | None, reverse: bool) -> Iterator[tuple[bytes, Value]]:
+    def _iter(
+        self, root: Child, start: bytes, end: bytes | None, reverse: bool
+    ) -> Iterator[tuple[bytes, Value]]:
         if root == 0:
             return
         node = self._node(root)
@@ -657,11 +657,7 @@ class ReadTxn:
                     hi = bisect_left(keys, end, lo)
                     stop = True
                 if lo < hi:
-                    if node.refs:
-                        for k, v in zip(keys[lo:hi], node.vals[lo:hi]):
-                            yield k, v
-                    else:
-                        yield from zip(keys[lo:hi], node.vals[lo:hi])
+                    yield from zip(keys[lo:hi], node.vals[lo:hi], strict=False)
                 if stop:
                     return
                 # next leaf
@@ -696,7 +692,7 @@ class ReadTxn:
                     lo = bisect_left(keys, start, 0, hi)
                     stop = True
                 if lo < hi:
-                    yield from zip(reversed(keys[lo:hi]), reversed(node.vals[lo:hi]))
+                    yield from zip(reversed(keys[lo:hi]), reversed(node.vals[lo:hi]), strict=False)
                 if stop:
                     return
                 while stack:
@@ -737,7 +733,7 @@ class ReadTxn:
         read_blob = self._pf._read_blob
         for k, v in it:
             if type(v) is _Ref:
-                yield k, read_blob(v)  # type: ignore[arg-type]
+                yield k, read_blob(v)
             else:
                 yield k, v  # type: ignore[misc]
 
@@ -787,13 +783,13 @@ class WriteTxn(ReadTxn):
 
     def _free_value(self, v: Value) -> None:
         if type(v) is _Ref:
-            self._free_span(v.pgid, self._pf._codec.spans(HDR + v.length))  # type: ignore[union-attr]
+            self._free_span(v.pgid, self._pf._codec.spans(HDR + v.length))
 
     def _own(self, c: Child) -> _Node:
         """A private dirty copy of a clean node (its page becomes free at commit)."""
         if type(c) is not int:
             return c  # type: ignore[return-value]
-        n = self._pf._load(c)  # type: ignore[arg-type]
+        n = self._pf._load(c)
         self._free_span(n.pgid, n.span)
         if n.leaf:
             return _Node(True, list(n.keys), list(n.vals), None, 0, 1, n.refs)
@@ -868,7 +864,7 @@ class WriteTxn(ReadTxn):
             if c == 0:
                 continue
             if type(c) is int:
-                n = self._pf._load(c)  # type: ignore[arg-type]
+                n = self._pf._load(c)
                 self._free_span(n.pgid, n.span)
             else:
                 n = c  # type: ignore[assignment]
@@ -953,12 +949,9 @@ class _Committer:
         txid = old.txid + 1
         pf._hwm = old.hwm
         for name, root in tx._broots.items():
-            if type(root) is int:
-                new_root = root
-            else:
-                new_root = self.commit_tree(root)
+            new_root = root if isinstance(root, int) else self.commit_tree(root)
             tx._dir = tx._tree_put(tx._dir, name, _U64.pack(new_root))
-        dir_root = self.commit_tree(tx._dir) if type(tx._dir) is not int else tx._dir
+        dir_root = tx._dir if isinstance(tx._dir, int) else self.commit_tree(tx._dir)
         # the free list: the old one's pages are freed by this commit too
         freed = tx._freed
         if old.freelist:
@@ -975,7 +968,7 @@ class _Committer:
         f = pf._f
         self.flush(f, meta.hwm)
         f.sync()
-        f.pwrite(codec.encode_meta(meta, txid % 2), (txid % 2) * codec.ps)
+        f.pwrite(memoryview(codec.encode_meta(meta, txid % 2)), (txid % 2) * codec.ps)
         f.sync()
         pf._meta = meta
         if freed:
@@ -1000,7 +993,7 @@ class _Committer:
                     j += 1
                 f.pwrite(b"".join(parts), start * ps)
             else:
-                f.pwrite(buf, start * ps)
+                f.pwrite(memoryview(buf), start * ps)
             i = j
 
     def write_node(self, node: _Node) -> int:
@@ -1013,7 +1006,7 @@ class _Committer:
                 if type(v) is not _Ref and len(v) > codec.blob_min:  # type: ignore[arg-type]
                     v = node.vals[i] = self.write_blob(v)  # type: ignore[arg-type]
                 if type(v) is _Ref:
-                    vals.append(_REF.pack(v.pgid, v.length))  # type: ignore[union-attr]
+                    vals.append(_REF.pack(v.pgid, v.length))
                     flags.append(REF_FLAG)
                     refs = True
                 else:
@@ -1099,7 +1092,7 @@ class _Committer:
         if not node.leaf:
             keys: list[bytes] = []
             kids: list[Child] = []
-            for k, c in zip(node.keys, node.kids):
+            for k, c in zip(node.keys, node.kids, strict=False):
                 if type(c) is int:
                     keys.append(k)
                     kids.append(c)
@@ -1175,7 +1168,9 @@ class _Checker:
             return [str(exc)]
         self.hwm = meta.hwm
         if self.f.size() < meta.hwm * codec.ps:
-            self.problems.append(f"{self.path}: file has {self.f.size()} bytes, its meta needs {meta.hwm} pages")
+            self.problems.append(
+                f"{self.path}: file has {self.f.size()} bytes, its meta needs {meta.hwm} pages"
+            )
             return self.problems
         free: set[int] = set()
         if meta.freelist and self.claim(codec, meta.freelist, meta.fl_span, "freelist"):
@@ -1224,7 +1219,7 @@ class _Checker:
         keys = node.keys
         if not keys:
             self.problem(pgid, codec, f"empty node in {what}")
-        if any(a >= b for a, b in zip(keys, islice(keys, 1, None))):
+        if any(a >= b for a, b in zip(keys, islice(keys, 1, None), strict=False)):
             self.problem(pgid, codec, f"keys out of order in {what}")
         if keys and (keys[0] < lo or (hi is not None and keys[-1] >= hi)):
             self.problem(pgid, codec, f"keys outside the parent's bounds in {what}")
@@ -1233,7 +1228,7 @@ class _Checker:
                 self.leaf_depth = depth
             elif self.leaf_depth != depth:
                 self.problem(pgid, codec, f"leaf at depth {depth}, others at {self.leaf_depth} in {what}")
-            for k, v in zip(keys, node.vals):
+            for k, v in zip(keys, node.vals, strict=False):
                 if type(v) is _Ref:
                     if self.claim(codec, v.pgid, codec.spans(HDR + v.length), f"blob in {what}"):
                         try:
@@ -1243,6 +1238,7 @@ class _Checker:
                         except CorruptionError as exc:
                             self.problems.append(f"{exc} (blob in {what})")
                 elif buckets is not None:
+                    assert isinstance(v, bytes)
                     if len(v) != 8:
                         self.problem(pgid, codec, f"directory entry {k!r} is not a page id")
                     else:
