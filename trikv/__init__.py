@@ -1,3 +1,75 @@
-"""trikv: an etcd-class distributed key-value store on Trio. This package is the public client."""
+"""trikv: an etcd-class distributed key-value store on Trio. This package is the public client.
+
+The client names are loaded lazily (PEP 562), so the server and storage layers, which import
+`trikv.api`, do not pay for importing the client and its WebSocket stack.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_CLIENT_NAMES = (
+    "Client",
+    "Txn",
+    "connect",
+    "create_revision",
+    "delete_op",
+    "get_op",
+    "lease",
+    "mod_revision",
+    "put_op",
+    "value",
+    "version",
+    "MessageTooLargeError",
+    "DeadlineExceededError",
+)
+
+__all__ = [
+    "Client",
+    "DeadlineExceededError",
+    "MessageTooLargeError",
+    "Txn",
+    "__version__",
+    "connect",
+    "create_revision",
+    "delete_op",
+    "errors",
+    "get_op",
+    "lease",
+    "mod_revision",
+    "put_op",
+    "value",
+    "version",
+]
+
+if TYPE_CHECKING:
+    from trikv.api import errors
+    from trikv.client import (
+        Client,
+        DeadlineExceededError,
+        MessageTooLargeError,
+        Txn,
+        connect,
+        create_revision,
+        delete_op,
+        get_op,
+        lease,
+        mod_revision,
+        put_op,
+        value,
+        version,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from trikv import client
+
+        return getattr(client, name)
+    if name == "errors":
+        from trikv.api import errors
+
+        return errors
+    raise AttributeError(f"module 'trikv' has no attribute {name!r}")

@@ -1,0 +1,754 @@
+"""The public Trio client: `async with trikv.connect([...]) as c: await c.put(k, v)`.
+
+One WebSocket per endpoint in use carries many concurrent requests, multiplexed by request id: callers
+queue encoded items, a writer task coalesces everything queued in the same scheduling tick into one
+frame (framing costs tens of microseconds per message in pure Python), a reader task dispatches response
+items back to the waiting callers by id.
+
+Retry rules (why they are strict): reads (range, status, member_list) are retried on another endpoint
+or after a reconnect, until the request deadline. Writes (put, delete, txn, compact) are retried only
+when the request provably never reached a server (not sent before the connection died, or refused by
+the server before proposing: no leader / not capable / learner). Any other failure after sending raises
+`OutcomeUnknownError` with the cause chained, because a blind retry of an applied txn can turn a won
+lock into a lost one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import trio
+import trio_websocket
+
+from trikv.api import codec, errors, protocol, rpc
+from trikv.api.protocol import (
+    MemberListRequest,
+    MemberListResponse,
+    StatusRequest,
+    StatusResponse,
+)
+
+T = TypeVar("T")
+
+KeyLike = str | bytes
+
+# The largest frame this client sends (etcd's client: max-request-bytes + 512 KiB = 2 MiB), and the
+# largest it accepts (etcd's client: MaxInt32; a big range response must not kill the connection).
+DEFAULT_MAX_SEND_BYTES = protocol.DEFAULT_MAX_REQUEST_BYTES + protocol.FRAME_OVERHEAD_BYTES
+DEFAULT_MAX_RECV_BYTES = 2**31 - 1
+
+# Errors that prove a write was not proposed: the server refused it at the door.
+_SAFE_WRITE_RETRY: tuple[type[errors.EtcdError], ...] = (
+    errors.NoLeaderError,
+    errors.NotCapableError,
+    errors.NotSupportedForLearnerError,
+)
+
+_QUEUED, _SENT, _DONE, _ABANDONED = range(4)
+
+
+class MessageTooLargeError(errors.ClientError):
+    """A request larger than the transport's frame limit; refused locally, it never left (etcd wording)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            "rpc error: code = ResourceExhausted desc = "
+            f"trying to send message larger than max ({size} vs. {limit})"
+        )
+        self.size = size
+        self.limit = limit
+
+
+class DeadlineExceededError(errors.ClientError):
+    """The request deadline passed before an answer (and, for writes, before the request was sent)."""
+
+    def __init__(self, message: str = "context deadline exceeded") -> None:
+        super().__init__(message)
+
+
+class _NotSent(Exception):
+    """Internal: the connection failed before this request left; any request may be retried."""
+
+
+class _LostAfterSend(Exception):
+    """Internal: the connection failed after this request was (maybe) sent."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def to_bytes(data: KeyLike) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"expected str or bytes, got {type(data).__name__}")
+
+
+def prefix_range_end(prefix: bytes) -> bytes:
+    """etcd's GetPrefixRangeEnd: the first key after every key that starts with `prefix`."""
+    end = bytearray(prefix)
+    for i in range(len(end) - 1, -1, -1):
+        if end[i] < 0xFF:
+            end[i] += 1
+            return bytes(end[: i + 1])
+    # Empty or all 0xff: no upper bound, i.e. "to the end of the key space".
+    return b"\0"
+
+
+def key_range(
+    key: KeyLike, range_end: KeyLike | None = None, *, prefix: bool = False, from_key: bool = False
+) -> tuple[bytes, bytes]:
+    """(key, range_end) with etcdctl's rules for --prefix and --from-key (empty key means everything)."""
+    k = to_bytes(key)
+    if prefix and from_key:
+        raise ValueError("prefix and from_key cannot both be set")
+    if prefix or from_key:
+        if range_end is not None:
+            raise ValueError("range_end cannot be combined with prefix or from_key")
+        if not k:
+            return b"\0", b"\0"
+        return k, (prefix_range_end(k) if prefix else b"\0")
+    return k, (b"" if range_end is None else to_bytes(range_end))
+
+
+def parse_endpoint(endpoint: str) -> str:
+    """'host:port' or 'http://host:port' (etcdctl's forms) -> the WebSocket URL on the client port."""
+    text = endpoint.strip()
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None or not parts.hostname or parts.port is None:
+        raise errors.ConfigError(f"bad endpoint {endpoint!r}: expected host:port or http://host:port")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{scheme}://{host}:{parts.port}{protocol.WS_PATH}"
+
+
+def _array_header(n: int) -> bytes:
+    """CBOR major type 4 (array) header, so a frame is built by concatenating pre-encoded items."""
+    if n < 24:
+        return bytes((0x80 | n,))
+    if n < 0x100:
+        return bytes((0x98, n))
+    if n < 0x10000:
+        return b"\x99" + n.to_bytes(2, "big")
+    return b"\x9a" + n.to_bytes(4, "big")
+
+
+# --------------------------------------------------------------------------- one connection
+
+
+class _Call:
+    """One request in flight on one connection; `state` says whether it provably never left."""
+
+    __slots__ = ("error", "event", "id", "item", "result", "state")
+
+    def __init__(self, request_id: int, item: bytes) -> None:
+        self.id = request_id
+        self.item = item
+        self.state = _QUEUED
+        self.event = trio.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Conn:
+    """One WebSocket to one endpoint: a writer task coalesces queued items, a reader task dispatches."""
+
+    def __init__(self, url: str, max_send: int, max_recv: int) -> None:
+        self.url = url
+        self.max_send = max_send
+        self.max_recv = max_recv
+        self.dead = False
+        self.error: BaseException | None = None
+        self._next_id = 1
+        self._pending: dict[int, _Call] = {}
+        self._send, self._recv = trio.open_memory_channel[_Call](math.inf)
+        self._scope: trio.CancelScope | None = None
+        self._ws: trio_websocket.WebSocketConnection | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[bool] = trio.TASK_STATUS_IGNORED) -> None:
+        """Dial, report started(True) (or started(False) when the dial fails), then serve until closed."""
+        started = False
+        try:
+            async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
+                ws = await trio_websocket.connect_websocket_url(
+                    nursery, self.url, max_message_size=self.max_recv
+                )
+                self._ws = ws
+                started = True
+                task_status.started(True)
+                nursery.start_soon(self._reader, ws)
+                nursery.start_soon(self._writer, ws)
+        except Exception as exc:  # any failure of this connection ends it; callers see it as the cause
+            self.error = exc
+        finally:
+            self._die()
+        if not started:
+            task_status.started(False)
+
+    def _die(self) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        if self.error is None:
+            self.error = trio_websocket.ConnectionClosed(self._ws.closed if self._ws else None)
+        self._send.close()
+        pending, self._pending = self._pending, {}
+        for call in pending.values():
+            if call.state == _QUEUED:
+                call.error = _NotSent(self.error)
+            elif call.state == _SENT:
+                call.error = _LostAfterSend(self.error)
+            else:
+                continue
+            call.state = _DONE
+            call.event.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def close(self) -> None:
+        ws = self._ws
+        if ws is not None and not self.dead:
+            with trio.move_on_after(1.0):
+                await ws.aclose()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def new_call(self, item_tail: bytes) -> _Call:
+        request_id = self._next_id
+        self._next_id += 1
+        return _Call(request_id, b"\x83" + codec.encode(request_id) + item_tail)
+
+    async def request(self, call: _Call) -> Any:
+        """Queue `call` and wait for its answer; raises _NotSent/_LostAfterSend or the server's error."""
+        if self.dead:
+            raise _NotSent(self.error)
+        self._pending[call.id] = call
+        self._send.send_nowait(call)
+        try:
+            await call.event.wait()
+        except BaseException:
+            if call.state == _QUEUED:
+                call.state = _ABANDONED
+            self._pending.pop(call.id, None)
+            raise
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    async def _writer(self, ws: trio_websocket.WebSocketConnection) -> None:
+        try:
+            async for first in self._recv:
+                # One checkpoint lets every task runnable in this tick queue its request: one frame.
+                await trio.sleep(0)
+                batch = [first]
+                while True:
+                    try:
+                        batch.append(self._recv.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                frame: list[bytes] = []
+                size = 0
+                for call in batch:
+                    if call.state != _QUEUED:
+                        continue
+                    if frame and size + len(call.item) + 5 > self.max_send:
+                        await self._send_frame(ws, frame)
+                        frame, size = [], 0
+                    frame.append(call.item)
+                    size += len(call.item)
+                    # Marked before the await: once send_message starts, the bytes may reach the server.
+                    call.state = _SENT
+                if frame:
+                    await self._send_frame(ws, frame)
+        except (trio_websocket.ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._fail(exc)
+
+    @staticmethod
+    async def _send_frame(ws: trio_websocket.WebSocketConnection, items: list[bytes]) -> None:
+        await ws.send_message(_array_header(len(items)) + b"".join(items))
+
+    async def _reader(self, ws: trio_websocket.WebSocketConnection) -> None:
+        try:
+            while True:
+                data = await ws.get_message()
+                if not isinstance(data, bytes):
+                    raise codec.CodecError("text frame on a binary protocol")
+                for rid, status, result in protocol.decode_frame(data):
+                    call = self._pending.pop(rid, None)
+                    if call is None or call.state == _DONE:
+                        continue  # a request we stopped waiting for, or id 0 (undecodable frame)
+                    if status == protocol.OK:
+                        call.result = result
+                    else:
+                        call.error = errors.from_wire(result if isinstance(result, dict) else {})
+                    call.state = _DONE
+                    call.event.set()
+        except (trio_websocket.ConnectionClosed, codec.CodecError, ValueError) as exc:
+            self._fail(exc)
+
+
+# --------------------------------------------------------------------------- compares and ops
+
+
+class _CompareTarget:
+    """`value(k) == b"x"`, `version(k) > 0`: operator overloads that build an rpc.Compare."""
+
+    __slots__ = ("key", "range_end", "target")
+
+    def __init__(self, target: rpc.CompareTarget, key: KeyLike, range_end: bytes) -> None:
+        self.target = target
+        self.key = to_bytes(key)
+        self.range_end = range_end
+
+    def _cmp(self, result: rpc.CompareResult, other: Any) -> rpc.Compare:
+        if self.target == rpc.CompareTarget.VALUE:
+            value: int | bytes = to_bytes(other)
+        elif isinstance(other, int) and not isinstance(other, bool):
+            value = other
+        else:
+            raise TypeError(f"{self.target.name.lower()} compares against an int")
+        return rpc.Compare(result, self.target, self.key, value, self.range_end)
+
+    def __eq__(self, other: Any) -> rpc.Compare:  # type: ignore[override]
+        return self._cmp(rpc.CompareResult.EQUAL, other)
+
+    def __ne__(self, other: Any) -> rpc.Compare:  # type: ignore[override]
+        return self._cmp(rpc.CompareResult.NOT_EQUAL, other)
+
+    def __gt__(self, other: Any) -> rpc.Compare:
+        return self._cmp(rpc.CompareResult.GREATER, other)
+
+    def __lt__(self, other: Any) -> rpc.Compare:
+        return self._cmp(rpc.CompareResult.LESS, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _target(
+    target: rpc.CompareTarget, key: KeyLike, range_end: KeyLike | None, prefix: bool
+) -> _CompareTarget:
+    k, end = key_range(key, range_end, prefix=prefix)
+    return _CompareTarget(target, k, end)
+
+
+def value(key: KeyLike, range_end: KeyLike | None = None, *, prefix: bool = False) -> _CompareTarget:
+    return _target(rpc.CompareTarget.VALUE, key, range_end, prefix)
+
+
+def version(key: KeyLike, range_end: KeyLike | None = None, *, prefix: bool = False) -> _CompareTarget:
+    return _target(rpc.CompareTarget.VERSION, key, range_end, prefix)
+
+
+def create_revision(
+    key: KeyLike, range_end: KeyLike | None = None, *, prefix: bool = False
+) -> _CompareTarget:
+    return _target(rpc.CompareTarget.CREATE, key, range_end, prefix)
+
+
+def mod_revision(key: KeyLike, range_end: KeyLike | None = None, *, prefix: bool = False) -> _CompareTarget:
+    return _target(rpc.CompareTarget.MOD, key, range_end, prefix)
+
+
+def lease(key: KeyLike, range_end: KeyLike | None = None, *, prefix: bool = False) -> _CompareTarget:
+    return _target(rpc.CompareTarget.LEASE, key, range_end, prefix)
+
+
+def put_op(
+    key: KeyLike,
+    value: KeyLike = b"",
+    *,
+    lease: int = 0,
+    prev_kv: bool = False,
+    ignore_value: bool = False,
+    ignore_lease: bool = False,
+) -> rpc.PutRequest:
+    return rpc.PutRequest(to_bytes(key), to_bytes(value), lease, prev_kv, ignore_value, ignore_lease)
+
+
+def get_op(
+    key: KeyLike,
+    range_end: KeyLike | None = None,
+    *,
+    prefix: bool = False,
+    from_key: bool = False,
+    revision: int = 0,
+    limit: int = 0,
+    serializable: bool = False,
+    keys_only: bool = False,
+    count_only: bool = False,
+    sort_order: rpc.SortOrder = rpc.SortOrder.NONE,
+    sort_target: rpc.SortTarget = rpc.SortTarget.KEY,
+) -> rpc.RangeRequest:
+    k, end = key_range(key, range_end, prefix=prefix, from_key=from_key)
+    if sort_target == rpc.SortTarget.KEY and sort_order == rpc.SortOrder.ASCEND:
+        # Keys come back ascending anyway; asking for the sort makes the server sort the whole range.
+        sort_order = rpc.SortOrder.NONE
+    return rpc.RangeRequest(
+        k,
+        end,
+        limit=limit,
+        revision=max(revision, 0),
+        sort_order=sort_order,
+        sort_target=sort_target,
+        serializable=serializable,
+        keys_only=keys_only,
+        count_only=count_only,
+    )
+
+
+def delete_op(
+    key: KeyLike,
+    range_end: KeyLike | None = None,
+    *,
+    prefix: bool = False,
+    from_key: bool = False,
+    prev_kv: bool = False,
+) -> rpc.DeleteRangeRequest:
+    k, end = key_range(key, range_end, prefix=prefix, from_key=from_key)
+    return rpc.DeleteRangeRequest(k, end, prev_kv)
+
+
+class Txn:
+    """etcd's txn builder: `c.txn().if_(...).then(...).else_(...)`, each part at most once, in order."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._stage = 0
+        self._compare: list[rpc.Compare] = []
+        self._success: list[rpc.RequestOp] = []
+        self._failure: list[rpc.RequestOp] = []
+
+    def _advance(self, stage: int, name: str) -> None:
+        if self._stage >= stage:
+            raise errors.ClientError(f"txn: {name} called out of order or twice")
+        self._stage = stage
+
+    def if_(self, *compares: rpc.Compare) -> Txn:
+        self._advance(1, "if_")
+        for cmp in compares:
+            if not isinstance(cmp, rpc.Compare):
+                raise TypeError(f"txn.if_ takes Compare objects, got {type(cmp).__name__}")
+        self._compare.extend(compares)
+        return self
+
+    def then(self, *ops: rpc.RequestOp) -> Txn:
+        self._advance(2, "then")
+        self._success.extend(ops)
+        return self
+
+    def else_(self, *ops: rpc.RequestOp) -> Txn:
+        self._advance(3, "else_")
+        self._failure.extend(ops)
+        return self
+
+    def request(self) -> rpc.TxnRequest:
+        # attrs' tuple converters confuse mypy about the accepted argument types.
+        args: tuple[Any, Any, Any] = (self._compare, self._success, self._failure)
+        return rpc.TxnRequest(*args)
+
+    async def commit(self) -> rpc.TxnResponse:
+        return await self._client._call("txn", self.request(), rpc.TxnResponse, idempotent=False)
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class Client:
+    """A connection pool over the given endpoints; create it with `trikv.connect`."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        endpoints: Sequence[str],
+        *,
+        dial_timeout: float = 5.0,
+        request_timeout: float | None = 5.0,
+        max_send_bytes: int = DEFAULT_MAX_SEND_BYTES,
+        max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
+    ) -> None:
+        if isinstance(endpoints, str):
+            endpoints = [e for e in endpoints.split(",") if e]
+        if not endpoints:
+            raise errors.ConfigError("no endpoints given")
+        self.endpoints: tuple[str, ...] = tuple(endpoints)
+        self._urls = [parse_endpoint(e) for e in self.endpoints]
+        self._nursery = nursery
+        self.dial_timeout = dial_timeout
+        self.request_timeout = request_timeout
+        self.max_send_bytes = max_send_bytes
+        self.max_recv_bytes = max_recv_bytes
+        self._active = 0
+        self._conns: dict[str, _Conn] = {}
+        self._dial_locks: dict[str, trio.Lock] = {}
+        self._closed = False
+        self._last_dial_error: BaseException | None = None
+
+    # ----------------------------------------------------------------- connections
+
+    @property
+    def current_endpoint(self) -> str:
+        """The endpoint normal requests go to now (changes on failover)."""
+        return self.endpoints[self._active]
+
+    async def _conn_for(self, url: str) -> _Conn | None:
+        conn = self._conns.get(url)
+        if conn is not None and not conn.dead:
+            return conn
+        lock = self._dial_locks.setdefault(url, trio.Lock())
+        async with lock:
+            conn = self._conns.get(url)
+            if conn is not None and not conn.dead:
+                return conn
+            if self._closed:
+                raise errors.ClientError("client is closed")
+            conn = _Conn(url, self.max_send_bytes, self.max_recv_bytes)
+            ok = False
+            with trio.move_on_after(self.dial_timeout):
+                ok = await self._nursery.start(conn.run)
+            if not ok:
+                self._last_dial_error = conn.error
+                if not conn.dead:
+                    await conn.close()
+                return None
+            self._conns[url] = conn
+            return conn
+
+    async def _any_conn(self) -> _Conn:
+        n = len(self._urls)
+        for k in range(n):
+            idx = (self._active + k) % n
+            conn = await self._conn_for(self._urls[idx])
+            if conn is not None:
+                self._active = idx
+                return conn
+        raise errors.NoEndpointsError(
+            f"none of the endpoints could be reached: {', '.join(self.endpoints)}"
+        ) from self._last_dial_error
+
+    def _rotate(self, conn: _Conn | None) -> None:
+        if conn is not None and self._urls[self._active] == conn.url:
+            self._active = (self._active + 1) % len(self._urls)
+
+    async def dial(self) -> None:
+        """Connect to the first reachable endpoint within dial_timeout, or raise NoEndpointsError."""
+        deadline = trio.current_time() + self.dial_timeout
+        delay = 0.02
+        while True:
+            try:
+                await self._any_conn()
+                return
+            except errors.NoEndpointsError:
+                if trio.current_time() + delay >= deadline:
+                    raise
+            await trio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            await conn.close()
+
+    # ----------------------------------------------------------------- the request loop
+
+    async def _call(
+        self,
+        op: str,
+        payload: Any,
+        expect: type[T],
+        *,
+        idempotent: bool,
+        endpoint: str | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        tail = codec.encode(op) + codec.encode(payload)
+        size = len(tail) + 11  # + item header, the widest request id, the frame header
+        if size > self.max_send_bytes:
+            raise MessageTooLargeError(size, self.max_send_bytes)
+        timeout = self.request_timeout if timeout is None else timeout
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        fixed_url = parse_endpoint(endpoint) if endpoint is not None else None
+        last: BaseException | None = None
+        delay = 0.02
+        while True:
+            conn: _Conn | None = None
+            call: _Call | None = None
+            with trio.move_on_at(deadline):
+                try:
+                    if fixed_url is not None:
+                        conn = await self._conn_for(fixed_url)
+                        if conn is None:
+                            raise errors.NoEndpointsError(f"endpoint {endpoint} could not be reached")
+                    else:
+                        conn = await self._any_conn()
+                    call = conn.new_call(tail)
+                    result = await conn.request(call)
+                    if not isinstance(result, expect):
+                        raise errors.ClientError(
+                            f"{op}: unexpected response {type(result).__name__} from {conn.url}"
+                        )
+                    return result
+                except _NotSent as exc:
+                    call = None  # provably never left: nothing in doubt
+                    last = exc.args[0] if exc.args else exc
+                except _LostAfterSend as exc:
+                    cause = exc.args[0] if exc.args else exc
+                    if not idempotent:
+                        raise errors.OutcomeUnknownError(
+                            f"{op}: connection to {conn.url if conn else '?'} lost after the request "
+                            "was sent; it may or may not have been applied"
+                        ) from cause
+                    call = None
+                    last = cause
+                except errors.UnavailableError as exc:
+                    if not idempotent and not isinstance(exc, _SAFE_WRITE_RETRY):
+                        raise errors.OutcomeUnknownError(
+                            f"{op}: {exc.text}; the request may or may not have been applied"
+                        ) from exc
+                    call = None
+                    last = exc
+                except errors.NoEndpointsError as exc:
+                    last = exc
+                self._rotate(conn)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            # The deadline passed.
+            if call is not None and call.state == _SENT and not idempotent:
+                raise errors.OutcomeUnknownError(
+                    f"{op}: no answer before the deadline; it may or may not have been applied"
+                ) from DeadlineExceededError()
+            if isinstance(last, (errors.EtcdError, errors.NoEndpointsError)):
+                raise last
+            raise DeadlineExceededError() from last
+
+    # ----------------------------------------------------------------- the KV API
+
+    async def put(
+        self,
+        key: KeyLike,
+        value: KeyLike = b"",
+        *,
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+    ) -> rpc.PutResponse:
+        req = put_op(
+            key,
+            value,
+            lease=lease,
+            prev_kv=prev_kv,
+            ignore_value=ignore_value,
+            ignore_lease=ignore_lease,
+        )
+        return await self._call("put", req, rpc.PutResponse, idempotent=False)
+
+    async def get(
+        self,
+        key: KeyLike,
+        range_end: KeyLike | None = None,
+        *,
+        prefix: bool = False,
+        from_key: bool = False,
+        revision: int = 0,
+        limit: int = 0,
+        serializable: bool = False,
+        keys_only: bool = False,
+        count_only: bool = False,
+        sort_order: rpc.SortOrder = rpc.SortOrder.NONE,
+        sort_target: rpc.SortTarget = rpc.SortTarget.KEY,
+    ) -> rpc.RangeResponse:
+        req = get_op(
+            key,
+            range_end,
+            prefix=prefix,
+            from_key=from_key,
+            revision=revision,
+            limit=limit,
+            serializable=serializable,
+            keys_only=keys_only,
+            count_only=count_only,
+            sort_order=sort_order,
+            sort_target=sort_target,
+        )
+        return await self._call("range", req, rpc.RangeResponse, idempotent=True)
+
+    async def delete(
+        self,
+        key: KeyLike,
+        range_end: KeyLike | None = None,
+        *,
+        prefix: bool = False,
+        from_key: bool = False,
+        prev_kv: bool = False,
+    ) -> rpc.DeleteRangeResponse:
+        req = delete_op(key, range_end, prefix=prefix, from_key=from_key, prev_kv=prev_kv)
+        return await self._call("delete_range", req, rpc.DeleteRangeResponse, idempotent=False)
+
+    def txn(self) -> Txn:
+        return Txn(self)
+
+    async def compact(self, revision: int, physical: bool = False) -> rpc.CompactionResponse:
+        req = rpc.CompactionRequest(revision, physical)
+        return await self._call("compact", req, rpc.CompactionResponse, idempotent=False)
+
+    async def status(self, endpoint: str | None = None) -> StatusResponse:
+        """Status of the endpoint in use, or of `endpoint` (then no failover to another one)."""
+        return await self._call("status", StatusRequest(), StatusResponse, idempotent=True, endpoint=endpoint)
+
+    async def member_list(self, *, linearizable: bool = False) -> MemberListResponse:
+        req = MemberListRequest(linearizable)
+        return await self._call("member_list", req, MemberListResponse, idempotent=True)
+
+
+@asynccontextmanager
+async def connect(
+    endpoints: Iterable[str] | str = ("127.0.0.1:2379",),
+    *,
+    dial_timeout: float = 5.0,
+    request_timeout: float | None = 5.0,
+    max_send_bytes: int = DEFAULT_MAX_SEND_BYTES,
+    max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
+    lazy: bool = False,
+) -> AsyncIterator[Client]:
+    """Open a client; unless `lazy`, waits until one endpoint answers (NoEndpointsError otherwise)."""
+    eps = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
+    try:
+        async with trio.open_nursery() as nursery:
+            client = Client(
+                nursery,
+                eps,
+                dial_timeout=dial_timeout,
+                request_timeout=request_timeout,
+                max_send_bytes=max_send_bytes,
+                max_recv_bytes=max_recv_bytes,
+            )
+            try:
+                if not lazy:
+                    await client.dial()
+                yield client
+            finally:
+                with trio.CancelScope(shield=True):
+                    await client.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # Background tasks never raise, so a group holds the caller's own exception: hand it back bare,
+        # so `except OutcomeUnknownError` works around `async with connect(...)`.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from group.exceptions[0].__cause__
+        raise
