@@ -692,6 +692,8 @@ def parse_config_text(text: str, origin: str, warnings: list[str]) -> tuple[dict
         mark = e.problem_mark or e.context_mark
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         what = " ".join(str(x) for x in (e.context, e.problem) if x)
+        if e.context_mark is not None and mark is not None and e.context_mark.line != mark.line:
+            what += f" (the construct started at line {e.context_mark.line + 1})"
         raise ConfigError(f"invalid YAML in {origin}{where}: {what}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML in {origin}: {' '.join(str(e).split())}") from None

@@ -1,0 +1,548 @@
+"""Server configuration (actors.config) and structured logging (actors.logsetup).
+
+Nothing here opens a socket: configs that name 0.0.0.0 or 192.168.235.128 (the seed tutorial) are only parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.config import (
+    DEFAULT_QUOTA_BYTES,
+    HelpRequested,
+    InfoRequested,
+    ServerConfig,
+    VersionRequested,
+    config_from_file,
+    load_config,
+)
+from actors.identity import format_id
+from actors.logsetup import get_logger, log, setup_logging
+from trikv.api.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+SHARED = Path("/work/shared")
+SEED_FILES = sorted((SHARED / "seed").glob("*.txt")) if (SHARED / "seed").is_dir() else []
+REFERENCE_FILES = sorted((SHARED / "reference" / "etcd-configs").glob("*.yml"))
+
+# The seed tutorial's etcd0.yaml, verbatim (comments translated), including its broken last line.
+SEED_ETCD0 = """\
+# node name
+name: "etcdnode0"
+# data directory
+data-dir: "/etcd-data/data"
+# write-ahead log directory
+wal-dir: "/etcd-data/wal"
+listen-peer-urls: "http://0.0.0.0:2380"
+listen-client-urls: "http://0.0.0.0:2379"
+initial-advertise-peer-urls: "http://192.168.235.128:2380"
+initial-cluster: "etcdnode0=http://192.168.235.128:2380,etcdnode1=http://192.168.235.128:12380,etcdnode2=http://192.168.235.128:22380"
+initial-cluster-state: "new"
+initial-cluster-token: "etcd-cluster"
+advertise-client-urls: "http://192.168.235.128:2379"
+logger: "zap"
+# log level
+log-level: "warn"
+log-outputs:- "stderr"
+"""
+
+# /work/shared/reference/etcd-configs/etcdnode3.yml, verbatim: the file real etcd 3.4.23 ran with.
+REFERENCE_NODE3 = """\
+# etcd 3.4 config file (YAML), loaded with: etcd --config-file=etcdnode3.yml
+name: 'etcdnode3'
+data-dir: /tmp/etcdref/etcdnode3/data
+wal-dir: /tmp/etcdref/etcdnode3/wal
+snapshot-count: 10000
+heartbeat-interval: 100
+election-timeout: 1000
+quota-backend-bytes: 0
+listen-peer-urls: http://127.0.0.1:32380
+listen-client-urls: http://127.0.0.1:32379
+initial-advertise-peer-urls: http://127.0.0.1:32380
+advertise-client-urls: http://127.0.0.1:32379
+initial-cluster: 'etcdnode0=http://127.0.0.1:2380,etcdnode1=http://127.0.0.1:12380,etcdnode2=http://127.0.0.1:22380,etcdnode3=http://127.0.0.1:32380'
+initial-cluster-token: 'etcd-cluster'
+initial-cluster-state: 'existing'
+strict-reconfig-check: true
+enable-v2: false
+enable-grpc-gateway: true
+enable-pprof: false
+logger: zap
+log-outputs: [stderr]
+log-level: info
+"""
+
+MINIMAL = 'name: "n1"\ninitial-cluster: "n1=http://127.0.0.1:2380"\n'
+
+
+def write(tmp_path: Path, text: str, name: str = "conf.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def file_error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as ei:
+        config_from_file(write(tmp_path, text))
+    msg = str(ei.value)
+    assert "\n" not in msg and msg.strip() == msg and msg
+    return msg
+
+
+def flag_error(argv: list[str], env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as ei:
+        load_config(argv, env or {})
+    msg = str(ei.value)
+    assert "\n" not in msg and msg
+    return msg
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+def test_defaults_are_etcds_on_loopback() -> None:
+    c = load_config([], {})
+    assert c.name == "default"
+    assert c.data_dir == "default.trikv"
+    assert c.listen_client_urls == ("http://127.0.0.1:2379",)
+    assert c.listen_peer_urls == ("http://127.0.0.1:2380",)
+    assert c.advertise_client_urls == ("http://127.0.0.1:2379",)
+    assert c.initial_advertise_peer_urls == ("http://127.0.0.1:2380",)
+    assert c.initial_cluster == {"default": ("http://127.0.0.1:2380",)}
+    assert c.initial_cluster_state == "new"
+    assert c.initial_cluster_token == "etcd-cluster"
+    assert (c.heartbeat_interval_ms, c.election_timeout_ms) == (100, 1000)
+    assert c.snapshot_count == 100000
+    assert c.quota_bytes == DEFAULT_QUOTA_BYTES == 2 * 1024**3
+    assert c.max_request_bytes == 1572864
+    assert c.max_wals == 5
+    assert c.max_txn_ops == 128
+    assert c.wal_dir == Path("default.trikv/member/wal")
+    assert c.snap_dir == Path("default.trikv/member/snap")
+    assert c.db_path == Path("default.trikv/member/snap/db")
+    assert (c.tick_ms, c.election_ticks, c.heartbeat_ticks) == (100, 10, 1)
+    assert c.peer_listen == (("127.0.0.1", 2380),)
+    assert c.client_listen == (("127.0.0.1", 2379),)
+    assert c.log_level == "info" and c.log_outputs == ("default",) and c.logger == "zap"
+    assert c.compaction_retention is None
+    assert c.warnings == () and c.config_file is None
+
+
+def test_name_drives_data_dir_and_initial_cluster() -> None:
+    c = load_config(["--name", "infra1", "--initial-advertise-peer-urls", "http://127.0.0.1:12380"], {})
+    assert c.data_dir == "infra1.trikv"
+    assert c.initial_cluster == {"infra1": ("http://127.0.0.1:12380",)}
+    assert c.member_id == c.initial_member_ids["infra1"]
+
+
+# --------------------------------------------------------------------------- flags and environment
+
+
+def test_flag_forms_and_bare_booleans() -> None:
+    c = load_config(
+        [
+            "--name=n1",
+            "-data-dir",
+            "/x/d",
+            "--wal-dir",
+            "/x/w",
+            "--heartbeat-interval=50",
+            "--election-timeout",
+            "500",
+            "--strict-reconfig-check=false",
+            "--enable-grpc-gateway",
+            "--log-outputs=stderr,/tmp/never-opened.log",
+            "--initial-cluster=n1=http://127.0.0.1:2380",
+        ],
+        {},
+    )
+    assert c.name == "n1" and c.data_dir == "/x/d" and c.wal_dir == Path("/x/w")
+    assert (c.tick_ms, c.election_ticks) == (50, 10)
+    assert c.strict_reconfig_check is False and c.enable_grpc_gateway is True
+    assert c.log_outputs == ("stderr", "/tmp/never-opened.log")
+
+
+def test_env_vars_and_flags_win() -> None:
+    env = {
+        "TRIKV_NAME": "from-env",
+        "TRIKV_SNAPSHOT_COUNT": "42",
+        "TRIKV_LOG_LEVEL": "debug",
+        "TRIKV_NOT_A_THING": "1",
+        "PATH": "/bin",
+    }
+    c = load_config(["--name", "from-flag"], env)
+    assert c.name == "from-flag"
+    assert c.snapshot_count == 42 and c.log_level == "debug"
+    assert any("TRIKV_NOT_A_THING" in w for w in c.warnings)
+    assert any("shadows" in w and "TRIKV_NAME" in w for w in c.warnings)
+    assert load_config([], env).name == "from-env"
+
+
+def test_unimplemented_etcd_flags_warn() -> None:
+    c = load_config(["--enable-v2", "--auto-tls", "--max-snapshots", "3", "--cert-file=/x"], {})
+    joined = " | ".join(c.warnings)
+    for key in ("enable-v2", "auto-tls", "max-snapshots", "cert-file"):
+        assert key in joined
+    assert c.name == "default"  # "3" was consumed by --max-snapshots, not taken as an argument
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--bogus=1"], "flag provided but not defined: --bogus"),
+        (["-bogus"], "flag provided but not defined: -bogus"),
+        (["--client-transport-security=x"], "flag provided but not defined"),  # a file-only key
+        (["positional"], "unexpected argument 'positional'"),
+        (["--name"], "flag needs an argument: --name"),
+        (["--name", "a", "--name", "b"], "given twice"),
+        (["--heartbeat-interval", "fast"], "invalid value for heartbeat-interval: 'fast' is not an integer"),
+        (["--strict-reconfig-check=maybe"], "expected true or false"),
+        (["--max-wals=-1"], "below 0"),
+    ],
+)
+def test_flag_errors(argv: list[str], needle: str) -> None:
+    assert needle in flag_error(argv)
+
+
+def test_help_and_version_are_requests_not_errors() -> None:
+    with pytest.raises(HelpRequested) as h:
+        load_config(["--name", "x", "--help"], {})
+    assert "--listen-client-urls" in h.value.text and "TRIKV_" in h.value.text
+    with pytest.raises(HelpRequested):
+        load_config(["-h"], {})
+    with pytest.raises(VersionRequested) as v:
+        load_config(["--version"], {})
+    assert re.match(r"trikv Version: \d+\.\d+", v.value.text)
+    assert isinstance(v.value, InfoRequested) and not isinstance(v.value, ConfigError)
+
+
+# --------------------------------------------------------------------------- config files
+
+
+def test_reference_config_real_etcd_ran_with(tmp_path: Path) -> None:
+    c = config_from_file(write(tmp_path, REFERENCE_NODE3))
+    assert c.name == "etcdnode3" and c.initial_cluster_state == "existing"
+    assert c.snapshot_count == 10000 and c.quota_bytes == DEFAULT_QUOTA_BYTES
+    assert c.data_dir == "/tmp/etcdref/etcdnode3/data"
+    assert c.wal_dir == Path("/tmp/etcdref/etcdnode3/wal")
+    assert c.db_path == Path("/tmp/etcdref/etcdnode3/data/member/snap/db")
+    assert list(c.initial_cluster) == ["etcdnode0", "etcdnode1", "etcdnode2", "etcdnode3"]
+    assert c.enable_grpc_gateway is True and c.strict_reconfig_check is True
+    # enable-v2 / enable-pprof are etcd keys trikv ignores: accepted, with a warning each
+    assert len(c.warnings) == 2
+    assert "enable-v2" in c.warnings[0] and "enable-pprof" in c.warnings[1]
+    assert c.config_file is not None
+
+
+@pytest.mark.skipif(not REFERENCE_FILES, reason="/work/shared reference configs not present")
+@pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.name)
+def test_every_shared_reference_config_parses(path: Path) -> None:
+    c = config_from_file(path)
+    assert c.name == path.stem
+    assert c.initial_cluster[c.name] == c.initial_advertise_peer_urls
+
+
+def test_reference_ids_match_real_etcd(tmp_path: Path) -> None:
+    # real etcd 3.4.23 with configs/etcdnode0.yml printed member b71f75320dc06a6c in cluster 168321b71e5db409
+    c = config_from_file(CONFIGS / "node0.yaml")
+    assert format_id(c.member_id) == "b71f75320dc06a6c"
+    assert format_id(c.cluster_id) == "168321b71e5db409"
+
+
+@pytest.mark.parametrize("i", [0, 1, 2, 3])
+def test_repo_configs(i: int) -> None:
+    c = config_from_file(CONFIGS / f"node{i}.yaml")
+    assert c.warnings == ()
+    assert c.name == f"etcdnode{i}"
+    port = 2379 + 10000 * i
+    assert c.client_listen == (("127.0.0.1", port),)
+    assert c.peer_listen == (("127.0.0.1", port + 1),)
+    assert c.advertise_client_urls == (f"http://127.0.0.1:{port}",)
+    assert c.data_dir == f"./data/etcdnode{i}/data"
+    assert c.wal_dir == Path(f"./data/etcdnode{i}/wal")
+    assert c.log_outputs == ("stderr",)
+    assert c.initial_cluster_state == ("existing" if i == 3 else "new")
+    assert len(c.initial_cluster) == (4 if i == 3 else 3)
+    text = "\n".join(x for x in (CONFIGS / f"node{i}.yaml").read_text().splitlines() if not x.startswith("#"))
+    assert "192.168." not in text and "0.0.0.0" not in text and "/tmp" not in text
+
+
+def test_repo_configs_agree_on_the_founding_cluster() -> None:
+    cs = [config_from_file(CONFIGS / f"node{i}.yaml") for i in range(4)]
+    assert len({c.cluster_id for c in cs[:3]}) == 1
+    assert {n: cs[0].initial_cluster[n] for n in cs[0].initial_cluster} == {
+        n: cs[3].initial_cluster[n] for n in cs[0].initial_cluster
+    }
+    assert len({c.member_id for c in cs}) == 4
+
+
+def _seed_blocks() -> list[str]:
+    text = SEED_FILES[0].read_text(encoding="utf-8")
+    return re.findall(r"^etcd\d\.yaml\n(.*?^log-outputs:.*?)$", text, flags=re.M | re.S)
+
+
+@pytest.mark.skipif(not SEED_FILES, reason="/work/shared seed not present")
+def test_every_seed_config_gives_the_clear_yaml_error_then_parses_when_fixed(tmp_path: Path) -> None:
+    blocks = _seed_blocks()
+    assert len(blocks) == 4
+    for n, block in enumerate(blocks):
+        msg = file_error(tmp_path, block + "\n")
+        assert "invalid YAML" in msg and "log-outputs" in msg and "line " in msg
+        fixed = block.replace('log-outputs:- "stderr"', 'log-outputs: ["stderr"]')
+        c = config_from_file(write(tmp_path, fixed + "\n"))
+        assert c.name == f"etcdnode{n}"
+        assert c.log_level == "warn" and c.log_outputs == ("stderr",)
+        assert c.initial_cluster_state == ("existing" if n == 3 else "new")
+        assert c.initial_advertise_peer_urls[0].startswith("http://192.168.235.128:")
+
+
+def test_inline_seed_error_names_the_line(tmp_path: Path) -> None:
+    msg = file_error(tmp_path, SEED_ETCD0)
+    assert msg.startswith("invalid YAML in ") and " line 17: " in msg
+    assert "'log-outputs:'" in msg
+    c = config_from_file(write(tmp_path, SEED_ETCD0.replace(":- ", ":\n- ")))
+    assert c.listen_client_urls == ("http://0.0.0.0:2379",)
+    assert c.client_listen == (("0.0.0.0", 2379),)
+
+
+def test_file_is_the_whole_configuration(tmp_path: Path) -> None:
+    p = write(tmp_path, MINIMAL)
+    msg = flag_error(["--config-file", str(p), "--name", "x", "--data-dir=/d"])
+    assert "--name" in msg and "--data-dir" in msg and "config file" in msg
+    c = load_config(["--config-file", str(p)], {"TRIKV_NAME": "ignored", "TRIKV_DATA_DIR": "/ignored"})
+    assert c.name == "n1" and c.data_dir == "n1.trikv"
+    assert any("TRIKV_DATA_DIR" in w and "TRIKV_NAME" in w for w in c.warnings)
+    c = load_config([], {"TRIKV_CONFIG_FILE": str(p)})
+    assert c.name == "n1"
+
+
+def test_empty_file_and_null_values_keep_defaults(tmp_path: Path) -> None:
+    assert config_from_file(write(tmp_path, "# nothing\n")).name == "default"
+    c = config_from_file(write(tmp_path, MINIMAL + "wal-dir:\nheartbeat-interval:\n"))
+    assert c.tick_ms == 100 and c.wal_dir == Path("n1.trikv/member/wal")
+
+
+def test_duplicate_key_warns(tmp_path: Path) -> None:
+    c = config_from_file(write(tmp_path, MINIMAL + "snapshot-count: 1\nsnapshot-count: 2\n"))
+    assert c.snapshot_count == 2
+    assert any("snapshot-count" in w and "twice" in w for w in c.warnings)
+
+
+def test_nested_etcd_blocks_are_accepted_with_a_warning(tmp_path: Path) -> None:
+    text = MINIMAL + "client-transport-security:\n  cert-file: /x\n  auto-tls: false\ncors: '*'\n"
+    c = config_from_file(write(tmp_path, text))
+    assert sum("client-transport-security" in w or "cors" in w for w in c.warnings) == 2
+
+
+# --------------------------------------------------------------------------- the one-line errors
+
+_H = "http://127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MINIMAL + "heartbeat-interval: 300\n",
+            "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]",
+        ),
+        (
+            MINIMAL + "election-timeout: 60000\n",
+            "--election-timeout[60000ms] is too long, and should be set less than 50000ms",
+        ),
+        (MINIMAL + "heartbeat-interval: 0\n", "--heartbeat-interval must be >0 (set to 0ms)"),
+        (
+            'name: "ghost"\ninitial-cluster: "n1=http://127.0.0.1:2380"\n',
+            'couldn\'t find local name "ghost" in the initial cluster configuration',
+        ),
+        (
+            MINIMAL + f"initial-advertise-peer-urls: {_H}:9999\n",
+            f"--initial-cluster has n1={_H}:2380 but missing from --initial-advertise-peer-urls={_H}:9999",
+        ),
+        (MINIMAL + "initial-cluster-state: old\n", "unexpected clusterState 'old'"),
+        (MINIMAL + "listen-peer-urls: ftp://127.0.0.1:2380\n", "URL scheme must be http or https"),
+        (MINIMAL + "listen-peer-urls: http://127.0.0.1\n", 'does not have the form "host:port"'),
+        (MINIMAL + "listen-peer-urls: 127.0.0.1:2380\n", "URL scheme must be http or https"),
+        (MINIMAL + "listen-client-urls: http://127.0.0.1:99999\n", "invalid URL"),
+        (MINIMAL + "advertise-client-urls: http://127.0.0.1:2379/v3\n", "URL must not contain a path"),
+        (MINIMAL + "listen-client-urls: http://myhost:2379\n", "expected an IP address"),
+        (MINIMAL + "advertise-client-urls: http://127.0.0.1:0\n", "needs a real port"),
+        (
+            'name: "a"\ninitial-cluster: "a=http://127.0.0.1:2380,b=http://127.0.0.1:2380"\n'
+            "initial-advertise-peer-urls: http://127.0.0.1:2380\n",
+            "duplicate url http://127.0.0.1:2380",
+        ),
+        (MINIMAL + "initial-cluster: 'n1'\n", "not of the form name=url"),
+        (
+            MINIMAL + "heartbeat-interval: '100'\n",
+            "invalid value for heartbeat-interval: expected an integer, got string '100'",
+        ),
+        (
+            MINIMAL + "snapshot-count: true\n",
+            "invalid value for snapshot-count: expected an integer, got boolean True",
+        ),
+        (
+            MINIMAL + "enable-grpc-gateway: 'yes'\n",
+            "invalid value for enable-grpc-gateway: expected true or false",
+        ),
+        (
+            MINIMAL + "log-outputs: 5\n",
+            "invalid value for log-outputs: expected a list of strings, got integer 5",
+        ),
+        (MINIMAL + "name: [a, b]\n", "invalid value for name: expected a string, got list"),
+        (MINIMAL + "bogus-key: 1\n", "unknown config key 'bogus-key'"),
+        (MINIMAL + "cert-file: /x\n", "unknown config key 'cert-file'"),  # a flag, not a file key, in etcd
+        (MINIMAL + "listen-client-urls: http://127.0.0.1:3000\n", "--advertise-client-urls is required"),
+        (MINIMAL + "auto-compaction-mode: daily\n", "unknown auto-compaction-mode 'daily'"),
+        (MINIMAL + "auto-compaction-retention: 'soon'\n", "invalid auto-compaction-retention 'soon'"),
+        (
+            MINIMAL + "auto-compaction-mode: revision\nauto-compaction-retention: 1h\n",
+            "revision mode needs a number",
+        ),
+        (MINIMAL + "log-level: loud\n", "invalid log-level 'loud'"),
+        (MINIMAL + "logger: logrus\n", "unknown logger option 'logrus'"),
+        (MINIMAL + "name: 'a,b'\n", "must not contain"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+        ("name: 'unterminated\n", "invalid YAML in "),
+        ("name: a\n  bad-indent: b\n", "line 2"),
+        ("a: [1, 2\n", "invalid YAML in "),
+    ],
+)
+def test_config_file_errors(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in file_error(tmp_path, text)
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    assert "no such file" in flag_error(["--config-file", str(tmp_path / "missing.yaml")])
+    assert "is a directory" in flag_error(["--config-file", str(tmp_path)])
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"name: \xe9\n")
+    assert "not UTF-8" in flag_error(["--config-file", str(bad)])
+
+
+def test_the_advertise_check_accepts_url_order_and_multi_url_members(tmp_path: Path) -> None:
+    text = (
+        'name: "a"\n'
+        'initial-cluster: "a=http://127.0.0.1:2380,a=http://127.0.0.2:2380,b=http://127.0.0.1:3380"\n'
+        "initial-advertise-peer-urls: http://127.0.0.2:2380,http://127.0.0.1:2380\n"
+    )
+    c = config_from_file(write(tmp_path, text))
+    assert c.initial_cluster["a"] == ("http://127.0.0.1:2380", "http://127.0.0.2:2380")
+    assert len(c.initial_member_ids) == 2
+
+
+# --------------------------------------------------------------------------- derived values
+
+
+def test_quota_and_compaction(tmp_path: Path) -> None:
+    c = config_from_file(write(tmp_path, MINIMAL + "quota-backend-bytes: 1048576\n"))
+    assert c.quota_bytes == 1048576
+    assert config_from_file(write(tmp_path, MINIMAL + "quota-backend-bytes: -1\n")).quota_bytes is None
+    big = config_from_file(write(tmp_path, MINIMAL + f"quota-backend-bytes: {16 * 1024**3}\n"))
+    assert any("quota-backend-bytes" in w for w in big.warnings)
+    for retention, expected in [("1", 3600.0), ("1h30m", 5400.0), ("90s", 90.0), ("0", None), ("0s", None)]:
+        c = load_config([f"--auto-compaction-retention={retention}"], {})
+        got = c.compaction_retention
+        assert (got[1] if got else None) == expected
+    c = config_from_file(
+        write(tmp_path, MINIMAL + "auto-compaction-mode: revision\nauto-compaction-retention: 1000\n")
+    )
+    assert c.compaction_retention == ("revision", 1000.0)
+
+
+def test_ipv6_listen_url() -> None:
+    c = load_config(
+        ["--listen-client-urls", "http://[::1]:2379", "--advertise-client-urls", "http://[::1]:2379"], {}
+    )
+    assert c.client_listen == (("::1", 2379),)
+
+
+def test_relocated_rewrites_every_url_consistently(tmp_path: Path) -> None:
+    cs = [config_from_file(CONFIGS / f"node{i}.yaml") for i in range(3)]
+    ports = {2379: 40001, 2380: 40002, 12379: 40011, 12380: 40012, 22379: 40021, 22380: 40022}
+    moved = [c.relocated(data_root=tmp_path, ports=ports, heartbeat_interval_ms=20) for c in cs]
+    m0 = moved[0]
+    assert m0.client_listen == (("127.0.0.1", 40001),) and m0.peer_listen == (("127.0.0.1", 40002),)
+    assert m0.initial_cluster["etcdnode1"] == ("http://127.0.0.1:40012",)
+    assert m0.initial_cluster[m0.name] == m0.initial_advertise_peer_urls
+    assert m0.data_dir == str(tmp_path / "etcdnode0" / "data")
+    assert m0.wal_dir == tmp_path / "etcdnode0" / "wal"
+    assert m0.tick_ms == 20 and m0.election_ticks == 50
+    assert len({m.cluster_id for m in moved}) == 1
+    assert m0.cluster_id != cs[0].cluster_id  # ids follow the URLs
+    assert isinstance(m0, ServerConfig) and cs[0].client_listen == (
+        ("127.0.0.1", 2379),
+    )  # original untouched
+
+
+# --------------------------------------------------------------------------- logging
+
+
+@pytest.fixture
+def clean_root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    before_handlers, before_level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in before_handlers:
+            root.removeHandler(h)
+            h.close()
+    root.setLevel(before_level)
+
+
+def test_logging_writes_zap_like_json_lines(tmp_path: Path, clean_root_logging: None) -> None:
+    out = tmp_path / "server.log"
+    setup_logging("info", [str(out)], "zap")
+    lg = get_logger("actors.test").bind(local_member_id="8e9e05c52164694d")
+    lg.info("added member", peer_urls=["http://127.0.0.1:2380"], raw=b"\xffab", msg="shadow")
+    lg.debug("not shown")
+    log("actors.test", "warn", "slow fdatasync", took=1.5)
+    logging.getLogger("plain").error("stdlib %s", "works")
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["msg"] for x in lines] == ["added member", "slow fdatasync", "stdlib works"]
+    first = lines[0]
+    assert list(first)[:4] == ["level", "ts", "caller", "msg"]
+    assert first["level"] == "info"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["ts"])
+    assert first["caller"].startswith("tests/test_config.py:")
+    assert first["local_member_id"] == "8e9e05c52164694d"
+    assert first["peer_urls"] == ["http://127.0.0.1:2380"]
+    assert first["field.msg"] == "shadow" and first["raw"] == "\\xffab"
+    assert lines[1]["level"] == "warn" and lines[1]["took"] == 1.5
+    assert lines[1]["caller"].startswith("tests/test_config.py:")
+    assert lines[2]["level"] == "error"
+
+
+def test_logging_is_idempotent_and_levels_filter(
+    capsys: pytest.CaptureFixture[str], clean_root_logging: None
+) -> None:
+    setup_logging("error", ["stdout"])
+    setup_logging("warn", ["stdout"])  # replaces, does not add a second handler
+    lg = get_logger("x")
+    lg.info("hidden")
+    lg.warning("visible")
+    try:
+        raise ValueError("bad thing")
+    except ValueError:
+        lg.exception("failed")
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    warn, err = (json.loads(x) for x in out)
+    assert warn["msg"] == "visible" and warn["level"] == "warn"
+    assert err["error"] == "bad thing" and "ValueError" in err["stacktrace"]
+
+
+def test_logging_errors(tmp_path: Path, clean_root_logging: None) -> None:
+    with pytest.raises(ConfigError, match="cannot open log output"):
+        setup_logging("info", [str(tmp_path / "no-such-dir" / "x.log")])
+    with pytest.raises(ConfigError, match="invalid log-level"):
+        setup_logging("loud", ["stderr"])
+    with pytest.raises(ConfigError, match="unknown logger"):
+        setup_logging("info", ["stderr"], "logrus")
