@@ -1,0 +1,815 @@
+"""The Raft state machine: the rules per role (follower, pre-candidate, candidate, leader).
+
+Pure: messages in (`step`), time in (`tick`), messages and log changes out (collected for RawNode's Ready).
+Durability is the caller's: the leader counts its own log toward commit only through `ack_persisted`.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Sequence
+
+import attrs
+
+from actors.raft.log import RaftLog
+from actors.raft.progress import Progress, ProgressState
+from actors.raft.quorum import VoteResult, committed_index, has_quorum, quorum, vote_result
+from actors.raft.readonly import ReadOnly
+from actors.raft.storage import LogCompactedError, MemoryStorage, RaftError
+from trikv.api.codec import decode
+from trikv.api.errors import TrikvError
+from trikv.api.raftpb import Message, MessageType, Snapshot
+from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType
+
+MT = MessageType
+
+
+class StateType(enum.IntEnum):
+    FOLLOWER = 0
+    CANDIDATE = 1
+    LEADER = 2
+    PRE_CANDIDATE = 3
+
+
+class ProposalDropped(TrikvError):
+    """The proposal was not appended: no leader, leader transfer in progress, removed node, too much
+    uncommitted data, or a conf change while another is pending / before the term's no-op committed."""
+
+
+@attrs.define
+class Config:
+    id: int
+    rng: random.Random
+    election_tick: int = 10
+    heartbeat_tick: int = 1
+    max_size_per_msg: int = 1 << 20
+    max_inflight_msgs: int = 256
+    max_uncommitted_entries_size: int = 0
+    check_quorum: bool = True
+    pre_vote: bool = True
+    applied: int = 0
+    # TEST ONLY planted bugs: "figure8", "readindex_no_heartbeat".
+    breakages: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class ReadState:
+    index: int
+    ctx: bytes
+
+
+CAMPAIGN_TRANSFER = b"transfer"
+
+# Messages that must wait until the hard state / entries of their Ready are durable.
+AFTER_PERSIST_TYPES = frozenset(
+    {MT.APP_RESP, MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE_RESP, MT.HEARTBEAT_RESP, MT.READ_INDEX_RESP}
+)
+LOCAL_TYPES = frozenset(
+    {MT.HUP, MT.BEAT, MT.UNREACHABLE, MT.SNAP_STATUS, MT.CHECK_QUORUM, MT.STORAGE_APPEND_RESP}
+)
+
+
+class Raft:
+    def __init__(self, config: Config, storage: MemoryStorage) -> None:
+        if config.id == 0:
+            raise RaftError("node id must be non-zero")
+        self.id = config.id
+        self.rng = config.rng
+        self.log = RaftLog(storage, config.applied)
+        self.max_msg_size = config.max_size_per_msg
+        self.max_inflight = config.max_inflight_msgs
+        self.max_uncommitted_size = config.max_uncommitted_entries_size
+        self.uncommitted_size = 0
+        self.check_quorum = config.check_quorum
+        self.pre_vote = config.pre_vote
+        self.election_timeout = config.election_tick
+        self.heartbeat_timeout = config.heartbeat_tick
+        self.breakages = config.breakages
+        self.figure8 = "figure8" in config.breakages
+        self.read_no_heartbeat = "readindex_no_heartbeat" in config.breakages
+
+        self.term = 0
+        self.vote = 0
+        self.lead = 0
+        self.state = StateType.FOLLOWER
+        self.lead_transferee = 0
+        self.pending_conf_index = 0
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_election_timeout = self.election_timeout
+        self.votes: dict[int, bool] = {}
+        self.prs: dict[int, Progress] = {}
+        self.voters: set[int] = set()
+        self.learners: set[int] = set()
+        self.is_learner = False
+        self.read_only = ReadOnly()
+        self.pending_read_index: list[Message] = []
+        self.read_states: list[ReadState] = []
+        self.msgs: list[Message] = []
+        self.msgs_after: list[Message] = []
+        self.need_bcast = False
+
+        hs, cs = storage.initial_state()
+        self._set_conf(cs)
+        if not hs.is_empty():
+            last = self.log.last_index()
+            if hs.commit > last or hs.commit < self.log.committed:
+                raise RaftError(f"hard state commit {hs.commit} out of range [{self.log.committed}, {last}]")
+            self.log.committed = hs.commit
+            self.term = hs.term
+            self.vote = hs.vote
+        if config.applied > 0:
+            self.log.applied_to(min(config.applied, self.log.committed))
+        self.become_follower(self.term, 0)
+
+    # ================================================================== membership
+    def _set_conf(self, cs: ConfState) -> None:
+        self.voters = set(cs.voters)
+        self.learners = set(cs.learners)
+        nxt = self.log.last_index() + 1
+        self.prs = {}
+        for v in cs.voters:
+            self.prs[v] = Progress(nxt, self.max_inflight)
+        for v in cs.learners:
+            self.prs[v] = Progress(nxt, self.max_inflight, is_learner=True)
+        self.is_learner = self.id in self.learners
+
+    def conf_state(self) -> ConfState:
+        return ConfState(tuple(sorted(self.voters)), tuple(sorted(self.learners)))  # type: ignore[arg-type]  # attrs tuple converter
+
+    def promotable(self) -> bool:
+        return self.id in self.voters and not self.log.pending_snapshot()
+
+    def apply_conf_change(self, cc: ConfChange) -> ConfState:
+        nid = cc.node_id
+        t = cc.type
+        last = self.log.last_index()
+        if t == ConfChangeType.ADD_NODE:
+            self.learners.discard(nid)
+            self.voters.add(nid)
+            pr = self.prs.get(nid)
+            if pr is None:
+                pr = self.prs[nid] = Progress(last + 1, self.max_inflight)
+                pr.recent_active = True
+            pr.is_learner = False
+        elif t == ConfChangeType.ADD_LEARNER:
+            if nid not in self.voters and nid not in self.learners:
+                self.learners.add(nid)
+                pr = self.prs[nid] = Progress(last + 1, self.max_inflight, is_learner=True)
+                pr.recent_active = True
+        elif t == ConfChangeType.PROMOTE_LEARNER:
+            if nid in self.learners:
+                self.learners.discard(nid)
+                self.voters.add(nid)
+                self.prs[nid].is_learner = False
+        elif t == ConfChangeType.REMOVE_NODE:
+            self.voters.discard(nid)
+            self.learners.discard(nid)
+            self.prs.pop(nid, None)
+        # UPDATE_NODE: nothing for Raft; the context is for the caller.
+        self.is_learner = self.id in self.learners
+        if self.state == StateType.LEADER:
+            if self.id not in self.voters:
+                # A removed leader steps down once its removal is committed (it is being applied), after
+                # telling followers the commit index so one of them can take over promptly.
+                self.bcast_append()
+                self.become_follower(self.term, 0)
+            else:
+                if self.lead_transferee and self.lead_transferee not in self.voters:
+                    self.abort_leader_transfer()
+                if self.maybe_commit():
+                    self.need_bcast = True
+        return self.conf_state()
+
+    # ================================================================== sending
+    def send(self, m: Message) -> None:
+        if m.type in AFTER_PERSIST_TYPES:
+            self.msgs_after.append(m)
+        else:
+            self.msgs.append(m)
+
+    def send_append(self, to: int, send_if_empty: bool = True) -> bool:
+        """Send the next append (or a snapshot) to `to` if flow control allows; returns whether sent."""
+        pr = self.prs[to]
+        if pr.is_paused():
+            return False
+        log = self.log
+        prev = pr.next - 1
+        try:
+            prev_term = log.term(prev)
+            ents = log.slice(pr.next, log.last_index() + 1, self.max_msg_size)
+        except LogCompactedError:
+            return self.send_snapshot(to, pr)
+        if not ents and not send_if_empty:
+            return False
+        self.msgs.append(Message(MT.APP, to, self.id, self.term, prev_term, prev, tuple(ents), log.committed))  # type: ignore[arg-type]  # attrs tuple converter
+        pr.sent_entries(ents[-1].index if ents else None)
+        return True
+
+    def send_snapshot(self, to: int, pr: Progress) -> bool:
+        if not pr.recent_active:
+            return False
+        snap = self.log.snapshot()
+        if snap.meta.index == 0:
+            return False
+        pr.become_snapshot(snap.meta.index)
+        self.msgs.append(Message(MT.SNAP, to, self.id, self.term, snapshot=snap))
+        return True
+
+    def send_heartbeat(self, to: int, ctx: bytes) -> None:
+        pr = self.prs[to]
+        commit = min(pr.match, self.log.committed)
+        self.msgs.append(Message(MT.HEARTBEAT, to, self.id, self.term, commit=commit, context=ctx))
+
+    def bcast_append(self) -> None:
+        self.need_bcast = False
+        for pid in self.prs:
+            if pid != self.id:
+                self.send_append(pid)
+
+    def bcast_heartbeat(self, ctx: bytes | None = None) -> None:
+        if ctx is None:
+            ctx = self.read_only.last_pending_ctx()
+        for pid in self.prs:
+            if pid != self.id:
+                self.send_heartbeat(pid, ctx)
+
+    def flush(self) -> None:
+        """Send what was deferred so that a burst of proposals goes out as one append per follower."""
+        if self.need_bcast:
+            if self.state == StateType.LEADER:
+                self.bcast_append()
+            self.need_bcast = False
+
+    # ================================================================== role changes
+    def reset(self, term: int) -> None:
+        if self.term != term:
+            self.term = term
+            self.vote = 0
+        self.lead = 0
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_election_timeout = self.election_timeout + self.rng.randrange(self.election_timeout)
+        self.abort_leader_transfer()
+        self.votes = {}
+        last = self.log.last_index()
+        persisted = self.log.offset - 1
+        for pid, pr in list(self.prs.items()):
+            npr = Progress(last + 1, self.max_inflight, is_learner=pr.is_learner)
+            if pid == self.id:
+                npr.match = min(persisted, last)
+            self.prs[pid] = npr
+        self.pending_conf_index = 0
+        self.uncommitted_size = 0
+        self.read_only = ReadOnly()
+        self.need_bcast = False
+
+    def become_follower(self, term: int, lead: int) -> None:
+        self.reset(term)
+        self.lead = lead
+        self.state = StateType.FOLLOWER
+
+    def become_pre_candidate(self) -> None:
+        if self.state == StateType.LEADER:
+            raise RaftError("invalid transition leader -> pre-candidate")
+        # Neither term nor vote change: a pre-election must not disturb anybody.
+        self.votes = {}
+        self.lead = 0
+        self.state = StateType.PRE_CANDIDATE
+
+    def become_candidate(self) -> None:
+        if self.state == StateType.LEADER:
+            raise RaftError("invalid transition leader -> candidate")
+        self.reset(self.term + 1)
+        self.vote = self.id
+        self.state = StateType.CANDIDATE
+
+    def become_leader(self) -> None:
+        if self.state == StateType.FOLLOWER:
+            raise RaftError("invalid transition follower -> leader")
+        self.reset(self.term)
+        self.lead = self.id
+        self.state = StateType.LEADER
+        pr = self.prs[self.id]
+        pr.become_replicate()
+        pr.match = min(self.log.offset - 1, self.log.last_index())
+        pr.recent_active = True
+        # No conf change until everything before this term's no-op is applied.
+        self.pending_conf_index = self.log.last_index()
+        self.append_entries([Entry(self.term, 0, EntryType.NOOP)], force=True)
+
+    # ================================================================== time
+    def tick(self) -> None:
+        if self.state == StateType.LEADER:
+            self.tick_heartbeat()
+        else:
+            self.election_elapsed += 1
+            if self.election_elapsed >= self.randomized_election_timeout and self.promotable():
+                self.election_elapsed = 0
+                self.hup(False)
+
+    def tick_heartbeat(self) -> None:
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.election_timeout:
+            self.election_elapsed = 0
+            if self.check_quorum:
+                self.check_quorum_active()
+            if self.state == StateType.LEADER and self.lead_transferee:
+                self.abort_leader_transfer()
+        if self.state != StateType.LEADER:
+            return
+        if self.heartbeat_elapsed >= self.heartbeat_timeout:
+            self.heartbeat_elapsed = 0
+            self.bcast_heartbeat()
+
+    def check_quorum_active(self) -> None:
+        active = [pid for pid, pr in self.prs.items() if pid == self.id or pr.recent_active]
+        if not has_quorum(self.voters, active):
+            self.become_follower(self.term, 0)
+            return
+        for pid, pr in self.prs.items():
+            if pid != self.id:
+                pr.recent_active = False
+
+    # ================================================================== elections
+    def hup(self, transfer: bool) -> None:
+        if self.state == StateType.LEADER:
+            return
+        if not self.promotable():
+            return
+        if self.has_unapplied_conf_change():
+            return
+        if transfer or not self.pre_vote:
+            self.campaign(False, transfer)
+        else:
+            self.campaign(True, False)
+
+    def has_unapplied_conf_change(self) -> bool:
+        log = self.log
+        if log.applied >= log.committed:
+            return False
+        try:
+            ents = log.slice(log.applied + 1, log.committed + 1)
+        except LogCompactedError:
+            return False
+        return any(e.type == EntryType.CONF_CHANGE for e in ents)
+
+    def campaign(self, pre: bool, transfer: bool) -> None:
+        if pre:
+            self.become_pre_candidate()
+            vote_type = MT.PRE_VOTE
+            term = self.term + 1
+        else:
+            self.become_candidate()
+            vote_type = MT.VOTE
+            term = self.term
+        self.votes[self.id] = True
+        res = vote_result(self.voters, self.votes)
+        if res == VoteResult.WON:
+            if pre:
+                self.campaign(False, transfer)
+            else:
+                self.become_leader()
+            return
+        ctx = CAMPAIGN_TRANSFER if transfer else b""
+        li = self.log.last_index()
+        lt = self.log.last_term()
+        for pid in sorted(self.voters):
+            if pid != self.id:
+                self.send(Message(vote_type, pid, self.id, term, lt, li, context=ctx))
+
+    # ================================================================== step
+    def step(self, m: Message) -> None:
+        t = m.type
+        if m.term == 0:
+            pass  # local message or a forwarded proposal / read
+        elif m.term > self.term:
+            if t == MT.VOTE or t == MT.PRE_VOTE:
+                force = m.context == CAMPAIGN_TRANSFER
+                in_lease = (
+                    self.check_quorum and self.lead != 0 and self.election_elapsed < self.election_timeout
+                )
+                if not force and in_lease:
+                    return  # leader lease: a healthy leader exists, ignore the disruptor
+            if t == MT.PRE_VOTE:
+                pass  # a pre-vote never changes our term
+            elif t == MT.PRE_VOTE_RESP and not m.reject:
+                pass  # our own future term, granted: the term moves when we win
+            elif t == MT.APP or t == MT.HEARTBEAT or t == MT.SNAP:
+                self.become_follower(m.term, m.frm)
+            else:
+                self.become_follower(m.term, 0)
+        elif m.term < self.term:
+            if (self.check_quorum or self.pre_vote) and (t == MT.HEARTBEAT or t == MT.APP):
+                # Tell a stale leader (e.g. back from a partition) about the newer term.
+                self.send(Message(MT.APP_RESP, m.frm, self.id, self.term))
+            elif t == MT.PRE_VOTE:
+                self.send(Message(MT.PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
+            return
+
+        if t == MT.HUP:
+            self.hup(m.context == CAMPAIGN_TRANSFER)
+        elif t == MT.VOTE or t == MT.PRE_VOTE:
+            can_vote = (
+                self.vote == m.frm
+                or (self.vote == 0 and self.lead == 0)
+                or (t == MT.PRE_VOTE and m.term > self.term)
+            )
+            resp = MT.VOTE_RESP if t == MT.VOTE else MT.PRE_VOTE_RESP
+            if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+                self.send(Message(resp, m.frm, self.id, m.term))
+                if t == MT.VOTE:
+                    self.election_elapsed = 0
+                    self.vote = m.frm
+            else:
+                self.send(Message(resp, m.frm, self.id, self.term, reject=True))
+        elif self.state == StateType.LEADER:
+            self.step_leader(m)
+        elif self.state == StateType.FOLLOWER:
+            self.step_follower(m)
+        else:
+            self.step_candidate(m)
+
+    # ------------------------------------------------------------------ leader
+    def step_leader(self, m: Message) -> None:
+        t = m.type
+        if t == MT.BEAT:
+            self.bcast_heartbeat()
+            return
+        if t == MT.CHECK_QUORUM:
+            self.check_quorum_active()
+            return
+        if t == MT.PROP:
+            self.leader_propose(m)
+            return
+        if t == MT.READ_INDEX:
+            self.leader_read_index(m)
+            return
+
+        pr = self.prs.get(m.frm)
+        if pr is None:
+            return
+        if t == MT.APP_RESP:
+            self.handle_append_response(m, pr)
+        elif t == MT.HEARTBEAT_RESP:
+            pr.recent_active = True
+            pr.probe_sent = False
+            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
+                pr.inflights.free_first_one()
+            if pr.match < self.log.last_index() or pr.state == ProgressState.PROBE:
+                self.send_append(m.frm)
+            if m.context:
+                acks = self.read_only.recv_ack(m.frm, m.context)
+                if acks is not None and has_quorum(self.voters, acks):
+                    for rs in self.read_only.advance(m.context):
+                        self.answer_read(rs.req, rs.index)
+        elif t == MT.SNAP_STATUS:
+            if pr.state != ProgressState.SNAPSHOT:
+                return
+            if m.reject:
+                pr.pending_snapshot = 0
+            pr.become_probe()
+            # Wait for a heartbeat response before probing again.
+            pr.probe_sent = True
+        elif t == MT.UNREACHABLE:
+            if pr.state == ProgressState.REPLICATE:
+                pr.become_probe()
+        elif t == MT.TRANSFER_LEADER:
+            self.leader_transfer(m.frm, pr)
+
+    def leader_propose(self, m: Message) -> None:
+        if not m.entries:
+            raise RaftError("empty proposal")
+        if self.id not in self.prs:
+            raise ProposalDropped("this node was removed from the cluster")
+        if self.lead_transferee:
+            raise ProposalDropped(f"leader transfer to {self.lead_transferee} in progress")
+        ents = list(m.entries)
+        for i, e in enumerate(ents):
+            if e.type == EntryType.CONF_CHANGE:
+                reason = self.conf_change_refusal()
+                if reason:
+                    if m.frm == self.id or m.frm == 0:
+                        raise ProposalDropped(reason)
+                    ents[i] = Entry(e.term, e.index, EntryType.NOOP)  # forwarded: drop it, keep the batch
+                else:
+                    self.pending_conf_index = self.log.last_index() + i + 1
+        if not self.append_entries(ents):
+            raise ProposalDropped("too much uncommitted data")
+        self.need_bcast = True
+
+    def propose_local(self, typ: EntryType, data: bytes) -> None:
+        """A proposal from this node's caller: appended at once on a leader (the append goes out with the
+        next Ready, batched with every other proposal made before it), forwarded otherwise."""
+        if self.state != StateType.LEADER:
+            self.step(Message(MT.PROP, 0, self.id, 0, entries=(Entry(0, 0, typ, data),)))  # type: ignore[arg-type]  # attrs tuple converter
+            return
+        if self.id not in self.prs:
+            raise ProposalDropped("this node was removed from the cluster")
+        if self.lead_transferee:
+            raise ProposalDropped(f"leader transfer to {self.lead_transferee} in progress")
+        log = self.log
+        idx = log.last_index() + 1
+        if typ == EntryType.CONF_CHANGE:
+            reason = self.conf_change_refusal()
+            if reason:
+                raise ProposalDropped(reason)
+            self.pending_conf_index = idx
+        if self.max_uncommitted_size:
+            size = len(data)
+            if (
+                self.uncommitted_size > 0
+                and size > 0
+                and self.uncommitted_size + size > self.max_uncommitted_size
+            ):
+                raise ProposalDropped("too much uncommitted data")
+            self.uncommitted_size += size
+        log.append([Entry(self.term, idx, typ, data)])
+        self.prs[self.id].next = idx + 1
+        self.need_bcast = True
+
+    def reduce_uncommitted(self, ents: Sequence[Entry]) -> None:
+        if self.max_uncommitted_size and self.state == StateType.LEADER:
+            self.uncommitted_size = max(0, self.uncommitted_size - sum([len(e.data) for e in ents]))
+
+    def conf_change_refusal(self) -> str:
+        if self.pending_conf_index > self.log.applied:
+            return "a configuration change is already pending"
+        if not self.committed_entry_in_current_term():
+            return "the leader has not committed an entry of its term yet"
+        return ""
+
+    def committed_entry_in_current_term(self) -> bool:
+        try:
+            return self.log.term(self.log.committed) == self.term
+        except LogCompactedError:
+            return False
+
+    def append_entries(self, ents: Sequence[Entry], force: bool = False) -> bool:
+        log = self.log
+        li = log.last_index()
+        term = self.term
+        if self.max_uncommitted_size and not force:
+            size = sum([len(e.data) for e in ents])
+            if (
+                self.uncommitted_size > 0
+                and size > 0
+                and self.uncommitted_size + size > self.max_uncommitted_size
+            ):
+                return False
+            self.uncommitted_size += size
+        out = [Entry(term, li + i + 1, e.type, e.data) for i, e in enumerate(ents)]
+        log.append(out)
+        pr = self.prs[self.id]
+        pr.next = li + len(out) + 1
+        return True
+
+    def maybe_commit(self) -> bool:
+        matches = {pid: pr.match for pid, pr in self.prs.items()}
+        mci = committed_index(self.voters, matches)
+        log = self.log
+        if mci <= log.committed:
+            return False
+        if not self.figure8:
+            # Figure 8: only an entry of the current term is committed by counting replicas.
+            try:
+                if log.term(mci) != self.term:
+                    return False
+            except LogCompactedError:
+                return False
+        log.commit_to(mci)
+        return True
+
+    def on_commit_advanced(self) -> None:
+        self.release_pending_reads()
+        self.need_bcast = True
+
+    def handle_append_response(self, m: Message, pr: Progress) -> None:
+        pr.recent_active = True
+        if m.reject:
+            hint = m.reject_hint
+            if m.log_term > 0:
+                hint, _ = self.log.find_conflict_by_term(m.reject_hint, m.log_term)
+            if pr.maybe_decr_to(m.index, hint):
+                if pr.state == ProgressState.REPLICATE:
+                    pr.become_probe()
+                self.send_append(m.frm)
+            return
+        old_paused = pr.is_paused()
+        if not pr.maybe_update(m.index):
+            return
+        if pr.state == ProgressState.PROBE:
+            pr.become_replicate()
+        elif pr.state == ProgressState.SNAPSHOT:
+            if pr.match + 1 >= self.log.first_index():
+                pr.become_probe()
+                pr.become_replicate()
+        else:
+            pr.inflights.free_le(m.index)
+        if self.maybe_commit():
+            self.on_commit_advanced()
+        elif old_paused:
+            self.send_append(m.frm)
+        while self.send_append(m.frm, send_if_empty=False):
+            pass
+        if m.frm == self.lead_transferee and pr.match == self.log.last_index():
+            self.send_timeout_now(m.frm)
+
+    def ack_self(self, index: int) -> None:
+        """The leader's own log is durable up to index: it now counts toward commit."""
+        pr = self.prs.get(self.id)
+        if pr is not None and pr.maybe_update(index) and self.maybe_commit():
+            self.on_commit_advanced()
+
+    # ------------------------------------------------------------------ reads
+    def leader_read_index(self, m: Message) -> None:
+        if not self.committed_entry_in_current_term():
+            # A new leader does not know the commit index until its no-op commits: hold, do not drop.
+            self.pending_read_index.append(m)
+            return
+        self.start_read(m)
+
+    def start_read(self, m: Message) -> None:
+        if len(self.voters) == 1 and self.id in self.voters:
+            self.answer_read(m, self.log.committed)
+            return
+        if self.read_no_heartbeat:
+            self.answer_read(m, self.log.committed)  # PLANTED BUG: no leadership confirmation
+            return
+        self.read_only.add_request(self.log.committed, m)
+        acks = self.read_only.recv_ack(self.id, m.context)
+        if acks is not None and has_quorum(self.voters, acks):
+            for rs in self.read_only.advance(m.context):
+                self.answer_read(rs.req, rs.index)
+            return
+        self.bcast_heartbeat(m.context)
+
+    def answer_read(self, req: Message, index: int) -> None:
+        if req.frm == 0 or req.frm == self.id:
+            self.read_states.append(ReadState(index, req.context))
+        else:
+            self.send(
+                Message(MT.READ_INDEX_RESP, req.frm, self.id, self.term, index=index, context=req.context)
+            )
+
+    def release_pending_reads(self) -> None:
+        if not self.pending_read_index or not self.committed_entry_in_current_term():
+            return
+        held = self.pending_read_index
+        self.pending_read_index = []
+        for m in held:
+            self.start_read(m)
+
+    # ------------------------------------------------------------------ transfer
+    def leader_transfer(self, target: int, pr: Progress) -> None:
+        if pr.is_learner:
+            return
+        if self.lead_transferee:
+            if self.lead_transferee == target:
+                return
+            self.abort_leader_transfer()
+        if target == self.id:
+            return
+        self.election_elapsed = 0  # the transfer must finish within one election timeout
+        self.lead_transferee = target
+        if pr.match == self.log.last_index():
+            self.send_timeout_now(target)
+        else:
+            self.send_append(target)
+
+    def send_timeout_now(self, to: int) -> None:
+        self.msgs.append(Message(MT.TIMEOUT_NOW, to, self.id, self.term))
+
+    def abort_leader_transfer(self) -> None:
+        self.lead_transferee = 0
+
+    # ------------------------------------------------------------------ candidate
+    def step_candidate(self, m: Message) -> None:
+        t = m.type
+        my_resp = MT.PRE_VOTE_RESP if self.state == StateType.PRE_CANDIDATE else MT.VOTE_RESP
+        if t == MT.PROP:
+            raise ProposalDropped("no leader")
+        if t == MT.APP:
+            self.become_follower(m.term, m.frm)
+            self.handle_append(m)
+        elif t == MT.HEARTBEAT:
+            self.become_follower(m.term, m.frm)
+            self.handle_heartbeat(m)
+        elif t == MT.SNAP:
+            self.become_follower(m.term, m.frm)
+            self.handle_snapshot(m)
+        elif t == my_resp:
+            self.votes.setdefault(m.frm, not m.reject)
+            res = vote_result(self.voters, self.votes)
+            if res == VoteResult.WON:
+                if self.state == StateType.PRE_CANDIDATE:
+                    self.campaign(False, False)
+                else:
+                    self.become_leader()
+                    self.bcast_append()
+            elif res == VoteResult.LOST:
+                self.become_follower(self.term, 0)
+
+    # ------------------------------------------------------------------ follower
+    def step_follower(self, m: Message) -> None:
+        t = m.type
+        if t == MT.PROP:
+            if self.lead == 0:
+                raise ProposalDropped("no leader")
+            if self.id not in self.prs and self.prs:
+                raise ProposalDropped("this node was removed from the cluster")
+            self.msgs.append(Message(MT.PROP, self.lead, self.id, 0, entries=m.entries))  # type: ignore[arg-type]  # attrs tuple converter
+        elif t == MT.APP:
+            self.election_elapsed = 0
+            self.lead = m.frm
+            self.handle_append(m)
+        elif t == MT.HEARTBEAT:
+            self.election_elapsed = 0
+            self.lead = m.frm
+            self.handle_heartbeat(m)
+        elif t == MT.SNAP:
+            self.election_elapsed = 0
+            self.lead = m.frm
+            self.handle_snapshot(m)
+        elif t == MT.TRANSFER_LEADER:
+            if self.lead:
+                self.msgs.append(Message(MT.TRANSFER_LEADER, self.lead, m.frm, self.term))
+        elif t == MT.TIMEOUT_NOW:
+            self.hup(True)
+        elif t == MT.READ_INDEX:
+            if self.lead:
+                self.msgs.append(Message(MT.READ_INDEX, self.lead, self.id, 0, context=m.context))
+        elif t == MT.READ_INDEX_RESP:
+            self.read_states.append(ReadState(m.index, m.context))
+
+    def handle_append(self, m: Message) -> None:
+        log = self.log
+        if m.index < log.committed:
+            self.send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=log.committed))
+            return
+        lastnewi = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+        if lastnewi >= 0:
+            self.send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=lastnewi))
+            return
+        hint_index, hint_term = log.find_conflict_by_term(min(m.index, log.last_index()), m.log_term)
+        self.send(
+            Message(
+                MT.APP_RESP,
+                m.frm,
+                self.id,
+                self.term,
+                log_term=hint_term,
+                index=m.index,
+                reject=True,
+                reject_hint=hint_index,
+            )
+        )
+
+    def handle_heartbeat(self, m: Message) -> None:
+        self.log.commit_to(m.commit)
+        self.send(Message(MT.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
+
+    def handle_snapshot(self, m: Message) -> None:
+        snap = m.snapshot
+        if snap is not None and self.restore(snap):
+            idx = self.log.last_index()
+        else:
+            idx = self.log.committed
+        self.send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=idx))
+
+    def restore(self, snap: Snapshot) -> bool:
+        meta = snap.meta
+        if meta.index <= self.log.committed:
+            return False
+        if self.state != StateType.FOLLOWER:
+            return False
+        cs = meta.conf_state
+        if self.id not in cs.voters and self.id not in cs.learners:
+            return False
+        if self.log.match_term(meta.index, meta.term):
+            self.log.commit_to(meta.index)  # we already have it: fast-forward the commit index only
+            return False
+        self.log.restore(snap)
+        self._set_conf(cs)
+        return True
+
+
+def decode_conf_change(e: Entry) -> ConfChange:
+    cc = decode(e.data)
+    if not isinstance(cc, ConfChange):
+        raise RaftError(f"entry {e.index} is not a conf change")
+    return cc
+
+
+__all__ = [
+    "LOCAL_TYPES",
+    "Config",
+    "ProposalDropped",
+    "Raft",
+    "ReadState",
+    "StateType",
+    "decode_conf_change",
+    "quorum",
+]
