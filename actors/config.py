@@ -312,6 +312,7 @@ _UNIMPLEMENTED = [
         "socket-reuse-address",
         "discovery-insecure-transport",
         "discovery-insecure-skip-tls-verify",
+        "peer-skip-client-san-verification",
         in_file=False,
     ),
 ]
@@ -714,6 +715,10 @@ def parse_config_text(text: str, origin: str, warnings: list[str]) -> tuple[dict
             raise ConfigError(f"unknown config key {key!r} in {origin}")
         if value is None:
             continue  # `key:` with nothing after it keeps the default, as in etcd
+        if key.endswith("-transport-security") and not isinstance(value, dict):
+            raise ConfigError(
+                f"invalid value for {key} in {origin}: expected a mapping, got {_describe(value)}"
+            )
         values[key] = value
     return values, set(values)
 

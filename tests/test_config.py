@@ -398,6 +398,7 @@ _H = "http://127.0.0.1"
         ),
         (MINIMAL + "name: [a, b]\n", "invalid value for name: expected a string, got list"),
         (MINIMAL + "bogus-key: 1\n", "unknown config key 'bogus-key'"),
+        (MINIMAL + "peer-transport-security: on\n", "invalid value for peer-transport-security"),
         (MINIMAL + "cert-file: /x\n", "unknown config key 'cert-file'"),  # a flag, not a file key, in etcd
         (MINIMAL + "listen-client-urls: http://127.0.0.1:3000\n", "--advertise-client-urls is required"),
         (MINIMAL + "auto-compaction-mode: daily\n", "unknown auto-compaction-mode 'daily'"),
@@ -546,3 +547,13 @@ def test_logging_errors(tmp_path: Path, clean_root_logging: None) -> None:
         setup_logging("loud", ["stderr"])
     with pytest.raises(ConfigError, match="unknown logger"):
         setup_logging("info", ["stderr"], "logrus")
+
+
+def test_election_timeout_bounds_are_inclusive() -> None:
+    ok = load_config(["--heartbeat-interval=200", "--election-timeout=1000"], {})
+    assert ok.election_ticks == 5
+    assert "should be at least as 5 times" in flag_error(
+        ["--heartbeat-interval=201", "--election-timeout=1000"]
+    )
+    assert load_config(["--election-timeout=50000"], {}).election_ticks == 500
+    assert "is too long" in flag_error(["--election-timeout=50001"])
