@@ -218,9 +218,10 @@ class KVStore:
 
     # ----------------------------------------------------------------------------------- open / rebuild
     def _open(self) -> None:
-        with self._pf.write() as tx:
-            have = set(tx.buckets())
-            if not {KEY_BUCKET, MVCC_BUCKET, META_BUCKET} <= have:
+        with self._pf.read() as rx:
+            have = set(rx.buckets())
+        if not {KEY_BUCKET, MVCC_BUCKET, META_BUCKET} <= have:
+            with self._pf.write() as tx:
                 for b in (KEY_BUCKET, MVCC_BUCKET, META_BUCKET):
                     tx.create_bucket(b)
                 tx.commit()
@@ -511,21 +512,16 @@ class ApplyBatch:
         self._tx.put(bucket, key, value)
 
     def bucket_get(self, bucket: bytes, key: bytes) -> bytes | None:
-        if self._raw(bucket) not in self._tx.buckets():
-            return None
-        return self._tx.get(bucket, key)
+        return self._tx.get(self._raw(bucket), key)
 
     def bucket_delete(self, bucket: bytes, key: bytes) -> bool:
-        if self._raw(bucket) not in self._tx.buckets():
-            return False
+        self._tx.create_bucket(self._raw(bucket))  # deleting from a missing bucket is not an error here
         return self._tx.delete(bucket, key)
 
     def bucket_range(
         self, bucket: bytes, start: bytes = b"", end: bytes | None = None
     ) -> list[tuple[bytes, bytes]]:
-        if self._raw(bucket) not in self._tx.buckets():
-            return []
-        return list(self._tx.range(bucket, start, end))
+        return list(self._tx.range(self._raw(bucket), start, end))
 
     # ----------------------------------------------------------------------------------- end
     def commit(self) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 from sortedcontainers import SortedDict
+
+from trikv.api.errors import StorageError
 
 
 class Disk:
@@ -32,13 +35,13 @@ class MemReadTxn:
         self.close()
 
     def get(self, bucket: bytes, key: bytes) -> bytes | None:
-        value: bytes | None = self._state[bucket].get(key)
-        return value
+        b = self._state.get(bucket)  # a missing bucket reads as empty, like the real PageFile
+        return None if b is None else b.get(key)
 
     def range(
         self, bucket: bytes, start: bytes = b"", end: bytes | None = None, *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        b = self._state[bucket]
+        b = self._state.get(bucket, SortedDict())
         keys = list(b.irange(start, end, inclusive=(True, False), reverse=reverse))
         for k in keys:
             yield k, b[k]
@@ -69,10 +72,14 @@ class MemWriteTxn(MemReadTxn):
 
     def put(self, bucket: bytes, key: bytes, value: bytes) -> None:
         assert self._open
+        if bucket not in self._state:
+            raise StorageError(f"bucket {bucket!r} not found")
         self._state[bucket][bytes(key)] = bytes(value)
 
     def delete(self, bucket: bytes, key: bytes) -> bool:
         assert self._open
+        if bucket not in self._state:
+            raise StorageError(f"bucket {bucket!r} not found")
         return self._state[bucket].pop(key, None) is not None
 
     def commit(self) -> None:
@@ -109,3 +116,48 @@ class MemoryPageFile:
 
     def close(self) -> None:
         pass
+
+
+class Backend:
+    """Opens (and reopens) a KVStore over either the in-memory twin or the real PageFile.
+
+    The real one runs on storage.files.CrashFileSystem, so reopen goes through the real on-disk format.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.disk = Disk()
+        self.fs: Any = None
+        self.pf: Any = None
+        if kind == "pagefile":
+            from storage.files import CrashFileSystem
+
+            self.fs = CrashFileSystem()
+            self.fs.makedirs("/data")
+
+    def open_pagefile(self) -> Any:
+        if self.kind == "memory":
+            return MemoryPageFile(self.disk)
+        from storage.pagefile import PageFile
+
+        return PageFile.open(self.fs, "/data/db")
+
+    def open(self) -> Any:
+        from storage.mvcc import KVStore
+
+        self.pf = self.open_pagefile()
+        return KVStore(self.pf)
+
+    def reopen(self, store: Any) -> Any:
+        store.close()
+        self.pf.close()
+        return self.open()
+
+
+def backend_kinds() -> list[str]:
+    """'memory' always; 'pagefile' once storage/pagefile.py exists."""
+    try:
+        import storage.pagefile  # noqa: F401
+    except ImportError:
+        return ["memory"]
+    return ["memory", "pagefile"]
