@@ -65,17 +65,20 @@ class FakeServer:
 
     async def stop(self) -> None:
         """Close every connection and stop listening (a crashed node)."""
+        await self.kick()
         if self._scope is not None:
             self._scope.cancel()
-        for ws in list(self._connections):
-            with trio.move_on_after(0.5):
-                await ws.aclose()
 
     async def kick(self) -> None:
         """Close every open connection but keep listening (a network blip)."""
-        for ws in list(self._connections):
-            with trio.move_on_after(0.5):
-                await ws.aclose()
+        async with trio.open_nursery() as nursery:
+            for ws in list(self._connections):
+                nursery.start_soon(self._close, ws)
+
+    @staticmethod
+    async def _close(ws: trio_websocket.WebSocketConnection) -> None:
+        with trio.move_on_after(0.5):
+            await ws.aclose()
 
     # ----------------------------------------------------------------- serving
 

@@ -172,6 +172,7 @@ class _Conn:
         self._pending: dict[int, _Call] = {}
         self._send, self._recv = trio.open_memory_channel[_Call](math.inf)
         self._scope: trio.CancelScope | None = None
+        self._closing = False
         self._ws: trio_websocket.WebSocketConnection | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[bool] = trio.TASK_STATUS_IGNORED) -> None:
@@ -216,12 +217,14 @@ class _Conn:
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
-        if self._scope is not None:
+        # While close() runs the closing handshake, the WebSocket's own reader must stay alive.
+        if self._scope is not None and not self._closing:
             self._scope.cancel()
 
     async def close(self) -> None:
         ws = self._ws
         if ws is not None and not self.dead:
+            self._closing = True
             with trio.move_on_after(1.0):
                 await ws.aclose()
         if self._scope is not None:
