@@ -770,6 +770,9 @@ class WriteTxn(ReadTxn):
     def _dir_root(self) -> Child:
         return self._dir
 
+    def buckets(self) -> list[bytes]:
+        return sorted(set(super().buckets()).union(self._broots))
+
     def _bucket_root(self, name: bytes) -> Child | None:
         if name in self._broots:
             return self._broots[name]
@@ -1191,6 +1194,8 @@ class _Checker:
                 self.problem(p, codec, "free page outside the file's pages")
             elif p in self.used:
                 self.problem(p, codec, f"listed free but used by {self.used[p]}")
+        if self.problems:  # pages below an unreadable node would all look leaked: say the cause only
+            return self.problems
         for p in range(2, meta.hwm):
             if p not in self.used and p not in free:
                 self.problem(p, codec, "neither reachable nor free (leaked)")
@@ -1213,6 +1218,7 @@ class _Checker:
             node = codec.decode_node(buf, typ, count, pgid)
         except CorruptionError as exc:
             self.problems.append(f"{exc} (in {what})")
+            self.used.setdefault(pgid, what)
             return
         if not self.claim(codec, pgid, node.span, what):
             return
