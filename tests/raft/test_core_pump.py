@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 
-from actors.raft import Config, MemoryStorage, RawNode, Ready, ReadState, StateType, decode_conf_change
+from actors.raft import Config, MemoryStorage, RawNode, ReadState, Ready, StateType, decode_conf_change
 from trikv.api.codec import decode, encode
 from trikv.api.raftpb import Message, MessageType
 from trikv.api.records import ConfState, EntryType
@@ -40,6 +40,7 @@ class Cluster:
         self.down: set[int] = set()  # crashed / fully isolated nodes
         self.cuts: set[tuple[int, int]] = set()  # directed links that drop
         self.drop: Callable[[Message], bool] | None = None
+        self.mutate: Callable[[Message], Message] | None = None  # rewrite a message in flight
         self.snap_index: dict[int, int] = {}
         for i in self.ids:
             self.add_node(i, bootstrap_voters=self.ids if bootstrap else None)
@@ -108,6 +109,8 @@ class Cluster:
         n = 0
         for m in msgs:
             if self.deliverable(m):
+                if self.mutate is not None:
+                    m = self.mutate(m)
                 self.nodes[m.to].step(m)
                 n += 1
         return n
@@ -142,6 +145,7 @@ class Cluster:
     def heal(self) -> None:
         self.cuts.clear()
         self.drop = None
+        self.mutate = None
 
     def elect(self, i: int) -> None:
         self.nodes[i].campaign()
