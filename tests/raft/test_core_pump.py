@@ -135,6 +135,17 @@ class Cluster:
                     self.nodes[i].tick()
             self.stabilize()
 
+    def restart(self, i: int) -> RawNode:
+        """Crash and restart node i from its storage (what the WAL would replay); volatile state is lost."""
+        st = self.storages[i]
+        snap = st.snapshot()
+        node = RawNode(self.config(i), st)
+        self.nodes[i] = node
+        self.sm[i] = list(decode(snap.data)) if snap.data else []
+        self.conf[i] = snap.meta.conf_state
+        self.net = [m for m in self.net if m.to != i and m.frm != i]
+        return node
+
     # ------------------------------------------------------------------ helpers
     def isolate(self, i: int) -> None:
         for j in self.ids:
