@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# The codec first: it registers every wire shape, and importing `trikv.api.rpc` before it would run
+# into the rpc -> codec -> protocol -> rpc import cycle. Cheap (attrs + cbor2), no trio.
+from trikv.api import codec as _codec  # noqa: F401
+
 __version__ = "0.1.0"
 
 _CLIENT_NAMES = (
