@@ -317,6 +317,8 @@ class PageFile:
         self._cache: dict[int, _Node] = {}
         self._cache_max = cache_nodes
         self._broken: str | None = None
+        self._hwm = meta.hwm  # next never-used page (moves during a commit)
+        self._fl_runs = 0  # runs in the last free list written: bounds the next one's size cheaply
         self._load_freelist()
 
     # ---------------------------------------------------------------- lifecycle
@@ -326,6 +328,9 @@ class PageFile:
         """Open, creating crash-safely (write-new + sync + rename + sync_dir) if missing."""
         if page_size < 512 or page_size & (page_size - 1):
             raise StorageError(f"page size {page_size} is not a power of two >= 512")
+        for stale in (path + ".defrag", path + ".recv"):  # leftovers of an interrupted defrag/install
+            if fs.exists(stale):
+                fs.remove(stale)
         if not fs.exists(path):
             tmp = path + ".tmp"
             _write_empty(fs, tmp, page_size, 0)
@@ -345,9 +350,12 @@ class PageFile:
         m = self._meta
         self._free = []
         self._pending = {}
+        self._hwm = m.hwm
+        self._fl_runs = 0
         if m.freelist:
             buf, _typ, count = self._codec.read_span(self._f, m.freelist, FREELIST)
             runs = struct.unpack_from(f"<{2 * count}Q", buf, HDR)
+            self._fl_runs = count
             free: list[int] = []
             for i in range(0, len(runs), 2):
                 free.extend(range(runs[i], runs[i] + runs[i + 1]))
@@ -423,7 +431,7 @@ class PageFile:
         cache = self._cache
         if len(cache) >= self._cache_max:
             for k in list(islice(cache, self._cache_max // 4)):
-                del cache[k]
+                cache.pop(k, None)  # pop: a reader may evict concurrently with a threaded commit
         cache[node.pgid] = node
 
     def _read_blob(self, ref: _Ref) -> bytes:
@@ -454,8 +462,6 @@ class PageFile:
         p = self._hwm
         self._hwm += n
         return p
-
-    _hwm: int = 0
 
     # ---------------------------------------------------------------- whole-file operations
 
@@ -959,14 +965,24 @@ class _Committer:
         freed = tx._freed
         if old.freelist:
             freed.extend(range(old.freelist, old.freelist + old.fl_span))
+        # Everything not reachable from this commit is written as free (pending included: after a
+        # restart no reader is left). Allocating the list's own pages takes whole runs' heads, so the
+        # run count only shrinks; each page freed since the last list adds at most one run.
         pending_all = [p for ps in pf._pending.values() for p in ps]
-        est = len(_runs(sorted(pf._free + pending_all + freed))) + 2
         fl_pgid, fl_span = 0, 0
-        if est > 2:
-            fl_span = codec.spans(HDR + 8 * est)
+        if pf._free or pending_all or freed:
+            est = pf._fl_runs + len(freed) + 2
+            fl_span = codec.spans(HDR + 16 * est)
             fl_pgid = pf._allocate(fl_span)
-            runs = _runs(sorted(pf._free + pending_all + freed))
+            ids = pf._free + pending_all + freed
+            ids.sort()
+            runs = _runs(ids)
+            if len(runs) // 2 > est:  # cannot happen (see above); never write a truncated list
+                raise StorageError(f"free list of {len(runs) // 2} runs exceeds its estimate {est}")
+            pf._fl_runs = len(runs) // 2
             self.writes.append((fl_pgid, codec.encode_freelist(runs, fl_pgid, fl_span)))
+        else:
+            pf._fl_runs = 0
         meta = _Meta(txid, dir_root, fl_pgid, fl_span, pf._hwm)
         f = pf._f
         self.flush(f, meta.hwm)

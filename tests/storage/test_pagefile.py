@@ -399,3 +399,45 @@ def test_against_a_dict_model(ops) -> None:
     pf = PageFile.open(fs, "/d/db", page_size=512)
     assert _dump(pf) == work
     pf.close()
+
+
+def test_long_random_workload_stays_healthy() -> None:
+    """Thousands of mixed operations on small pages (many splits and merges); `check` after every
+    few commits, the model compared throughout and after reopening."""
+    rng = random.Random(7)
+    fs = _fs()
+    pf = PageFile.open(fs, "/d/db", page_size=512)
+    model: dict[bytes, bytes] = {}
+    with pf.write() as w:
+        w.create_bucket(B)
+        w.commit()
+    for step in range(120):
+        with pf.write() as w:
+            for _ in range(rng.choice([1, 10, 200])):
+                k = b"%04d" % rng.randrange(2000)
+                r = rng.random()
+                if r < 0.5 or not model:
+                    v = rng.randbytes(rng.choice([1, 30, 200, 700]))
+                    w.put(B, k, v)
+                    model[k] = v
+                elif r < 0.9:
+                    assert w.delete(B, k) == (k in model)
+                    model.pop(k, None)
+                else:  # delete a whole stretch: leaves empty out and merge
+                    for key, _v in list(w.range(B, k, k[:2] + b"\xff")):
+                        w.delete(B, key)
+                        del model[key]
+            w.commit()
+        if step % 10 == 0:
+            assert PageFile.check(fs, "/d/db", page_size=512) == []
+            with pf.read() as r:
+                assert list(r.range(B)) == sorted(model.items())
+                lo, hi = sorted([*rng.sample(sorted(model) or [b"0"], 1), b"%04d" % rng.randrange(2000)])
+                want = [(k, model[k]) for k in sorted(model) if lo <= k < hi]
+                assert list(r.range(B, lo, hi)) == want
+                assert list(r.range(B, lo, hi, reverse=True)) == want[::-1]
+    pf.close()
+    pf = PageFile.open(fs, "/d/db", page_size=512)
+    assert _dump(pf) == {B: model}
+    assert PageFile.check(fs, "/d/db", page_size=512) == []
+    pf.close()
