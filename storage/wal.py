@@ -16,9 +16,11 @@ and rejected on replay before anything is sliced. The magic lets recovery find l
 
 Torn tail vs corruption (only the last segment may have a torn tail: earlier ones were fsynced before
 the next one was renamed into place). A bad record (short, bad magic/CRC, oversize) is a torn tail when
-(a) no valid record follows it, or (b) one of its sector-sized pieces is all zeros (a sector that never
-reached the disk; the same rule as etcd's WAL decoder, so a power loss that kept later sectors of an
-unsynced batch is still a tail). Otherwise it is corruption: CorruptionError(path, offset). Recovery
+(a) no valid record follows it, or (b) the gap between it and the next valid record has a sector-sized
+piece that is all zeros: a sector that never reached the disk (etcd's decoder uses the same sign), so a
+power loss that kept later sectors of an unsynced batch is still a tail. Otherwise it is corruption:
+CorruptionError(path, offset). Residual risk, as in etcd: a bit flip in a record whose gap happens to
+hold a zero-valued sector piece is taken for a tear. Recovery
 zeroes everything after the tail and fsyncs before any new write can land on top of it.
 
 Durability contract: `append` and `save_snapshot` only buffer; `sync` writes the buffered records with one
@@ -203,24 +205,20 @@ def scan_segment(data: bytes, path: str, *, last: bool) -> SegmentScan:
         if off + HDR_SIZE > n:
             if not data[off:].strip(b"\0"):
                 break
-            return _bad(data, path, off, n, "truncated record header", last, records)
+            return _bad(data, path, off, "truncated record header", last, records)
         length, magic, rtype, crc = unpack(data, off)
         if length == 0:
             break
         if magic != MAGIC:
-            return _bad(data, path, off, off + HDR_SIZE, "bad record magic", last, records)
+            return _bad(data, path, off, "bad record magic", last, records)
         if length > MAX_RECORD:
-            return _bad(
-                data, path, off, off + HDR_SIZE, f"record length {length} above maximum", last, records
-            )
+            return _bad(data, path, off, f"record length {length} above maximum", last, records)
         end = off + HDR_SIZE + length
         if end > n:
-            return _bad(
-                data, path, off, n, f"record of {length} bytes runs past the end of file", last, records
-            )
+            return _bad(data, path, off, f"record of {length} bytes runs past the end of file", last, records)
         body = view[off + HDR_SIZE : end]
         if _crc32(body, _crc32(_pack_prefix(length, MAGIC, rtype))) != crc:
-            return _bad(data, path, off, end, "crc mismatch", last, records)
+            return _bad(data, path, off, "crc mismatch", last, records)
         if rtype not in RECORD_TYPES:
             raise CorruptionError(path, off, f"unknown record type {rtype}")
         records.append(Record(off, rtype, _decode_body(rtype, body, path, off), HDR_SIZE + length))
@@ -232,15 +230,15 @@ def scan_segment(data: bytes, path: str, *, last: bool) -> SegmentScan:
     return SegmentScan(records, off, None)
 
 
-def _bad(
-    data: bytes, path: str, off: int, claimed_end: int, reason: str, last: bool, records: list[Record]
-) -> SegmentScan:
+def _bad(data: bytes, path: str, off: int, reason: str, last: bool, records: list[Record]) -> SegmentScan:
+    """A torn tail if nothing valid follows, or if the gap up to the next valid record has an unwritten
+    (all-zero) sector piece; anything else is corruption. The gap is measured to the next valid record,
+    never by the bad record's own length field, which may be the corrupted part."""
     if not last:
         raise CorruptionError(path, off, reason)
-    if not _has_zero_piece(data, off, min(claimed_end, len(data))):
-        later = _valid_record_after(data, off)
-        if later is not None:
-            raise CorruptionError(path, off, f"{reason}; valid records follow at {later}")
+    later = _valid_record_after(data, off)
+    if later is not None and not _has_zero_piece(data, off, later):
+        raise CorruptionError(path, off, f"{reason}; valid records follow at {later}")
     return SegmentScan(records, off, reason)
 
 
