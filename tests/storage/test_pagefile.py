@@ -333,7 +333,7 @@ def test_against_a_dict_model(ops) -> None:
     fs = _fs()
     pf = PageFile.open(fs, "/d/db", page_size=512)  # small pages: deep trees, splits and merges
     committed: dict[bytes, dict[bytes, bytes]] = {}
-    work = {}
+    work: dict[bytes, dict[bytes, bytes]] = {}
     w = pf.write()
     for op in ops:
         name = op[0]
@@ -430,12 +430,12 @@ def test_long_random_workload_stays_healthy() -> None:
             w.commit()
         if step % 10 == 0:
             assert PageFile.check(fs, "/d/db", page_size=512) == []
-            with pf.read() as r:
-                assert list(r.range(B)) == sorted(model.items())
+            with pf.read() as rt:
+                assert list(rt.range(B)) == sorted(model.items())
                 lo, hi = sorted([*rng.sample(sorted(model) or [b"0"], 1), b"%04d" % rng.randrange(2000)])
                 want = [(k, model[k]) for k in sorted(model) if lo <= k < hi]
-                assert list(r.range(B, lo, hi)) == want
-                assert list(r.range(B, lo, hi, reverse=True)) == want[::-1]
+                assert list(rt.range(B, lo, hi)) == want
+                assert list(rt.range(B, lo, hi, reverse=True)) == want[::-1]
     pf.close()
     pf = PageFile.open(fs, "/d/db", page_size=512)
     assert _dump(pf) == {B: model}
