@@ -23,7 +23,7 @@ import http
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import attrs
 import h11
@@ -41,6 +41,7 @@ COALESCE_SOFT_LIMIT = 1024 * 1024  # a coalesced response frame above this is sp
 HANDSHAKE_TIMEOUT = 10.0  # seconds for trio-websocket to finish a handshake we already parsed
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's WebSocket close reply
 HTTP_RECEIVE_BYTES = 64 * 1024
+HTTP_IDLE_TIMEOUT = 300.0  # seconds a connection may take to send a request head (etcd: 5 min read timeout)
 
 
 class InternalError(errors.EtcdError):
@@ -247,7 +248,11 @@ class ClientServer:
             # Every byte of the current request head is kept so that an upgrade can be replayed.
             head = bytearray(conn.trailing_data[0])
             try:
-                event = await self._next_event(conn, stream, head)
+                with trio.move_on_after(HTTP_IDLE_TIMEOUT) as idle:
+                    event = await self._next_event(conn, stream, head)
+                if idle.cancelled_caught:
+                    log.debug("client %s: idle HTTP connection closed", peer)
+                    return
                 if isinstance(event, h11.ConnectionClosed):
                     return
                 assert isinstance(event, h11.Request)
@@ -345,10 +350,11 @@ class ClientServer:
     async def _serve_ws(self, stream: _ReplayStream, peer: str) -> None:
         async with trio.open_nursery() as ws_nursery:  # trio-websocket's reader task lives here
             ws: trio_websocket.WebSocketConnection | None = None
+            watch = _ReaderWatch(ws_nursery)
             try:
                 with trio.move_on_after(HANDSHAKE_TIMEOUT):
                     request = await trio_websocket.wrap_server_stream(
-                        ws_nursery,
+                        cast(trio.Nursery, watch),
                         stream,
                         message_queue_size=WS_QUEUE_SIZE,
                         max_message_size=self.max_message_bytes,
@@ -359,7 +365,7 @@ class ClientServer:
                     log.info("client %s: WebSocket handshake timed out", peer)
                     return
                 log.debug("client %s: WebSocket open", peer)
-                await _Session(self, ws, peer).run()
+                await _Session(self, ws, peer, watch.done).run()
             finally:
                 if ws is not None:
                     with trio.move_on_after(CLOSE_TIMEOUT) as scope:
@@ -369,11 +375,35 @@ class ClientServer:
             log.debug("client %s: WebSocket closed", peer)
 
 
+class _ReaderWatch:
+    """Stands in for the nursery given to trio-websocket, to learn when its reader task ends.
+
+    The reader task ends exactly when the connection is gone; our reader may be parked on a full
+    in-flight bound (not in get_message), and long requests would otherwise outlive their client.
+    """
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self.done = trio.Event()
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object, name: object = None) -> None:
+        async def run() -> None:
+            try:
+                await fn(*args)
+            finally:
+                self.done.set()
+
+        self._nursery.start_soon(run, name=name or fn)
+
+
 class _Session:
     """One WebSocket connection: a reader that starts requests, a writer that coalesces responses."""
 
-    def __init__(self, server: ClientServer, ws: trio_websocket.WebSocketConnection, peer: str) -> None:
+    def __init__(
+        self, server: ClientServer, ws: trio_websocket.WebSocketConnection, peer: str, gone: trio.Event
+    ) -> None:
         self.server = server
+        self.gone = gone
         self.backend = server.backend
         self.ws = ws
         self.peer = peer
@@ -385,6 +415,7 @@ class _Session:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._writer, nursery.cancel_scope)
+            nursery.start_soon(self._watch_gone, nursery.cancel_scope)
             try:
                 await self._reader(nursery)
             except trio_websocket.ConnectionClosed:
@@ -392,6 +423,10 @@ class _Session:
             finally:
                 # The client is gone (or closing): its in-flight requests have nobody to answer to.
                 nursery.cancel_scope.cancel()
+
+    async def _watch_gone(self, cancel_scope: trio.CancelScope) -> None:
+        await self.gone.wait()
+        cancel_scope.cancel()
 
     async def _take_slot(self) -> None:
         try:

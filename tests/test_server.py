@@ -476,6 +476,25 @@ async def test_abrupt_disconnect_cancels_in_flight(server: Server) -> None:
         assert (await call1(ws2, "put", rpc.PutRequest(b"after")))[1] == OK
 
 
+async def test_disconnect_with_full_in_flight_bound_cancels(nursery: trio.Nursery) -> None:
+    # The reader is parked on the bound, not in get_message: the disconnect must still be noticed.
+    srv = await start_server(nursery, max_in_flight=2)
+    stream = await trio.open_tcp_stream(HOST, srv.port)
+    async with trio.open_nursery() as client:
+        ws = await trio_websocket.wrap_client_stream(client, stream, HOST, WS_PATH)
+        await ws.send_message(
+            protocol.encode_frame([[i, "range", rpc.RangeRequest(b"wait:e")] for i in range(1, 6)])
+        )
+        with trio.fail_after(5):
+            while srv.backend.waiting < 2:
+                await trio.sleep(0.01)
+        await stream.aclose()
+    with trio.fail_after(5):
+        while srv.backend.waiting:
+            await trio.sleep(0.01)
+    assert srv.backend.cancelled == [b"wait:e"] * 2
+
+
 # --------------------------------------------------------------------------- measurement (not a test of speed)
 
 
