@@ -70,6 +70,8 @@ class Scenario:
     max_delay: int = 3
     p_crash_after_vote: float = 0.0  # crash a voter right after its vote went out (then restart quickly)
     restart_delay: tuple[int, int] = (5, 150)
+    p_crash_new_leader: float = 0.0  # a fresh leader crashes within `crash_leader_after` ticks
+    crash_leader_after: tuple[int, int] = (1, 6)
     membership: bool = False
     compaction: bool = False
     transfers: bool = True
@@ -92,6 +94,7 @@ class Scenario:
         sc.p_dup = r.choice((0.0, 0.01, 0.05))
         sc.p_delay = r.choice((0.0, 0.05, 0.2))
         sc.p_crash_after_vote = r.choice((0.0, 0.0, 0.05))
+        sc.p_crash_new_leader = r.choice((0.0, 0.0, 0.0, 0.2))
         sc.membership = r.random() < 0.3
         sc.compaction = r.random() < 0.4
         sc.transfers = r.random() < 0.6
@@ -147,6 +150,7 @@ class SimNode:
     role: StateType = StateType.FOLLOWER
     crash_point: str = ""
     restart_at: int = -1
+    crash_at: int = -1
     pending_reads: dict[bytes, int] = attrs.Factory(dict)  # ctx -> max applied index when the read began
     waiting_reads: list[tuple[int, bytes, int]] = attrs.Factory(list)  # (read index, ctx, floor)
 
@@ -264,6 +268,7 @@ class Sim:
         node.role = StateType.FOLLOWER
         node.crash_point = ""
         node.restart_at = -1
+        node.crash_at = -1
         node.pending_reads.clear()
         node.waiting_reads.clear()
         if d.sm_index < applied:
@@ -473,6 +478,8 @@ class Sim:
             self.fail(f"election safety: n{other} and n{node.id} both leader of term {term}")
         if node.id not in node.conf_state.voters:
             self.fail(f"n{node.id} became leader but is not a voter in {node.conf_state}")
+        if self.chaos and self.sc.p_crash_new_leader and self.rng.random() < self.sc.p_crash_new_leader:
+            node.crash_at = self.now + self.rng.randint(*self.sc.crash_leader_after)
         # leader completeness: every entry committed in an earlier term is in this leader's log
         st = node.storage
         assert st is not None
@@ -520,8 +527,10 @@ class Sim:
             assert node.rn is not None
             cs = node.rn.apply_conf_change(cc)
             node.conf_state = cs
+            # bootstrap entries are applied inside bootstrap() and again by the caller, so the state after
+            # them depends on the incarnation; every later conf change must yield one state everywhere
             prev = self.conf_at.setdefault(e.index, cs)
-            if prev != cs:
+            if e.index > self.sc.voters and prev != cs:
                 self.fail(f"n{node.id}: conf state after {e.index} is {cs}, another node got {prev}")
             if e.index > self.members_index:
                 self.members_index = e.index
@@ -619,13 +628,13 @@ class Sim:
             bridge = rng.choice(ids)
             rest = [i for i in ids if i != bridge]
             rng.shuffle(rest)
-            a = rest[: len(rest) // 2]
-            b = rest[len(rest) // 2 :]
-            for x in a:
-                for y in b:
+            left = rest[: len(rest) // 2]
+            right = rest[len(rest) // 2 :]
+            for x in left:
+                for y in right:
                     self.blocked.add((x, y))
                     self.blocked.add((y, x))
-            self.log(f"partition bridge n{bridge}: {sorted(a)} | {sorted(b)}")
+            self.log(f"partition bridge n{bridge}: {sorted(left)} | {sorted(right)}")
             return
         else:
             k = rng.randint(1, len(ids) - 1)
@@ -733,6 +742,8 @@ class Sim:
             if not node.alive and not node.removed and node.restart_at == self.now:
                 self.log(f"restart n{nid}")
                 self.start(node)
+            elif node.alive and node.crash_at == self.now:
+                self.crash(node, "fresh leader")
         while self.forced and self.forced[0][0] <= self.now:
             _, kind = self.forced.pop(0)
             if kind == "partition":
