@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 
 import pytest
 import trio
+import wsproto
+import wsproto.events
 
 import trikv
 from trikv import client as tc
@@ -245,3 +248,30 @@ async def test_too_large_request_fails_locally(nursery: trio.Nursery) -> None:
             await c.put("big", b"a" * 1_600_000)
         await c.put("big", b"a" * 1_500_000)
         assert len((await c.get("big")).kvs[0].value) == 1_500_000
+
+
+async def _frozen_node(stream: trio.SocketStream) -> None:
+    """Completes the WebSocket handshake, then never reads again: a SIGSTOPped node (no FIN, no pong)."""
+    ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    while True:
+        ws.receive_data(await stream.receive_some(65536))
+        for event in ws.events():
+            if isinstance(event, wsproto.events.Request):
+                await stream.send_all(ws.send(wsproto.events.AcceptConnection()))
+                await trio.sleep_forever()
+
+
+async def test_keepalive_fails_over_from_a_frozen_node(nursery: trio.Nursery) -> None:
+    serve = functools.partial(trio.serve_tcp, host="127.0.0.1")
+    listeners = await nursery.start(serve, _frozen_node, 0)
+    frozen = f"127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+    async with running(nursery) as (srv,):
+        await srv.kick()
+        async with trikv.connect(
+            [frozen, srv.endpoint], keepalive_time=0.05, keepalive_timeout=0.1, request_timeout=10
+        ) as c:
+            assert c.current_endpoint == frozen
+            with trio.fail_after(3):  # far below the request deadline: the ping noticed, not the timeout
+                got = await c.get("k")
+            assert got.header.member_id == srv.member_id
+            assert c.current_endpoint == srv.endpoint

@@ -74,6 +74,10 @@ class _NotSent(Exception):
     """Internal: the connection failed before this request left; any request may be retried."""
 
 
+class KeepaliveTimeoutError(errors.ClientError):
+    """The server stopped answering pings: the connection is treated as lost (a frozen or cut-off node)."""
+
+
 class _LostAfterSend(Exception):
     """Internal: the connection failed after this request was (maybe) sent."""
 
@@ -162,8 +166,11 @@ class _Call:
 class _Conn:
     """One WebSocket to one endpoint: a writer task coalesces queued items, a reader task dispatches."""
 
-    def __init__(self, url: str, max_send: int, max_recv: int) -> None:
+    def __init__(
+        self, url: str, max_send: int, max_recv: int, keepalive: tuple[float, float] | None = None
+    ) -> None:
         self.url = url
+        self.keepalive = keepalive
         self.max_send = max_send
         self.max_recv = max_recv
         self.dead = False
@@ -189,6 +196,8 @@ class _Conn:
                 task_status.started(True)
                 nursery.start_soon(self._reader, ws)
                 nursery.start_soon(self._writer, ws)
+                if self.keepalive is not None:
+                    nursery.start_soon(self._keepalive, ws, *self.keepalive)
         except Exception as exc:  # any failure of this connection ends it; callers see it as the cause
             self.error = exc
         finally:
@@ -283,6 +292,20 @@ class _Conn:
     @staticmethod
     async def _send_frame(ws: trio_websocket.WebSocketConnection, items: list[bytes]) -> None:
         await ws.send_message(_array_header(len(items)) + b"".join(items))
+
+    async def _keepalive(self, ws: trio_websocket.WebSocketConnection, every: float, timeout: float) -> None:
+        """etcd's client keepalive: a node that is alive but silent (frozen, cut off) gets no FIN, so
+        without pings a request to it would wait for its deadline instead of failing over."""
+        try:
+            while True:
+                await trio.sleep(every)
+                with trio.move_on_after(timeout) as scope:
+                    await ws.ping()
+                if scope.cancelled_caught:
+                    self._fail(KeepaliveTimeoutError(f"{self.url}: no pong within {timeout} s"))
+                    return
+        except trio_websocket.ConnectionClosed as exc:
+            self._fail(exc)
 
     async def _reader(self, ws: trio_websocket.WebSocketConnection) -> None:
         try:
@@ -482,6 +505,8 @@ class Client:
         request_timeout: float | None = 5.0,
         max_send_bytes: int = DEFAULT_MAX_SEND_BYTES,
         max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
+        keepalive_time: float | None = 2.0,
+        keepalive_timeout: float = 6.0,
     ) -> None:
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
@@ -494,6 +519,7 @@ class Client:
         self.request_timeout = request_timeout
         self.max_send_bytes = max_send_bytes
         self.max_recv_bytes = max_recv_bytes
+        self.keepalive = None if keepalive_time is None else (keepalive_time, keepalive_timeout)
         self._active = 0
         self._conns: dict[str, _Conn] = {}
         self._dial_locks: dict[str, trio.Lock] = {}
@@ -518,7 +544,7 @@ class Client:
                 return conn
             if self._closed:
                 raise errors.ClientError("client is closed")
-            conn = _Conn(url, self.max_send_bytes, self.max_recv_bytes)
+            conn = _Conn(url, self.max_send_bytes, self.max_recv_bytes, self.keepalive)
             ok = False
             with trio.move_on_after(self.dial_timeout):
                 ok = await self._nursery.start(conn.run)
@@ -727,6 +753,8 @@ async def connect(
     request_timeout: float | None = 5.0,
     max_send_bytes: int = DEFAULT_MAX_SEND_BYTES,
     max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
+    keepalive_time: float | None = 2.0,
+    keepalive_timeout: float = 6.0,
     lazy: bool = False,
 ) -> AsyncIterator[Client]:
     """Open a client; unless `lazy`, waits until one endpoint answers (NoEndpointsError otherwise)."""
@@ -740,6 +768,8 @@ async def connect(
                 request_timeout=request_timeout,
                 max_send_bytes=max_send_bytes,
                 max_recv_bytes=max_recv_bytes,
+                keepalive_time=keepalive_time,
+                keepalive_timeout=keepalive_timeout,
             )
             try:
                 if not lazy:
