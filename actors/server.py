@@ -352,7 +352,9 @@ class ClientServer:
             ws: trio_websocket.WebSocketConnection | None = None
             watch = _ReaderWatch(ws_nursery)
             try:
-                with trio.move_on_after(HANDSHAKE_TIMEOUT):
+                with trio.move_on_after(HANDSHAKE_TIMEOUT) as handshake:
+                    # A handshake wsproto rejects ends its reader task without ever producing a request.
+                    ws_nursery.start_soon(_cancel_when_set, watch.done, handshake)
                     request = await trio_websocket.wrap_server_stream(
                         cast(trio.Nursery, watch),
                         stream,
@@ -362,7 +364,7 @@ class ClientServer:
                     )
                     ws = await request.accept()
                 if ws is None:
-                    log.info("client %s: WebSocket handshake timed out", peer)
+                    log.info("client %s: WebSocket handshake failed or timed out", peer)
                     return
                 log.debug("client %s: WebSocket open", peer)
                 await _Session(self, ws, peer, watch.done).run()
@@ -373,6 +375,11 @@ class ClientServer:
                         await ws.aclose()
                 ws_nursery.cancel_scope.cancel()
             log.debug("client %s: WebSocket closed", peer)
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 class _ReaderWatch:

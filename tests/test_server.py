@@ -292,6 +292,20 @@ async def test_upgrade_on_unknown_path_is_404(server: Server) -> None:
     assert info.value.status_code == 404
 
 
+async def test_bad_websocket_handshake_is_refused_promptly(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trikv.server")
+    bad = get(WS_PATH, extra="Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n")
+    [(resp, _)] = await http_exchange(server.port, bad)  # no Sec-WebSocket-Key
+    assert resp.status_code == 400
+    with trio.fail_after(5):  # the server lets go of it well before the handshake timeout
+        while not any("handshake failed" in r.getMessage() for r in caplog.records):
+            await trio.sleep(0.01)
+    [(resp, _)] = await http_exchange(server.port, get("/health"))
+    assert resp.status_code == 200
+
+
 # --------------------------------------------------------------------------- WebSocket: ops
 
 
