@@ -6,7 +6,7 @@ import io
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from storage.files import CrashFileSystem, OsFileSystem
@@ -303,7 +303,8 @@ BUCKETS = st.sampled_from([b"a", b"b", b"c"])
 OPS = st.lists(
     st.one_of(
         st.tuples(st.just("put"), BUCKETS, KEYS, VALS),
-        st.tuples(st.just("putmany"), BUCKETS, st.integers(0, 400), st.integers(1, 300)),
+        st.tuples(st.just("putmany"), BUCKETS, st.integers(0, 400), st.integers(1, 1200)),
+        st.tuples(st.just("delmany"), BUCKETS, st.integers(0, 1600), st.integers(1, 800)),
         st.tuples(st.just("del"), BUCKETS, KEYS),
         st.tuples(st.just("delrange"), BUCKETS, KEYS, KEYS),
         st.tuples(st.just("create"), BUCKETS),
@@ -329,12 +330,30 @@ def _check_range(r, model, bucket, start, end, reverse) -> None:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS)
+# scenarios random generation reaches rarely: emptied leaves and branches merging after a commit
+@example(ops=[("putmany", b"a", 0, 1000), ("commit",), ("delmany", b"a", 0, 800), ("commit",), ("reopen",)])
+@example(
+    ops=[
+        ("putmany", b"a", 0, 1200),
+        ("commit",),
+        ("delmany", b"a", 100, 1000),
+        ("range", b"a", b"m", None, True),
+    ]
+)
+@example(
+    ops=[("putmany", b"b", 0, 900), ("commit",), ("drop", b"b"), ("create", b"b"), ("commit",), ("defrag",)]
+)
+@example(
+    ops=[("putmany", b"a", 0, 1000), ("commit",), ("delmany", b"a", 300, 400), ("rollback",), ("commit",)]
+)
 def test_against_a_dict_model(ops) -> None:
     fs = _fs()
     pf = PageFile.open(fs, "/d/db", page_size=512)  # small pages: deep trees, splits and merges
     committed: dict[bytes, dict[bytes, bytes]] = {}
-    work: dict[bytes, dict[bytes, bytes]] = {}
+    work: dict[bytes, dict[bytes, bytes]] = {b"a": {}, b"b": {}}
     w = pf.write()
+    w.create_bucket(b"a")
+    w.create_bucket(b"b")
     for op in ops:
         name = op[0]
         if name == "put":
@@ -350,6 +369,11 @@ def test_against_a_dict_model(ops) -> None:
             for i in range(base, base + n):
                 w.put(b, b"m%05d" % i, b"%d" % i)
                 work[b][b"m%05d" % i] = b"%d" % i
+        elif name == "delmany" and op[1] in work:
+            _, b, base, n = op
+            for i in range(base, base + n):
+                assert w.delete(b, b"m%05d" % i) == (b"m%05d" % i in work[b])
+                work[b].pop(b"m%05d" % i, None)
         elif name == "del" and op[1] in work:
             _, b, k = op
             assert w.delete(b, k) == (k in work[b])
