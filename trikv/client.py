@@ -264,14 +264,18 @@ class _Conn:
     async def _writer(self, ws: trio_websocket.WebSocketConnection) -> None:
         try:
             async for first in self._recv:
-                # One checkpoint lets every task runnable in this tick queue its request: one frame.
-                await trio.sleep(0)
+                # No extra checkpoint needed: trio wakes this task in the batch after the one in
+                # which `first` was queued, so every request queued in that tick is already here.
                 batch = [first]
                 while True:
                     try:
                         batch.append(self._recv.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                if ws.closed is not None:
+                    # Known closed before a byte of this batch left: its calls stay QUEUED, and
+                    # _die() reports them as never sent (safe to retry, even writes).
+                    raise trio_websocket.ConnectionClosed(ws.closed)
                 frame: list[bytes] = []
                 size = 0
                 for call in batch:
