@@ -786,8 +786,8 @@ class Raft:
         if self.state != StateType.FOLLOWER:
             return False
         cs = meta.conf_state
-        if self.id not in cs.voters and self.id not in cs.learners:
-            return False
+        # A snapshot that predates our membership is accepted too: the entries after it (which add us) come
+        # next. (etcd refuses it, but its server builds snapshots on demand; ours are made ahead of time.)
         if self.log.match_term(meta.index, meta.term):
             self.log.commit_to(meta.index)  # we already have it: fast-forward the commit index only
             return False

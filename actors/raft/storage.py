@@ -30,9 +30,8 @@ class SnapshotOutOfDateError(RaftError):
     """A snapshot older than the one already held was offered."""
 
 
-def entries_size(ents: Sequence[Entry]) -> int:
-    """Payload bytes of entries (what message-size limits are measured in)."""
-    return sum([len(e.data) for e in ents])
+# Per-entry framing counted against size limits, so that even empty entries are not free.
+ENTRY_OVERHEAD = 16
 
 
 def limit_size(ents: list[Entry], max_size: int | None) -> list[Entry]:
@@ -41,7 +40,7 @@ def limit_size(ents: list[Entry], max_size: int | None) -> list[Entry]:
         return ents
     total = 0
     for i, e in enumerate(ents):
-        total += len(e.data)
+        total += len(e.data) + ENTRY_OVERHEAD
         if total > max_size and i > 0:
             return ents[:i]
     return ents
