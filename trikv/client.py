@@ -198,8 +198,13 @@ class _Conn:
                 nursery.start_soon(self._writer, ws)
                 if self.keepalive is not None:
                     nursery.start_soon(self._keepalive, ws, *self.keepalive)
-        except Exception as exc:  # any failure of this connection ends it; callers see it as the cause
-            self.error = exc
+        except* Exception as group:
+            # Any failure of this connection ends it (callers see it as the cause); a Cancelled from
+            # outside (client shutdown) still propagates.
+            err: BaseException = group
+            while isinstance(err, BaseExceptionGroup):
+                err = err.exceptions[0]
+            self.error = err
         finally:
             self._die()
         if not started:
