@@ -199,6 +199,16 @@ def test_argument_errors_and_exit_codes(
     assert run(capsys, srv, "get", "foo", "-w", "protobuf")[0] == 4
     code, _, err = run(capsys, srv, "get", "foo", "--nosuchflag")
     assert (code, err) == (1, "Error: unknown flag: --nosuchflag\n")
+    code, _, err = run(capsys, srv, "nosuchcommand")
+    assert (code, err) == (
+        1,
+        'Error: unknown command "nosuchcommand" for "trikvctl"\nRun \'trikvctl --help\' for usage.\n',
+    )
+    code, _, err = run(capsys, srv, "--dial-timeout=xyz", "get", "foo")
+    assert (code, err) == (
+        1,
+        'Error: invalid argument "xyz" for "--dial-timeout" flag: time: invalid duration "xyz"\n',
+    )
 
 
 def test_server_errors(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:

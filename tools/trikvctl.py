@@ -363,6 +363,13 @@ class _Parser(argparse.ArgumentParser):
         match = re.match(r"unrecognized arguments: (\S+)", message)
         if match:
             raise CommandError(EXIT_ERROR, f"unknown flag: {match.group(1)}")
+        match = re.match(r"argument (?:command|subcommand): invalid choice: '([^']*)'", message)
+        if match:
+            raise CommandError(
+                EXIT_ERROR,
+                f'unknown command "{match.group(1)}" for "{self.prog}"\n'
+                f"Run '{self.prog} --help' for usage.",
+            )
         raise CommandError(EXIT_ERROR, message)
 
 
@@ -794,11 +801,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CommandError(EXIT_ERROR, f"unknown command for {command!r}")
         if args.write_out not in FORMATS or (args.write_out == "fields" and command not in _FIELDS_COMMANDS):
             raise CommandError(EXIT_BAD_FEATURE, "unsupported output format")
-        try:
-            dial_timeout = parse_go_duration(args.dial_timeout)
-            command_timeout = parse_go_duration(args.command_timeout)
-        except ValueError as exc:
-            raise CommandError(EXIT_ERROR, f"invalid argument for timeout flag: {exc}") from None
+        timeouts = []
+        for flag, text in (
+            ("--dial-timeout", args.dial_timeout),
+            ("--command-timeout", args.command_timeout),
+        ):
+            try:
+                timeouts.append(parse_go_duration(text))
+            except ValueError as exc:
+                raise CommandError(
+                    EXIT_ERROR, f'invalid argument "{text}" for "{flag}" flag: {exc}'
+                ) from None
+        dial_timeout, command_timeout = timeouts
         endpoints = [e for e in args.endpoints.split(",") if e]
         ctx = Ctx(args, out, Printer(args.write_out, out), endpoints, dial_timeout, command_timeout)
         trio.run(handler, ctx)
