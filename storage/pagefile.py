@@ -324,7 +324,7 @@ class PageFile:
     # ---------------------------------------------------------------- lifecycle
 
     @classmethod
-    def open(cls, fs: FileSystem, path: str, *, page_size: int = 4096, cache_nodes: int = 20000) -> PageFile:
+    def open(cls, fs: FileSystem, path: str, *, page_size: int = 4096, cache_nodes: int = 4096) -> PageFile:
         """Open, creating crash-safely (write-new + sync + rename + sync_dir) if missing."""
         if page_size < 512 or page_size & (page_size - 1):
             raise StorageError(f"page size {page_size} is not a power of two >= 512")
@@ -643,7 +643,7 @@ class ReadTxn:
 
     def _iter(
         self, root: Child, start: bytes, end: bytes | None, reverse: bool
-    ) -> Iterator[tuple[bytes, Value]]:
+    ) -> Iterator[tuple[bytes, bytes]]:
         if root == 0:
             return
         node = self._node(root)
@@ -663,10 +663,14 @@ class ReadTxn:
                     hi = bisect_left(keys, end, lo)
                     stop = True
                 if lo < hi:
-                    yield from zip(keys[lo:hi], node.vals[lo:hi], strict=False)
+                    if node.refs:
+                        yield from self._resolved(keys[lo:hi], node.vals[lo:hi])
+                    else:
+                        yield from zip(keys[lo:hi], node.vals[lo:hi], strict=False)
                 if stop:
                     return
-                # next leaf
+                if self._closed:  # its pages may be reused once closed
+                    raise StorageError("transaction closed during iteration")
                 while stack:
                     parent, i = stack.pop()
                     if i + 1 < len(parent.kids):
@@ -698,9 +702,14 @@ class ReadTxn:
                     lo = bisect_left(keys, start, 0, hi)
                     stop = True
                 if lo < hi:
-                    yield from zip(reversed(keys[lo:hi]), reversed(node.vals[lo:hi]), strict=False)
+                    if node.refs:
+                        yield from reversed(list(self._resolved(keys[lo:hi], node.vals[lo:hi])))
+                    else:
+                        yield from zip(reversed(keys[lo:hi]), reversed(node.vals[lo:hi]), strict=False)
                 if stop:
                     return
+                if self._closed:
+                    raise StorageError("transaction closed during iteration")
                 while stack:
                     parent, i = stack.pop()
                     if i > 0:
@@ -732,16 +741,12 @@ class ReadTxn:
         root = self._bucket_root(bucket)
         if root is None or (end is not None and end <= start):
             return iter(())
-        it = self._iter(root, start, end, reverse)
-        return self._resolve(it)
+        return self._iter(root, start, end, reverse)
 
-    def _resolve(self, it: Iterator[tuple[bytes, Value]]) -> Iterator[tuple[bytes, bytes]]:
+    def _resolved(self, keys: list[bytes], vals: list[Value]) -> Iterator[tuple[bytes, bytes]]:
         read_blob = self._pf._read_blob
-        for k, v in it:
-            if type(v) is _Ref:
-                yield k, read_blob(v)
-            else:
-                yield k, v  # type: ignore[misc]
+        for k, v in zip(keys, vals, strict=True):
+            yield k, (read_blob(v) if type(v) is _Ref else v)  # type: ignore[misc]
 
     def buckets(self) -> list[bytes]:
         self._live()
