@@ -158,7 +158,7 @@ class FakeServer:
         try:
             if len(codec.encode(payload)) > self.max_request_bytes:
                 raise errors.RequestTooLargeError()
-            return protocol.ok_item(rid, self._apply(op, payload))
+            return protocol.ok_item(rid, self.apply(op, payload))
         except errors.EtcdError as exc:
             return protocol.error_item(rid, exc)
 
@@ -167,7 +167,8 @@ class FakeServer:
     def header(self) -> rpc.ResponseHeader:
         return rpc.ResponseHeader(self.cluster_id, self.member_id, self.store.revision, 2)
 
-    def _apply(self, op: str, req: Any) -> Any:
+    def apply(self, op: str, req: Any) -> Any:
+        """Serve one request against the dict store (also used as a backend for actors.server)."""
         expected = protocol.OPS.get(op)
         if expected is None or not isinstance(req, expected):
             raise errors.InvalidRequestError(f"etcdserver: bad request for op {op!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import socket
+from typing import Any
 
 import pytest
 import trio
@@ -15,7 +16,7 @@ from trikv import client as tc
 from trikv.api import errors, rpc
 from trikv.client import DeadlineExceededError, MessageTooLargeError
 
-from .fake_server import DROP, HANG, running
+from .fake_server import DROP, HANG, FakeServer, FakeStore, running
 
 
 def free_port() -> int:
@@ -275,3 +276,53 @@ async def test_keepalive_fails_over_from_a_frozen_node(nursery: trio.Nursery) ->
                 got = await c.get("k")
             assert got.header.member_id == srv.member_id
             assert c.current_endpoint == srv.endpoint
+
+
+# --------------------------------------------------------------------------- against the real client server
+
+
+class _StoreBackend:
+    """actors.server's Backend over the fake's dict store: the real protocol edge, no cluster."""
+
+    def __init__(self) -> None:
+        self.fake = FakeServer(FakeStore())
+
+    async def handle(self, op: str, request: Any) -> Any:
+        return self.fake.apply(op, request)
+
+    async def health(self) -> tuple[bool, str]:
+        return True, ""
+
+    def version(self) -> dict[str, str]:
+        return {"etcdserver": "3.4.23", "etcdcluster": "3.4.0"}
+
+
+async def test_interop_with_actors_server(nursery: trio.Nursery) -> None:
+    server = pytest.importorskip("actors.server")
+    port = await nursery.start(server.serve_clients, _StoreBackend(), "127.0.0.1", 0)
+    async with trikv.connect([f"127.0.0.1:{port}"]) as c:
+        results: dict[int, bytes] = {}
+
+        async def one(i: int) -> None:
+            await c.put(f"k{i:03}", f"v{i}")
+            results[i] = (await c.get(f"k{i:03}")).kvs[0].value
+
+        async with trio.open_nursery() as inner:
+            for i in range(100):
+                inner.start_soon(one, i)
+        assert results == {i: f"v{i}".encode() for i in range(100)}
+        assert (await c.get("k", prefix=True, count_only=True)).count == 100
+        resp = (
+            await c.txn().if_(trikv.value("k000") == "v0").then(trikv.delete_op("k0", prefix=True)).commit()
+        )
+        assert resp.succeeded and isinstance(resp.responses[0], rpc.DeleteRangeResponse)
+        assert resp.responses[0].deleted == 100
+        with pytest.raises(errors.EmptyKeyError):
+            await c.get("")
+        with pytest.raises(MessageTooLargeError):
+            await c.put("big", b"a" * 2097152)
+        with pytest.raises(errors.RequestTooLargeError):
+            await c.put("big", b"a" * 1_600_000)
+        await c.put("big", b"a" * 1_500_000)
+        assert len((await c.get("big")).kvs[0].value) == 1_500_000
+        assert (await c.status()).version == "3.4.23"
