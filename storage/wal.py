@@ -697,3 +697,47 @@ def verify(fs: FileSystem, dirpath: str) -> list[str]:
         except CorruptionError as exc:
             return [str(exc)]
     return []
+
+
+# --------------------------------------------------------------------------- benchmark hooks
+
+
+def bench_wal(
+    fs: FileSystem, dirpath: str, *, batch: int, record_size: int = 256, records: int = 20_000
+) -> float:
+    """Records/s through append + sync with `batch` entries per sync (fresh WAL in `dirpath`)."""
+    import time
+
+    wal = WAL.create(fs, dirpath, WalMetadata(1, 1))
+    try:
+        data = bytes(record_size)
+        rounds = max(1, records // batch)
+        idx = 1
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            wal.append(
+                [Entry(1, i, EntryType.NORMAL, data) for i in range(idx, idx + batch)], HardState(1, 1, idx)
+            )
+            wal.sync()
+            idx += batch
+        elapsed = time.perf_counter() - t0
+    finally:
+        wal.close()
+    return rounds * batch / elapsed
+
+
+def bench_fsync(fs: FileSystem, path: str, *, count: int = 500) -> float:
+    """Raw fsyncs/s of the disk under `path`: one small overwrite + fsync each."""
+    import time
+
+    f = fs.open(path, create=True)
+    try:
+        f.preallocate(1 << 20)
+        f.sync()
+        t0 = time.perf_counter()
+        for i in range(count):
+            f.pwrite(b"x" * 256, (i * 256) % (1 << 20))
+            f.sync()
+        return count / (time.perf_counter() - t0)
+    finally:
+        f.close()
