@@ -135,12 +135,3 @@ def _register_builtin_shapes() -> None:
 
 
 _register_builtin_shapes()
-
-# Modules that register their shapes with `@register`; imported here so that decoding never depends on
-# what the caller happened to import first. They import `register` from this (already initialised) module.
-from trikv.api import internal as _internal  # noqa: E402, F401
-from trikv.api import protocol as _protocol  # noqa: E402, F401
-from trikv.api import raftpb as _raftpb  # noqa: E402
-from trikv.api import rpc as _rpc  # noqa: E402, F401
-
-del _raftpb
