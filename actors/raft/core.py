@@ -70,6 +70,38 @@ LOCAL_TYPES = frozenset(
 )
 
 
+# Enum members as module constants: attribute access on an Enum class costs ~150ns, and these are
+# compared on every message.
+_APP = MT.APP
+_APP_RESP = MT.APP_RESP
+_BEAT = MT.BEAT
+_CHECK_QUORUM = MT.CHECK_QUORUM
+_HEARTBEAT = MT.HEARTBEAT
+_HEARTBEAT_RESP = MT.HEARTBEAT_RESP
+_HUP = MT.HUP
+_PRE_VOTE = MT.PRE_VOTE
+_PRE_VOTE_RESP = MT.PRE_VOTE_RESP
+_PROP = MT.PROP
+_READ_INDEX = MT.READ_INDEX
+_READ_INDEX_RESP = MT.READ_INDEX_RESP
+_SNAP = MT.SNAP
+_SNAP_STATUS = MT.SNAP_STATUS
+_TIMEOUT_NOW = MT.TIMEOUT_NOW
+_TRANSFER_LEADER = MT.TRANSFER_LEADER
+_UNREACHABLE = MT.UNREACHABLE
+_VOTE = MT.VOTE
+_VOTE_RESP = MT.VOTE_RESP
+_CANDIDATE = StateType.CANDIDATE
+_FOLLOWER = StateType.FOLLOWER
+_LEADER = StateType.LEADER
+_PRE_CANDIDATE = StateType.PRE_CANDIDATE
+_PROBE = ProgressState.PROBE
+_REPLICATE = ProgressState.REPLICATE
+_SNAPSHOT = ProgressState.SNAPSHOT
+_E_CONF_CHANGE = EntryType.CONF_CHANGE
+_E_NOOP = EntryType.NOOP
+
+
 class Raft:
     def __init__(self, config: Config, storage: MemoryStorage) -> None:
         if config.id == 0:
@@ -92,7 +124,7 @@ class Raft:
         self.term = 0
         self.vote = 0
         self.lead = 0
-        self.state = StateType.FOLLOWER
+        self.state = _FOLLOWER
         self.lead_transferee = 0
         self.pending_conf_index = 0
         self.election_elapsed = 0
@@ -169,7 +201,7 @@ class Raft:
             self.prs.pop(nid, None)
         # UPDATE_NODE: nothing for Raft; the context is for the caller.
         self.is_learner = self.id in self.learners
-        if self.state == StateType.LEADER:
+        if self.state == _LEADER:
             if self.id not in self.voters:
                 # A removed leader steps down once its removal is committed (it is being applied), after
                 # telling followers the commit index so one of them can take over promptly.
@@ -203,7 +235,7 @@ class Raft:
             return self.send_snapshot(to, pr)
         if not ents and not send_if_empty:
             return False
-        self.msgs.append(Message(MT.APP, to, self.id, self.term, prev_term, prev, tuple(ents), log.committed))  # type: ignore[arg-type]  # attrs tuple converter
+        self.msgs.append(Message(_APP, to, self.id, self.term, prev_term, prev, tuple(ents), log.committed))  # type: ignore[arg-type]  # attrs tuple converter
         pr.sent_entries(ents[-1].index if ents else None)
         return True
 
@@ -214,13 +246,13 @@ class Raft:
         if snap.meta.index == 0:
             return False
         pr.become_snapshot(snap.meta.index)
-        self.msgs.append(Message(MT.SNAP, to, self.id, self.term, snapshot=snap))
+        self.msgs.append(Message(_SNAP, to, self.id, self.term, snapshot=snap))
         return True
 
     def send_heartbeat(self, to: int, ctx: bytes) -> None:
         pr = self.prs[to]
         commit = min(pr.match, self.log.committed)
-        self.msgs.append(Message(MT.HEARTBEAT, to, self.id, self.term, commit=commit, context=ctx))
+        self.msgs.append(Message(_HEARTBEAT, to, self.id, self.term, commit=commit, context=ctx))
 
     def bcast_append(self) -> None:
         self.need_bcast = False
@@ -238,7 +270,7 @@ class Raft:
     def flush(self) -> None:
         """Send what was deferred so that a burst of proposals goes out as one append per follower."""
         if self.need_bcast:
-            if self.state == StateType.LEADER:
+            if self.state == _LEADER:
                 self.bcast_append()
             self.need_bcast = False
 
@@ -268,40 +300,40 @@ class Raft:
     def become_follower(self, term: int, lead: int) -> None:
         self.reset(term)
         self.lead = lead
-        self.state = StateType.FOLLOWER
+        self.state = _FOLLOWER
 
     def become_pre_candidate(self) -> None:
-        if self.state == StateType.LEADER:
+        if self.state == _LEADER:
             raise RaftError("invalid transition leader -> pre-candidate")
         # Neither term nor vote change: a pre-election must not disturb anybody.
         self.votes = {}
         self.lead = 0
-        self.state = StateType.PRE_CANDIDATE
+        self.state = _PRE_CANDIDATE
 
     def become_candidate(self) -> None:
-        if self.state == StateType.LEADER:
+        if self.state == _LEADER:
             raise RaftError("invalid transition leader -> candidate")
         self.reset(self.term + 1)
         self.vote = self.id
-        self.state = StateType.CANDIDATE
+        self.state = _CANDIDATE
 
     def become_leader(self) -> None:
-        if self.state == StateType.FOLLOWER:
+        if self.state == _FOLLOWER:
             raise RaftError("invalid transition follower -> leader")
         self.reset(self.term)
         self.lead = self.id
-        self.state = StateType.LEADER
+        self.state = _LEADER
         pr = self.prs[self.id]
         pr.become_replicate()
         pr.match = min(self.log.offset - 1, self.log.last_index())
         pr.recent_active = True
         # No conf change until everything before this term's no-op is applied.
         self.pending_conf_index = self.log.last_index()
-        self.append_entries([Entry(self.term, 0, EntryType.NOOP)], force=True)
+        self.append_entries([Entry(self.term, 0, _E_NOOP)], force=True)
 
     # ================================================================== time
     def tick(self) -> None:
-        if self.state == StateType.LEADER:
+        if self.state == _LEADER:
             self.tick_heartbeat()
         else:
             self.election_elapsed += 1
@@ -316,9 +348,9 @@ class Raft:
             self.election_elapsed = 0
             if self.check_quorum:
                 self.check_quorum_active()
-            if self.state == StateType.LEADER and self.lead_transferee:
+            if self.state == _LEADER and self.lead_transferee:
                 self.abort_leader_transfer()
-        if self.state != StateType.LEADER:
+        if self.state != _LEADER:
             return
         if self.heartbeat_elapsed >= self.heartbeat_timeout:
             self.heartbeat_elapsed = 0
@@ -335,7 +367,7 @@ class Raft:
 
     # ================================================================== elections
     def hup(self, transfer: bool) -> None:
-        if self.state == StateType.LEADER:
+        if self.state == _LEADER:
             return
         if not self.promotable():
             return
@@ -354,16 +386,16 @@ class Raft:
             ents = log.slice(log.applied + 1, log.committed + 1)
         except LogCompactedError:
             return False
-        return any(e.type == EntryType.CONF_CHANGE for e in ents)
+        return any(e.type == _E_CONF_CHANGE for e in ents)
 
     def campaign(self, pre: bool, transfer: bool) -> None:
         if pre:
             self.become_pre_candidate()
-            vote_type = MT.PRE_VOTE
+            vote_type = _PRE_VOTE
             term = self.term + 1
         else:
             self.become_candidate()
-            vote_type = MT.VOTE
+            vote_type = _VOTE
             term = self.term
         self.votes[self.id] = True
         res = vote_result(self.voters, self.votes)
@@ -386,48 +418,48 @@ class Raft:
         if m.term == 0:
             pass  # local message or a forwarded proposal / read
         elif m.term > self.term:
-            if t == MT.VOTE or t == MT.PRE_VOTE:
+            if t == _VOTE or t == _PRE_VOTE:
                 force = m.context == CAMPAIGN_TRANSFER
                 in_lease = (
                     self.check_quorum and self.lead != 0 and self.election_elapsed < self.election_timeout
                 )
                 if not force and in_lease:
                     return  # leader lease: a healthy leader exists, ignore the disruptor
-            if t == MT.PRE_VOTE:
+            if t == _PRE_VOTE:
                 pass  # a pre-vote never changes our term
-            elif t == MT.PRE_VOTE_RESP and not m.reject:
+            elif t == _PRE_VOTE_RESP and not m.reject:
                 pass  # our own future term, granted: the term moves when we win
-            elif t == MT.APP or t == MT.HEARTBEAT or t == MT.SNAP:
+            elif t == _APP or t == _HEARTBEAT or t == _SNAP:
                 self.become_follower(m.term, m.frm)
             else:
                 self.become_follower(m.term, 0)
         elif m.term < self.term:
-            if (self.check_quorum or self.pre_vote) and (t == MT.HEARTBEAT or t == MT.APP):
+            if (self.check_quorum or self.pre_vote) and (t == _HEARTBEAT or t == _APP):
                 # Tell a stale leader (e.g. back from a partition) about the newer term.
-                self.send(Message(MT.APP_RESP, m.frm, self.id, self.term))
-            elif t == MT.PRE_VOTE:
-                self.send(Message(MT.PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
+                self.send(Message(_APP_RESP, m.frm, self.id, self.term))
+            elif t == _PRE_VOTE:
+                self.send(Message(_PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
             return
 
-        if t == MT.HUP:
+        if t == _HUP:
             self.hup(m.context == CAMPAIGN_TRANSFER)
-        elif t == MT.VOTE or t == MT.PRE_VOTE:
+        elif t == _VOTE or t == _PRE_VOTE:
             can_vote = (
                 self.vote == m.frm
                 or (self.vote == 0 and self.lead == 0)
-                or (t == MT.PRE_VOTE and m.term > self.term)
+                or (t == _PRE_VOTE and m.term > self.term)
             )
-            resp = MT.VOTE_RESP if t == MT.VOTE else MT.PRE_VOTE_RESP
+            resp = _VOTE_RESP if t == _VOTE else _PRE_VOTE_RESP
             if can_vote and self.log.is_up_to_date(m.index, m.log_term):
                 self.send(Message(resp, m.frm, self.id, m.term))
-                if t == MT.VOTE:
+                if t == _VOTE:
                     self.election_elapsed = 0
                     self.vote = m.frm
             else:
                 self.send(Message(resp, m.frm, self.id, self.term, reject=True))
-        elif self.state == StateType.LEADER:
+        elif self.state == _LEADER:
             self.step_leader(m)
-        elif self.state == StateType.FOLLOWER:
+        elif self.state == _FOLLOWER:
             self.step_follower(m)
         else:
             self.step_candidate(m)
@@ -435,48 +467,48 @@ class Raft:
     # ------------------------------------------------------------------ leader
     def step_leader(self, m: Message) -> None:
         t = m.type
-        if t == MT.BEAT:
+        if t == _BEAT:
             self.bcast_heartbeat()
             return
-        if t == MT.CHECK_QUORUM:
+        if t == _CHECK_QUORUM:
             self.check_quorum_active()
             return
-        if t == MT.PROP:
+        if t == _PROP:
             self.leader_propose(m)
             return
-        if t == MT.READ_INDEX:
+        if t == _READ_INDEX:
             self.leader_read_index(m)
             return
 
         pr = self.prs.get(m.frm)
         if pr is None:
             return
-        if t == MT.APP_RESP:
+        if t == _APP_RESP:
             self.handle_append_response(m, pr)
-        elif t == MT.HEARTBEAT_RESP:
+        elif t == _HEARTBEAT_RESP:
             pr.recent_active = True
             pr.probe_sent = False
-            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
+            if pr.state == _REPLICATE and pr.inflights.full():
                 pr.inflights.free_first_one()
-            if pr.match < self.log.last_index() or pr.state == ProgressState.PROBE:
+            if pr.match < self.log.last_index() or pr.state == _PROBE:
                 self.send_append(m.frm)
             if m.context:
                 acks = self.read_only.recv_ack(m.frm, m.context)
                 if acks is not None and has_quorum(self.voters, acks):
                     for rs in self.read_only.advance(m.context):
                         self.answer_read(rs.req, rs.index)
-        elif t == MT.SNAP_STATUS:
-            if pr.state != ProgressState.SNAPSHOT:
+        elif t == _SNAP_STATUS:
+            if pr.state != _SNAPSHOT:
                 return
             if m.reject:
                 pr.pending_snapshot = 0
             pr.become_probe()
             # Wait for a heartbeat response before probing again.
             pr.probe_sent = True
-        elif t == MT.UNREACHABLE:
-            if pr.state == ProgressState.REPLICATE:
+        elif t == _UNREACHABLE:
+            if pr.state == _REPLICATE:
                 pr.become_probe()
-        elif t == MT.TRANSFER_LEADER:
+        elif t == _TRANSFER_LEADER:
             self.leader_transfer(m.frm, pr)
 
     def leader_propose(self, m: Message) -> None:
@@ -488,12 +520,12 @@ class Raft:
             raise ProposalDropped(f"leader transfer to {self.lead_transferee} in progress")
         ents = list(m.entries)
         for i, e in enumerate(ents):
-            if e.type == EntryType.CONF_CHANGE:
+            if e.type == _E_CONF_CHANGE:
                 reason = self.conf_change_refusal()
                 if reason:
                     if m.frm == self.id or m.frm == 0:
                         raise ProposalDropped(reason)
-                    ents[i] = Entry(e.term, e.index, EntryType.NOOP)  # forwarded: drop it, keep the batch
+                    ents[i] = Entry(e.term, e.index, _E_NOOP)  # forwarded: drop it, keep the batch
                 else:
                     self.pending_conf_index = self.log.last_index() + i + 1
         if not self.append_entries(ents):
@@ -503,8 +535,8 @@ class Raft:
     def propose_local(self, typ: EntryType, data: bytes) -> None:
         """A proposal from this node's caller: appended at once on a leader (the append goes out with the
         next Ready, batched with every other proposal made before it), forwarded otherwise."""
-        if self.state != StateType.LEADER:
-            self.step(Message(MT.PROP, 0, self.id, 0, entries=(Entry(0, 0, typ, data),)))  # type: ignore[arg-type]  # attrs tuple converter
+        if self.state != _LEADER:
+            self.step(Message(_PROP, 0, self.id, 0, entries=(Entry(0, 0, typ, data),)))  # type: ignore[arg-type]  # attrs tuple converter
             return
         if self.id not in self.prs:
             raise ProposalDropped("this node was removed from the cluster")
@@ -512,7 +544,7 @@ class Raft:
             raise ProposalDropped(f"leader transfer to {self.lead_transferee} in progress")
         log = self.log
         idx = log.last_index() + 1
-        if typ == EntryType.CONF_CHANGE:
+        if typ == _E_CONF_CHANGE:
             reason = self.conf_change_refusal()
             if reason:
                 raise ProposalDropped(reason)
@@ -531,7 +563,7 @@ class Raft:
         self.need_bcast = True
 
     def reduce_uncommitted(self, ents: Sequence[Entry]) -> None:
-        if self.max_uncommitted_size and self.state == StateType.LEADER:
+        if self.max_uncommitted_size and self.state == _LEADER:
             self.uncommitted_size = max(0, self.uncommitted_size - sum([len(e.data) for e in ents]))
 
     def conf_change_refusal(self) -> str:
@@ -593,16 +625,16 @@ class Raft:
             if m.log_term > 0:
                 hint, _ = self.log.find_conflict_by_term(m.reject_hint, m.log_term)
             if pr.maybe_decr_to(m.index, hint):
-                if pr.state == ProgressState.REPLICATE:
+                if pr.state == _REPLICATE:
                     pr.become_probe()
                 self.send_append(m.frm)
             return
         old_paused = pr.is_paused()
         if not pr.maybe_update(m.index):
             return
-        if pr.state == ProgressState.PROBE:
+        if pr.state == _PROBE:
             pr.become_replicate()
-        elif pr.state == ProgressState.SNAPSHOT:
+        elif pr.state == _SNAPSHOT:
             if pr.match + 1 >= self.log.first_index():
                 pr.become_probe()
                 pr.become_replicate()
@@ -651,7 +683,7 @@ class Raft:
             self.read_states.append(ReadState(index, req.context))
         else:
             self.send(
-                Message(MT.READ_INDEX_RESP, req.frm, self.id, self.term, index=index, context=req.context)
+                Message(_READ_INDEX_RESP, req.frm, self.id, self.term, index=index, context=req.context)
             )
 
     def release_pending_reads(self) -> None:
@@ -680,7 +712,7 @@ class Raft:
             self.send_append(target)
 
     def send_timeout_now(self, to: int) -> None:
-        self.msgs.append(Message(MT.TIMEOUT_NOW, to, self.id, self.term))
+        self.msgs.append(Message(_TIMEOUT_NOW, to, self.id, self.term))
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = 0
@@ -688,23 +720,23 @@ class Raft:
     # ------------------------------------------------------------------ candidate
     def step_candidate(self, m: Message) -> None:
         t = m.type
-        my_resp = MT.PRE_VOTE_RESP if self.state == StateType.PRE_CANDIDATE else MT.VOTE_RESP
-        if t == MT.PROP:
+        my_resp = _PRE_VOTE_RESP if self.state == _PRE_CANDIDATE else _VOTE_RESP
+        if t == _PROP:
             raise ProposalDropped("no leader")
-        if t == MT.APP:
+        if t == _APP:
             self.become_follower(m.term, m.frm)
             self.handle_append(m)
-        elif t == MT.HEARTBEAT:
+        elif t == _HEARTBEAT:
             self.become_follower(m.term, m.frm)
             self.handle_heartbeat(m)
-        elif t == MT.SNAP:
+        elif t == _SNAP:
             self.become_follower(m.term, m.frm)
             self.handle_snapshot(m)
         elif t == my_resp:
             self.votes.setdefault(m.frm, not m.reject)
             res = vote_result(self.voters, self.votes)
             if res == VoteResult.WON:
-                if self.state == StateType.PRE_CANDIDATE:
+                if self.state == _PRE_CANDIDATE:
                     self.campaign(False, False)
                 else:
                     self.become_leader()
@@ -715,48 +747,48 @@ class Raft:
     # ------------------------------------------------------------------ follower
     def step_follower(self, m: Message) -> None:
         t = m.type
-        if t == MT.PROP:
+        if t == _PROP:
             if self.lead == 0:
                 raise ProposalDropped("no leader")
             if self.id not in self.prs and self.prs:
                 raise ProposalDropped("this node was removed from the cluster")
-            self.msgs.append(Message(MT.PROP, self.lead, self.id, 0, entries=m.entries))  # type: ignore[arg-type]  # attrs tuple converter
-        elif t == MT.APP:
+            self.msgs.append(Message(_PROP, self.lead, self.id, 0, entries=m.entries))  # type: ignore[arg-type]  # attrs tuple converter
+        elif t == _APP:
             self.election_elapsed = 0
             self.lead = m.frm
             self.handle_append(m)
-        elif t == MT.HEARTBEAT:
+        elif t == _HEARTBEAT:
             self.election_elapsed = 0
             self.lead = m.frm
             self.handle_heartbeat(m)
-        elif t == MT.SNAP:
+        elif t == _SNAP:
             self.election_elapsed = 0
             self.lead = m.frm
             self.handle_snapshot(m)
-        elif t == MT.TRANSFER_LEADER:
+        elif t == _TRANSFER_LEADER:
             if self.lead:
-                self.msgs.append(Message(MT.TRANSFER_LEADER, self.lead, m.frm, self.term))
-        elif t == MT.TIMEOUT_NOW:
+                self.msgs.append(Message(_TRANSFER_LEADER, self.lead, m.frm, self.term))
+        elif t == _TIMEOUT_NOW:
             self.hup(True)
-        elif t == MT.READ_INDEX:
+        elif t == _READ_INDEX:
             if self.lead:
-                self.msgs.append(Message(MT.READ_INDEX, self.lead, self.id, 0, context=m.context))
-        elif t == MT.READ_INDEX_RESP:
+                self.msgs.append(Message(_READ_INDEX, self.lead, self.id, 0, context=m.context))
+        elif t == _READ_INDEX_RESP:
             self.read_states.append(ReadState(m.index, m.context))
 
     def handle_append(self, m: Message) -> None:
         log = self.log
         if m.index < log.committed:
-            self.send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=log.committed))
+            self.send(Message(_APP_RESP, m.frm, self.id, self.term, index=log.committed))
             return
         lastnewi = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if lastnewi >= 0:
-            self.send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=lastnewi))
+            self.send(Message(_APP_RESP, m.frm, self.id, self.term, index=lastnewi))
             return
         hint_index, hint_term = log.find_conflict_by_term(min(m.index, log.last_index()), m.log_term)
         self.send(
             Message(
-                MT.APP_RESP,
+                _APP_RESP,
                 m.frm,
                 self.id,
                 self.term,
@@ -769,7 +801,7 @@ class Raft:
 
     def handle_heartbeat(self, m: Message) -> None:
         self.log.commit_to(m.commit)
-        self.send(Message(MT.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
+        self.send(Message(_HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
 
     def handle_snapshot(self, m: Message) -> None:
         snap = m.snapshot
@@ -777,13 +809,13 @@ class Raft:
             idx = self.log.last_index()
         else:
             idx = self.log.committed
-        self.send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=idx))
+        self.send(Message(_APP_RESP, m.frm, self.id, self.term, index=idx))
 
     def restore(self, snap: Snapshot) -> bool:
         meta = snap.meta
         if meta.index <= self.log.committed:
             return False
-        if self.state != StateType.FOLLOWER:
+        if self.state != _FOLLOWER:
             return False
         cs = meta.conf_state
         # A snapshot that predates our membership is accepted too: the entries after it (which add us) come

@@ -17,6 +17,11 @@ class ProgressState(enum.IntEnum):
     SNAPSHOT = 2
 
 
+_PROBE = ProgressState.PROBE
+_REPLICATE = ProgressState.REPLICATE
+_SNAPSHOT = ProgressState.SNAPSHOT
+
+
 class Inflights:
     """Last indexes of appends sent but not yet acknowledged, bounded in count (the sliding window)."""
 
@@ -63,7 +68,7 @@ class Progress:
     def __init__(self, next_: int, max_inflight: int, *, match: int = 0, is_learner: bool = False) -> None:
         self.match = match
         self.next = next_
-        self.state = ProgressState.PROBE
+        self.state = _PROBE
         self.pending_snapshot = 0
         self.recent_active = False
         self.probe_sent = False
@@ -77,20 +82,20 @@ class Progress:
         self.inflights.reset()
 
     def become_probe(self) -> None:
-        if self.state == ProgressState.SNAPSHOT:
+        if self.state == _SNAPSHOT:
             pending = self.pending_snapshot
-            self._reset(ProgressState.PROBE)
+            self._reset(_PROBE)
             self.next = max(self.match + 1, pending + 1)
         else:
-            self._reset(ProgressState.PROBE)
+            self._reset(_PROBE)
             self.next = self.match + 1
 
     def become_replicate(self) -> None:
-        self._reset(ProgressState.REPLICATE)
+        self._reset(_REPLICATE)
         self.next = self.match + 1
 
     def become_snapshot(self, snapshot_index: int) -> None:
-        self._reset(ProgressState.SNAPSHOT)
+        self._reset(_SNAPSHOT)
         self.pending_snapshot = snapshot_index
 
     def maybe_update(self, n: int) -> bool:
@@ -106,7 +111,7 @@ class Progress:
 
     def maybe_decr_to(self, rejected: int, match_hint: int) -> bool:
         """A rejection of the append at `rejected`; returns False if it is stale."""
-        if self.state == ProgressState.REPLICATE:
+        if self.state == _REPLICATE:
             if rejected <= self.match:
                 return False
             self.next = self.match + 1
@@ -119,17 +124,17 @@ class Progress:
 
     def is_paused(self) -> bool:
         st = self.state
-        if st == ProgressState.REPLICATE:
+        if st == _REPLICATE:
             return len(self.inflights._q) >= self.inflights.cap
-        if st == ProgressState.PROBE:
+        if st == _PROBE:
             return self.probe_sent
         return True
 
     def sent_entries(self, last: int | None) -> None:
         """An append was sent; last is its last entry index (None if it carried no entries)."""
-        if self.state == ProgressState.REPLICATE:
+        if self.state == _REPLICATE:
             if last is not None:
                 self.next = last + 1
                 self.inflights.add(last)
-        elif self.state == ProgressState.PROBE:
+        elif self.state == _PROBE:
             self.probe_sent = True

@@ -19,6 +19,7 @@ from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState
 
 MT = MessageType
+_LEADER = StateType.LEADER
 
 
 @attrs.frozen
@@ -68,8 +69,12 @@ class RawNode:
         self.raft = Raft(config, storage)
         self.storage = storage
         r = self.raft
-        self._prev_soft = (r.lead, r.state)
-        self._prev_hard = (r.term, r.vote, r.log.committed)
+        # What the caller was last told (soft state, hard state): a Ready carries them only on change.
+        self._p_lead = r.lead
+        self._p_role = r.state
+        self._p_term = r.term
+        self._p_vote = r.vote
+        self._p_commit = r.log.committed
 
     # ------------------------------------------------------------------ inputs
     def bootstrap(self, voters: Sequence[int], contexts: Mapping[int, bytes] | None = None) -> None:
@@ -133,30 +138,39 @@ class RawNode:
         r = self.raft
         if r.need_bcast or r.msgs or r.msgs_after or r.read_states:
             return True
-        if (r.lead, r.state) != self._prev_soft:
-            return True
-        if (r.term, r.vote, r.log.committed) != self._prev_hard:
-            return True
         log = r.log
-        return log.has_unstable_to_hand() or log.has_snapshot_to_hand() or log.has_next_committed()
+        if (
+            log.committed != self._p_commit
+            or r.term != self._p_term
+            or r.vote != self._p_vote
+            or r.lead != self._p_lead
+            or r.state is not self._p_role
+        ):
+            return True
+        if log.unstable_snapshot is not None:
+            return not log.snap_in_progress
+        if log.committed > log.applying:
+            return True
+        return bool(log.unstable) and log.in_progress < log.offset + len(log.unstable) - 1
 
     def ready(self) -> Ready:
         r = self.raft
-        r.flush()
+        if r.need_bcast:
+            r.flush()
         log = r.log
-        soft = (r.lead, r.state)
         soft_state = None
-        if soft != self._prev_soft:
+        if r.lead != self._p_lead or r.state is not self._p_role:
             soft_state = SoftState(r.lead, r.state)
-            self._prev_soft = soft
-        hard = (r.term, r.vote, log.committed)
+            self._p_lead = r.lead
+            self._p_role = r.state
         hard_state = None
         vote_changed = False
-        if hard != self._prev_hard:
+        if log.committed != self._p_commit or r.term != self._p_term or r.vote != self._p_vote:
             hard_state = HardState(r.term, r.vote, log.committed)
-            prev = self._prev_hard
-            vote_changed = prev[0] != hard[0] or prev[1] != hard[1]
-            self._prev_hard = hard
+            vote_changed = r.term != self._p_term or r.vote != self._p_vote
+            self._p_term = r.term
+            self._p_vote = r.vote
+            self._p_commit = log.committed
         snapshot = None
         if log.has_snapshot_to_hand():
             snapshot = log.unstable_snapshot
@@ -183,7 +197,7 @@ class RawNode:
         r = self.raft
         log = r.log
         log.stable_to(index, term)
-        if r.state == StateType.LEADER and log.match_term(index, term):
+        if r.state == _LEADER and log.match_term(index, term):
             r.ack_self(index)
 
     def advance(self, rd: Ready) -> None:
