@@ -152,7 +152,15 @@ class Raft:
             self.term = hs.term
             self.vote = hs.vote
         if config.applied > 0:
-            self.log.applied_to(min(config.applied, self.log.committed))
+            snap_index = self.log.first_index() - 1
+            applied = min(config.applied, self.log.committed)
+            self.log.applied_to(applied)
+            # Conf changes the caller will not hand back (<= applied, after the snapshot) still shape the
+            # membership: replay them here so a restart keeps its voters.
+            if applied > snap_index:
+                for e in storage.entries(snap_index + 1, applied + 1):
+                    if e.type == _E_CONF_CHANGE:
+                        self.apply_conf_change(decode_conf_change(e))
         self.become_follower(self.term, 0)
 
     # ================================================================== membership

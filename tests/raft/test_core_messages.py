@@ -119,3 +119,18 @@ def test_status_reports_leader_progress() -> None:
     assert set(st.progress) == {1, 2, 3}
     assert all(p.match == c.last(1) for p in st.progress.values())
     assert c.nodes[2].status().progress == {}
+
+
+def test_restart_with_applied_index_keeps_membership_from_log() -> None:
+    c = Cluster([1, 2, 3])
+    c.stabilize()
+    c.elect(1)
+    c.nodes[1].propose(b"x")
+    c.stabilize()
+    applied = c.nodes[3].raft.log.applied
+    node = RawNode(Config(id=3, rng=random.Random(9), applied=applied), c.storages[3])
+    assert node.status().conf_state.voters == (1, 2, 3)
+    assert node.status().applied == applied
+    rd = node.ready()
+    assert rd.committed_entries == []  # nothing is handed back twice
+    assert node.raft.promotable()
