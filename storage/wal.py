@@ -432,6 +432,8 @@ class WAL:
         """A new, empty WAL. Built in `<dir>.tmp` and renamed, so a crash leaves either nothing or a WAL."""
         if cls.exists(fs, dirpath):
             raise StorageError(f"{dirpath}: a WAL already exists")
+        if fs.exists(dirpath) and fs.listdir(dirpath):
+            raise StorageError(f"{dirpath}: exists and is not empty")
         tmp = _tmp_dir(dirpath)
         if fs.exists(tmp):
             fs.rmtree(tmp)
@@ -444,8 +446,6 @@ class WAL:
         f.sync()
         f.close()
         fs.sync_dir(tmp)
-        if fs.exists(dirpath) and fs.listdir(dirpath):
-            raise StorageError(f"{dirpath}: exists and is not empty")
         fs.rename(tmp, dirpath)
         fs.sync_dir(posixpath.dirname(dirpath.rstrip("/")) or ".")
         wal, _ = cls.open(fs, dirpath, segment_size=segment_size, max_wals=max_wals)

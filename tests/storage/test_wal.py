@@ -357,3 +357,15 @@ def test_a_torn_sector_inside_an_unsynced_batch_is_a_tail_even_with_valid_record
     _, rep = WAL.open(image(bytes(bad), posixpath.basename(path)), "/m/wal", segment_size=4096)
     assert rep.entries == [ent(i, size=300) for i in range(1, r.value.index)]
     assert rep.torn == "crc mismatch"
+
+
+def test_create_uses_an_empty_dir_but_refuses_a_non_empty_one():
+    fs = CrashFileSystem()
+    fs.makedirs("/m/wal")
+    WAL.create(fs, "/m/wal", META, segment_size=4096).close()
+    assert fs.listdir("/m") == ["wal"]
+    fs.makedirs("/m/other")
+    fs.open("/m/other/junk", create=True).close()
+    with pytest.raises(StorageError):
+        WAL.create(fs, "/m/other", META, segment_size=4096)
+    assert fs.listdir("/m") == ["other", "wal"]  # nothing left behind
