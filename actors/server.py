@@ -22,6 +22,8 @@ import functools
 import http
 import json
 import logging
+import types
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -172,6 +174,52 @@ def _is_ws_upgrade(req: h11.Request) -> bool:
         if name == b"upgrade" and b"websocket" in value.lower():
             return True
     return False
+
+
+# --------------------------------------------------------------------------- request shape validation
+
+_Checker = Callable[[Any], bool]
+_field_checkers: dict[type, tuple[tuple[str, _Checker], ...]] = {}
+
+
+def _checker(tp: Any) -> _Checker:
+    """A predicate for one resolved field annotation; what it cannot judge it accepts."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        options = [_checker(arg) for arg in typing.get_args(tp)]
+        return lambda v: any(check(v) for check in options)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _checker(args[0])
+            return lambda v: isinstance(v, tuple) and all(item(x) for x in v)
+        return lambda v: isinstance(v, tuple)
+    if tp is type(None):
+        return lambda v: v is None
+    if isinstance(tp, type):
+        if attrs.has(tp):
+            return lambda v: isinstance(v, tp) and shape_problem(v) is None
+        return lambda v: isinstance(v, tp)
+    return lambda v: True
+
+
+def shape_problem(obj: Any) -> str | None:
+    """Name the first field of a decoded attrs request whose value has the wrong type, else None.
+
+    The codec builds shapes from whatever CBOR says; a put whose key is an int must be refused here,
+    at the edge, before it is proposed, logged and applied on every member.
+    """
+    cls = type(obj)
+    checks = _field_checkers.get(cls)
+    if checks is None:
+        attrs.resolve_types(cls)
+        checks = tuple((f.name, _checker(f.type)) for f in attrs.fields(cls))
+        _field_checkers[cls] = checks
+    for name, check in checks:
+        value = getattr(obj, name)
+        if not check(value):
+            return f"{cls.__name__}.{name} has the wrong type ({type(value).__name__})"
+    return None
 
 
 class ClientServer:
@@ -481,6 +529,9 @@ class _Session:
             return errors.InvalidRequestError(
                 f"etcdserver: op {op!r} takes {shape.__name__}, got {type(payload).__name__}"
             )
+        problem = shape_problem(payload)
+        if problem is not None:
+            return errors.InvalidRequestError(f"etcdserver: {problem}")
         if check_size and len(codec.encode(payload)) > self.server.max_request_bytes:
             return errors.RequestTooLargeError()
         return None

@@ -30,6 +30,11 @@ def seq(*items: Any) -> Any:
     return items
 
 
+def wrong(value: object) -> Any:
+    """A deliberately mistyped field value, as a buggy or hostile client could send."""
+    return value
+
+
 class FakeBackend:
     """An in-memory twin of the Node: a flat key space plus hooks that make timing deterministic.
 
@@ -450,6 +455,36 @@ async def test_garbage_frames_text_and_unknown_ops(server: Server) -> None:
         assert "takes PutRequest, got RangeRequest" in assert_err(got[3], errors.InvalidRequestError).text
         assert "got dict" in assert_err(got[4], errors.InvalidRequestError).text
         assert got[5][1] == OK
+
+
+async def test_requests_with_wrongly_typed_fields_are_refused(server: Server) -> None:
+    put = rpc.PutRequest
+    bad_txn = rpc.TxnRequest(success=seq(rpc.KeyValue(b"k")))
+    bad_cmp = rpc.TxnRequest(
+        seq(rpc.Compare(rpc.CompareResult.EQUAL, rpc.CompareTarget.VALUE, b"k", wrong("str")))
+    )
+    nested = rpc.TxnRequest(success=seq(rpc.TxnRequest(success=seq(put(b"k", wrong(None))))))
+    async with ws_client(server.port) as ws:
+        got = await call(
+            ws,
+            [
+                [1, "put", put(wrong(123), b"v")],
+                [2, "put", put(b"k", b"v", lease=wrong("x"))],
+                [3, "txn", bad_txn],
+                [4, "txn", bad_cmp],
+                [5, "txn", nested],
+                [6, "range", rpc.RangeRequest(b"k", limit=True)],  # bool is an int, as in Python
+            ],
+        )
+        assert (
+            "PutRequest.key has the wrong type (int)" in assert_err(got[1], errors.InvalidRequestError).text
+        )
+        assert "PutRequest.lease" in assert_err(got[2], errors.InvalidRequestError).text
+        assert "TxnRequest.success" in assert_err(got[3], errors.InvalidRequestError).text
+        assert "TxnRequest.compare" in assert_err(got[4], errors.InvalidRequestError).text
+        assert "TxnRequest.success" in assert_err(got[5], errors.InvalidRequestError).text
+        assert got[6][1] == OK
+    assert server.backend.kv == {}  # nothing malformed reached the backend
 
 
 async def test_backend_exception_is_an_internal_error(
