@@ -37,7 +37,7 @@ from trikv.api import codec, errors, protocol
 log = logging.getLogger("trikv.server")
 
 DEFAULT_MAX_IN_FLIGHT = 1024  # concurrent requests per WebSocket connection
-WS_QUEUE_SIZE = 64  # frames trio-websocket may buffer ahead of our reader (its default is 1)
+WS_QUEUE_SIZE = 8  # frames buffered ahead of our reader (default 1); x max message = memory per connection
 WS_RECEIVE_BYTES = 256 * 1024  # socket read size; 4 KiB (the default) costs ~400 reads per 1.5 MB request
 COALESCE_SOFT_LIMIT = 1024 * 1024  # a coalesced response frame above this is split (if it has >1 item)
 HANDSHAKE_TIMEOUT = 10.0  # seconds for trio-websocket to finish a handshake we already parsed
