@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import attrs
+import pytest
 
 from storage.files import CrashFileSystem, SimulatedCrash
 from storage.wal import WAL, Replay
@@ -122,7 +123,7 @@ class Workload:
         return False
 
 
-def run_trial(seed: int, wal_cls: type[WAL] = WAL, cycles: int = 4) -> str | None:
+def run_trial(seed: int, wal_cls: type[WAL] = WAL, cycles: int = 4, seg: int = SEG) -> str | None:
     """One seeded life of a WAL through several power losses; returns what went wrong, or None."""
     rng = random.Random(seed)
     fs = CrashFileSystem()
@@ -135,11 +136,11 @@ def run_trial(seed: int, wal_cls: type[WAL] = WAL, cycles: int = 4) -> str | Non
         try:
             if wal is None:
                 if WAL.exists(fs, DIR):
-                    wal, rep = wal_cls.open(fs, DIR, segment_size=SEG, max_wals=1)
+                    wal, rep = wal_cls.open(fs, DIR, segment_size=seg, max_wals=1)
                     if not work.check(rep):
                         return f"cycle {cycle}: replay after a crash in open differs"
                 else:
-                    wal = wal_cls.create(fs, DIR, META, segment_size=SEG, max_wals=1)
+                    wal = wal_cls.create(fs, DIR, META, segment_size=seg, max_wals=1)
                     created = True
             for _ in range(400):
                 work.step(wal)
@@ -158,7 +159,7 @@ def run_trial(seed: int, wal_cls: type[WAL] = WAL, cycles: int = 4) -> str | Non
             continue
         created = True
         try:
-            wal, rep = wal_cls.open(fs, DIR, segment_size=SEG, max_wals=1)
+            wal, rep = wal_cls.open(fs, DIR, segment_size=seg, max_wals=1)
         except Exception as exc:  # corruption, missing segment...: a failure of the WAL under test
             return f"cycle {cycle}: open failed: {exc!r}"
         if not work.check(rep):
@@ -171,8 +172,9 @@ def run_trial(seed: int, wal_cls: type[WAL] = WAL, cycles: int = 4) -> str | Non
     return None
 
 
-def test_every_synced_record_survives_random_power_losses():
-    failures = [(seed, err) for seed in range(300) if (err := run_trial(seed)) is not None]
+@pytest.mark.parametrize("seg", [SEG, 16 * SEG])  # cut-heavy, and long batches inside one segment
+def test_every_synced_record_survives_random_power_losses(seg):
+    failures = [(seed, err) for seed in range(200) if (err := run_trial(seed, seg=seg)) is not None]
     assert failures == []
 
 
