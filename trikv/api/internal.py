@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from trikv.api.codec import register
+from trikv.api.records import as_tuple
 
 
 @register(70)
@@ -30,7 +31,7 @@ class MemberAttributes:
 
     member_id: int
     name: str
-    client_urls: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    client_urls: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
 
 
 @register(72)
@@ -51,4 +52,6 @@ class PeerHelloReply:
     error: str = ""
     cluster_id: int = 0
     member_id: int = 0
-    members: tuple[Any, ...] = attrs.field(default=(), converter=tuple)  # protocol.Member, for cluster_info
+    members: tuple[Any, ...] = attrs.field(
+        default=(), converter=as_tuple
+    )  # protocol.Member, for cluster_info

@@ -20,6 +20,7 @@ import attrs
 
 from trikv.api import codec, errors
 from trikv.api.codec import register
+from trikv.api.records import as_tuple
 from trikv.api.rpc import ResponseHeader
 
 OK = 0
@@ -52,7 +53,7 @@ class StatusResponse:
     raft_index: int = 0
     raft_term: int = 0
     raft_applied_index: int = 0
-    errors: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    errors: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
     db_size_in_use: int = 0
     is_learner: bool = False
 
@@ -62,8 +63,8 @@ class StatusResponse:
 class Member:
     id: int
     name: str = ""
-    peer_urls: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    client_urls: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    peer_urls: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
+    client_urls: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
     is_learner: bool = False
 
 
@@ -77,7 +78,7 @@ class MemberListRequest:
 @attrs.frozen(slots=True)
 class MemberListResponse:
     header: ResponseHeader
-    members: tuple[Member, ...] = attrs.field(default=(), converter=tuple)
+    members: tuple[Member, ...] = attrs.field(default=(), converter=as_tuple)
 
 
 # op name -> the request shape it takes. The server refuses any other op or a payload of another type.

@@ -7,7 +7,7 @@ import enum
 import attrs
 
 from trikv.api.codec import register
-from trikv.api.records import Entry, SnapshotMeta
+from trikv.api.records import Entry, SnapshotMeta, as_tuple
 
 
 class MessageType(enum.IntEnum):
@@ -51,7 +51,7 @@ class Message:
     term: int = 0
     log_term: int = 0
     index: int = 0
-    entries: tuple[Entry, ...] = attrs.field(default=(), converter=tuple)
+    entries: tuple[Entry, ...] = attrs.field(default=(), converter=as_tuple)
     commit: int = 0
     reject: bool = False
     reject_hint: int = 0

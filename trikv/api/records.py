@@ -8,8 +8,15 @@ Ready. They are plain frozen attrs classes so they hash, compare and encode thro
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
+
+
+def as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    """attrs converter: sequences decode as lists or tuples; records hold tuples (hashable, immutable)."""
+    return value if type(value) is tuple else tuple(value)
 
 
 class EntryType(enum.IntEnum):
@@ -47,8 +54,8 @@ EMPTY_HARD_STATE = HardState()
 class ConfState:
     """The membership the log has applied: voters and learners, as sorted tuples of member ids."""
 
-    voters: tuple[int, ...] = attrs.field(default=(), converter=tuple)
-    learners: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    voters: tuple[int, ...] = attrs.field(default=(), converter=as_tuple)
+    learners: tuple[int, ...] = attrs.field(default=(), converter=as_tuple)
 
 
 @attrs.frozen(slots=True)

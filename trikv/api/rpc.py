@@ -12,6 +12,7 @@ from typing import Union
 import attrs
 
 from trikv.api.codec import register
+from trikv.api.records import as_tuple
 
 
 class SortOrder(enum.IntEnum):
@@ -85,7 +86,7 @@ class RangeRequest:
 @attrs.frozen(slots=True)
 class RangeResponse:
     header: ResponseHeader
-    kvs: tuple[KeyValue, ...] = attrs.field(default=(), converter=tuple)
+    kvs: tuple[KeyValue, ...] = attrs.field(default=(), converter=as_tuple)
     more: bool = False
     count: int = 0
 
@@ -121,7 +122,7 @@ class DeleteRangeRequest:
 class DeleteRangeResponse:
     header: ResponseHeader
     deleted: int = 0
-    prev_kvs: tuple[KeyValue, ...] = attrs.field(default=(), converter=tuple)
+    prev_kvs: tuple[KeyValue, ...] = attrs.field(default=(), converter=as_tuple)
 
 
 @register(108)
@@ -143,9 +144,9 @@ ResponseOp = Union[RangeResponse, PutResponse, DeleteRangeResponse, "TxnResponse
 @register(109)
 @attrs.frozen(slots=True)
 class TxnRequest:
-    compare: tuple[Compare, ...] = attrs.field(default=(), converter=tuple)
-    success: tuple[RequestOp, ...] = attrs.field(default=(), converter=tuple)
-    failure: tuple[RequestOp, ...] = attrs.field(default=(), converter=tuple)
+    compare: tuple[Compare, ...] = attrs.field(default=(), converter=as_tuple)
+    success: tuple[RequestOp, ...] = attrs.field(default=(), converter=as_tuple)
+    failure: tuple[RequestOp, ...] = attrs.field(default=(), converter=as_tuple)
 
 
 @register(110)
@@ -153,7 +154,7 @@ class TxnRequest:
 class TxnResponse:
     header: ResponseHeader
     succeeded: bool = False
-    responses: tuple[ResponseOp, ...] = attrs.field(default=(), converter=tuple)
+    responses: tuple[ResponseOp, ...] = attrs.field(default=(), converter=as_tuple)
 
 
 @register(111)

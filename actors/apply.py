@@ -1,0 +1,161 @@
+"""The one apply path: committed Raft entries become effects on the page file.
+
+Used for live entries and for WAL replay alike (etcd's rule): an entry at or below the page file's
+consistent index already had its effect durably, so only its conf change (if any) reaches Raft again;
+every other entry is applied, and its index is stored with its effect in the same page-file transaction.
+A request that fails at apply (future revision, duplicate key, ...) is still a consumed entry: its error is
+the answer and the consistent index advances past it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from storage.mvcc import ApplyBatch, KVStore
+from trikv.api import codec, errors, rpc
+from trikv.api.internal import MemberAttributes, RaftRequest
+from trikv.api.protocol import Member
+from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType
+
+log = logging.getLogger("trikv.apply")
+
+MEMBERS_BUCKET = b"members"
+REMOVED_BUCKET = b"members_removed"
+CONF_STATE_KEY = b"conf_state"
+
+
+def member_key(member_id: int) -> bytes:
+    return member_id.to_bytes(8, "big")
+
+
+@attrs.define
+class Applied:
+    """One applied NORMAL entry: who proposed it and what to answer."""
+
+    request: RaftRequest
+    response: Any  # a response shape, or an EtcdError instance
+
+
+@attrs.define
+class ApplyOutcome:
+    applied: list[Applied] = attrs.Factory(list)
+    conf_changed: bool = False
+    removed_self: bool = False
+    last_index: int = 0
+    last_term: int = 0
+
+
+class Applier:
+    """Applies batches of committed entries in one page-file transaction each."""
+
+    def __init__(self, kv: KVStore, self_id: int) -> None:
+        self.kv = kv
+        self.self_id = self_id
+        self.members: dict[int, Member] = {}
+        self.removed: set[int] = set()
+        self._load_members()
+
+    def _load_members(self) -> None:
+        with self.kv.write() as batch:
+            for k, v in batch.bucket_range(MEMBERS_BUCKET):
+                member = codec.decode(v)
+                self.members[int.from_bytes(k, "big")] = member
+            for k, _ in batch.bucket_range(REMOVED_BUCKET):
+                self.removed.add(int.from_bytes(k, "big"))
+
+    def conf_state(self) -> ConfState | None:
+        raw = self.kv.meta_get(CONF_STATE_KEY)
+        return None if raw is None else codec.decode(raw)
+
+    def apply(
+        self, entries: Sequence[Entry], apply_conf_change: Callable[[ConfChange], ConfState]
+    ) -> ApplyOutcome:
+        out = ApplyOutcome()
+        if not entries:
+            return out
+        ci = self.kv.consistent_index
+        with self.kv.write() as batch:
+            for e in entries:
+                out.last_index, out.last_term = e.index, e.term
+                if e.type == EntryType.CONF_CHANGE:
+                    cc: ConfChange = codec.decode(e.data)
+                    cs = apply_conf_change(cc)
+                    out.conf_changed = True
+                    if e.index <= ci:
+                        continue
+                    self._apply_conf_change(batch, cc, cs)
+                    if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == self.self_id:
+                        out.removed_self = True
+                elif e.index <= ci:
+                    continue
+                elif e.type == EntryType.NORMAL and e.data:
+                    req: RaftRequest = codec.decode(e.data)
+                    out.applied.append(Applied(req, self._apply_request(batch, req)))
+                batch.set_consistent_index(e.index, e.term)
+            batch.commit()
+        return out
+
+    # ------------------------------------------------------------------ requests
+
+    def _apply_request(self, batch: ApplyBatch, req: RaftRequest) -> Any:
+        try:
+            p = req.payload
+            if req.op == "put" and isinstance(p, rpc.PutRequest):
+                return batch.put(p)
+            if req.op == "delete_range" and isinstance(p, rpc.DeleteRangeRequest):
+                return batch.delete_range(p)
+            if req.op == "txn" and isinstance(p, rpc.TxnRequest):
+                return batch.txn(p)
+            if req.op == "range" and isinstance(p, rpc.RangeRequest):
+                return batch.range(p)
+            if req.op == "compact" and isinstance(p, rpc.CompactionRequest):
+                return batch.compact(p)
+            if req.op == "publish" and isinstance(p, MemberAttributes):
+                return self._publish(batch, p)
+            return errors.InvalidRequestError(f"etcdserver: unknown request {req.op!r}")
+        except errors.EtcdError as exc:
+            log.warning("failed to apply request: %s (op=%s)", exc, req.op)
+            return exc
+
+    def _publish(self, batch: ApplyBatch, attrs_: MemberAttributes) -> None:
+        old = self.members.get(attrs_.member_id)
+        if old is None:  # a removed member's late publish
+            return None
+        new = attrs.evolve(old, name=attrs_.name, client_urls=attrs_.client_urls)
+        self._store_member(batch, new)
+        return None
+
+    # ------------------------------------------------------------------ membership
+
+    def _store_member(self, batch: ApplyBatch, m: Member) -> None:
+        self.members[m.id] = m
+        batch.bucket_put(MEMBERS_BUCKET, member_key(m.id), codec.encode(m))
+
+    def _apply_conf_change(self, batch: ApplyBatch, cc: ConfChange, cs: ConfState) -> None:
+        batch.meta_put(CONF_STATE_KEY, codec.encode(cs))
+        if cc.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER):
+            m = codec.decode(cc.context) if cc.context else Member(cc.node_id)
+            is_learner = cc.type == ConfChangeType.ADD_LEARNER
+            old = self.members.get(cc.node_id)
+            if old is not None and cc.type == ConfChangeType.ADD_NODE:
+                self._store_member(batch, attrs.evolve(old, is_learner=False))  # a promotion
+            else:
+                self._store_member(batch, attrs.evolve(m, id=cc.node_id, is_learner=is_learner))
+        elif cc.type == ConfChangeType.PROMOTE_LEARNER:
+            old = self.members.get(cc.node_id)
+            if old is not None:
+                self._store_member(batch, attrs.evolve(old, is_learner=False))
+        elif cc.type == ConfChangeType.UPDATE_NODE:
+            old = self.members.get(cc.node_id)
+            upd: Member = codec.decode(cc.context) if cc.context else Member(cc.node_id)
+            if old is not None:
+                self._store_member(batch, attrs.evolve(old, peer_urls=upd.peer_urls))
+        elif cc.type == ConfChangeType.REMOVE_NODE:
+            self.members.pop(cc.node_id, None)
+            self.removed.add(cc.node_id)
+            batch.bucket_delete(MEMBERS_BUCKET, member_key(cc.node_id))
+            batch.bucket_put(REMOVED_BUCKET, member_key(cc.node_id), b"")

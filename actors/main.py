@@ -1,0 +1,71 @@
+"""`trikv`: start a member from flags, env vars or an etcd-style YAML config file.
+
+Bad configuration is one line on stderr and exit code 1, never a traceback. SIGTERM / SIGINT stop the
+member cleanly; a leader first tries to hand leadership over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from actors import config as config_mod
+from actors.logsetup import setup_logging
+from trikv.api.errors import ConfigError, LockedError, StorageError
+
+log = logging.getLogger("trikv.main")
+
+
+async def _serve(cfg: config_mod.ServerConfig) -> None:
+    from actors.node import Node
+
+    node = Node(cfg)
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+
+            async def run_node() -> None:
+                await node.run()
+                nursery.cancel_scope.cancel()  # the node stopped on its own (removed from the cluster)
+
+            nursery.start_soon(run_node)
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                with trio.move_on_after(10):
+                    await node.shutdown()
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = config_mod.load_config(args, os.environ)
+    except config_mod.InfoRequested as req:  # --help / --version
+        print(req.text)
+        return 0
+    except ConfigError as exc:
+        print(f"trikv: {exc}", file=sys.stderr)
+        return 1
+    setup_logging(cfg.log_level, list(cfg.log_outputs), cfg.logger)
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
+    try:
+        trio.run(_serve, cfg)
+    except (ConfigError, LockedError, StorageError) as exc:
+        print(f"trikv: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. the client or peer port is taken
+        print(f"trikv: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

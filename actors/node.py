@@ -1,0 +1,666 @@
+"""The Node actor: owns the Raft core and the storage objects, and runs the Ready loop.
+
+One task (`_raft_loop`) is the only one that touches the RawNode, the WAL and the page file's writer. Every
+other actor talks to it through the inbox channel: peers deliver Raft messages, client requests arrive as
+proposals or read requests, the ticker sends ticks. Per Ready (etcd's order): send the leader's messages,
+persist entries + hard state with ONE fsync (in a worker thread), tell Raft what is durable, send the
+messages that had to wait for it, apply committed entries in ONE page-file transaction, answer the
+proposers, advance.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from actors import raft
+from actors.apply import Applier
+from actors.config import ServerConfig
+from actors.identity import cluster_id as compute_cluster_id
+from actors.identity import format_id
+from actors.peer import PeerServer, Transport
+from actors.raft import ProposalDropped, RawNode, StateType
+from storage.files import FileSystem, OsFileSystem
+from storage.mvcc import KVStore
+from storage.pagefile import PageFile
+from storage.wal import WAL
+from trikv import __version__
+from trikv.api import codec, errors, protocol, rpc
+from trikv.api.internal import MemberAttributes, RaftRequest
+from trikv.api.protocol import Member
+from trikv.api.raftpb import Message, Snapshot
+from trikv.api.records import ConfChange, ConfChangeType, ConfState, EntryType, SnapshotMeta, WalMetadata
+
+log = logging.getLogger("trikv.node")
+
+CLUSTER_VERSION = "3.4.0"
+SNAPSHOT_CATCHUP_ENTRIES = 5000  # etcd keeps this many entries behind a snapshot for slow followers
+
+
+@attrs.define(eq=False)
+class Pending:
+    """A client request waiting for its entry to be applied (or its read index to be reached)."""
+
+    done: trio.Event = attrs.Factory(trio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+    def resolve(self, result: Any) -> None:
+        if isinstance(result, BaseException):
+            self.error = result
+        else:
+            self.result = result
+        self.done.set()
+
+
+@attrs.frozen
+class Propose:
+    request: RaftRequest
+    pending: Pending
+
+
+@attrs.frozen
+class ProposeConfChange:
+    change: ConfChange
+    pending: Pending
+
+
+@attrs.frozen
+class ReadIndexWait:
+    pending: Pending  # resolved with the read index once it is applied locally
+
+
+@attrs.frozen
+class Tick:
+    pass
+
+
+@attrs.frozen
+class Unreachable:
+    peer: int
+
+
+@attrs.frozen
+class SnapshotStatus:
+    peer: int
+    ok: bool
+
+
+@attrs.frozen
+class TransferLeader:
+    target: int
+    pending: Pending
+
+
+TICK = Tick()
+InboxEvent = (
+    Message
+    | Propose
+    | ProposeConfChange
+    | ReadIndexWait
+    | Tick
+    | Unreachable
+    | SnapshotStatus
+    | TransferLeader
+)
+
+
+class RequestIds:
+    """Unique across restarts of this member: a time prefix plus a counter (etcd's idutil)."""
+
+    def __init__(self, member_id: int) -> None:
+        prefix = ((member_id & 0xFFFF) << 48) | ((time.time_ns() // 1_000_000) & 0xFFFFFFFFFF) << 8
+        self._counter = itertools.count(prefix)
+
+    def next(self) -> int:
+        return next(self._counter) & 0xFFFFFFFFFFFFFFFF
+
+
+class Node:
+    """A trikv member. `run()` opens storage, starts the actors in one nursery and serves until cancelled."""
+
+    def __init__(self, cfg: ServerConfig, *, fs: FileSystem | None = None) -> None:
+        self.cfg = cfg
+        self.fs = fs or OsFileSystem()
+        self.id = 0
+        self.cluster_id = 0
+        self.term = 0
+        self.lead = 0
+        self.role = StateType.FOLLOWER
+        self.applied = 0
+        self.committed = 0
+        self.started = trio.Event()
+        self._inbox_send, self._inbox_recv = trio.open_memory_channel[InboxEvent](math.inf)
+        self._pending: dict[int, Pending] = {}
+        self._read_waiting: list[Pending] = []
+        self._read_inflight: dict[bytes, list[Pending]] = {}
+        self._read_issued_at = 0.0
+        self._apply_waiters: list[tuple[int, Pending]] = []
+        self._read_ctx = itertools.count(1)
+        self._conf_pending: Pending | None = None
+        self._transfer_pending: list[Pending] = []
+        self._snapshot_index = 0
+        self._stopping = False
+        self._removed = trio.Event()
+
+    # ================================================================== startup
+
+    def _open_storage(self) -> tuple[RawNode, bool]:
+        cfg, fs = self.cfg, self.fs
+        member_dir, wal_dir, snap_dir = str(cfg.member_dir), str(cfg.wal_dir), str(cfg.snap_dir)
+        self._wal_dir, self._db_path = wal_dir, str(cfg.db_path)
+        for d in (member_dir, snap_dir):
+            fs.makedirs(d)
+        self._locks = [fs.lock(member_dir)]
+        fs.makedirs(str(cfg.wal_dir.parent))
+        self.pagefile = PageFile.open(fs, self._db_path)
+        self.kv = KVStore(self.pagefile)
+        storage = self.raw_storage = raft.MemoryStorage()
+        bootstrap = False
+        if WAL.exists(fs, wal_dir):
+            self.wal, replay = WAL.open(fs, wal_dir, max_wals=cfg.max_wals)
+            self.id = replay.metadata.member_id
+            self.cluster_id = replay.metadata.cluster_id
+            applied = 0
+            if replay.snapshot is not None:
+                storage.apply_snapshot(Snapshot(replay.snapshot, b""))
+                applied = replay.snapshot.index
+                self._snapshot_index = replay.snapshot.index
+            storage.set_hard_state(replay.hard_state)
+            storage.append(replay.entries)
+            log.info(
+                "restarting member %s in cluster %s: term %d, commit %d, %d WAL entries, consistent index %d",
+                format_id(self.id),
+                format_id(self.cluster_id),
+                replay.hard_state.term,
+                replay.hard_state.commit,
+                len(replay.entries),
+                self.kv.consistent_index,
+            )
+        else:
+            if cfg.initial_cluster_state != "new":
+                raise errors.ConfigError(
+                    "joining an existing cluster (initial-cluster-state: existing) is not supported yet"
+                )
+            ids = cfg.initial_member_ids
+            self.id = ids[cfg.name]
+            self.cluster_id = compute_cluster_id(list(ids.values()))
+            self.wal = WAL.create(fs, wal_dir, WalMetadata(self.cluster_id, self.id), max_wals=cfg.max_wals)
+            applied = 0
+            bootstrap = True
+            log.info(
+                "starting member %s in new cluster %s (%d members)",
+                format_id(self.id),
+                format_id(self.cluster_id),
+                len(ids),
+            )
+        self.applier = Applier(self.kv, self.id)
+        config = raft.Config(
+            id=self.id,
+            election_tick=cfg.election_ticks,
+            heartbeat_tick=cfg.heartbeat_ticks,
+            rng=random.Random(),
+            max_size_per_msg=1 << 20,
+            max_inflight_msgs=256,
+            check_quorum=True,
+            pre_vote=True,
+            applied=applied,
+        )
+        rn = RawNode(config, storage)
+        if bootstrap:
+            contexts = {}
+            for name, mid in cfg.initial_member_ids.items():
+                contexts[mid] = codec.encode(Member(mid, name, tuple(cfg.initial_cluster[name]), ()))
+            rn.bootstrap(sorted(contexts), contexts)
+        self.applied = applied
+        return rn, bootstrap
+
+    # ================================================================== run
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.raw, _ = self._open_storage()
+        self.transport = Transport(
+            self.id,
+            self.cluster_id,
+            self._inbox_send,
+            members=lambda: self.applier.members,
+            snapshot_source=self._snapshot_bytes,
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                peer_host, peer_port = self.cfg.peer_listen[0]
+                peer_server = PeerServer(
+                    self.id,
+                    self.cluster_id,
+                    self._inbox_send,
+                    members=lambda: self.applier.members,
+                )
+                self.peer_port = await nursery.start(peer_server.serve, peer_host, peer_port)
+                nursery.start_soon(self.transport.run)
+                nursery.start_soon(self._ticker)
+                nursery.start_soon(self._raft_loop)
+                from actors.server import serve_clients
+
+                self.client_ports = []
+                for host, port in self.cfg.client_listen:
+                    p = await nursery.start(
+                        lambda task_status, h=host, pt=port: serve_clients(
+                            self, h, pt, max_request_bytes=self.cfg.max_request_bytes, task_status=task_status
+                        )
+                    )
+                    self.client_ports.append(p)
+                nursery.start_soon(self._publish)
+                self.started.set()
+                log.info(
+                    "member %s serving clients on %s, peers on %s",
+                    format_id(self.id),
+                    ",".join(self.cfg.listen_client_urls),
+                    ",".join(self.cfg.listen_peer_urls),
+                )
+                task_status.started()
+                await self._removed.wait()
+                log.warning("member %s was removed from the cluster; stopping", format_id(self.id))
+                nursery.cancel_scope.cancel()
+        finally:
+            self._close_storage()
+
+    def _close_storage(self) -> None:
+        for closer in (
+            getattr(self, "wal", None),
+            getattr(self, "kv", None),
+            getattr(self, "pagefile", None),
+        ):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # closing after a failure must not mask it
+                    log.exception("error while closing storage")
+        for lock in getattr(self, "_locks", []):
+            lock.release()
+
+    async def _ticker(self) -> None:
+        interval = self.cfg.tick_ms / 1000.0
+        next_at = trio.current_time()
+        while True:
+            next_at += interval
+            await trio.sleep_until(next_at)
+            now = trio.current_time()
+            if now - next_at > interval * 5:
+                next_at = now  # we fell far behind (blocked loop): do not burst ticks
+            self._inbox_send.send_nowait(TICK)
+
+    async def shutdown(self) -> None:
+        """Graceful stop: a leader first hands leadership to the most caught-up voter (etcd does the same)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.role != StateType.LEADER or len(self.applier.members) < 2:
+            return
+        status = self.raw.status()
+        progress = getattr(status, "progress", {}) or {}
+        candidates = [
+            (getattr(pr, "match", 0), pid)
+            for pid, pr in progress.items()
+            if pid != self.id and pid in status.conf_state.voters
+        ]
+        if not candidates:
+            return
+        _, target = max(candidates)
+        log.info("leadership transfer starting: %s -> %s", format_id(self.id), format_id(target))
+        pending = Pending()
+        self._inbox_send.send_nowait(TransferLeader(target, pending))
+        with trio.move_on_after(self.cfg.election_timeout_ms / 1000.0 * 2):
+            while self.role == StateType.LEADER:
+                await trio.sleep(self.cfg.tick_ms / 1000.0)
+        if self.role == StateType.LEADER:
+            log.warning("leadership transfer failed: leader transfer took too long")
+        else:
+            log.info("leadership transfer finished: new leader %s", format_id(self.lead))
+
+    async def _publish(self) -> None:
+        """etcd's publish: announce name and client URLs through Raft until it sticks."""
+        attrs_ = MemberAttributes(self.id, self.cfg.name, tuple(self.cfg.advertise_client_urls))
+        while True:
+            current = self.applier.members.get(self.id)
+            if (
+                current is not None
+                and current.name == attrs_.name
+                and current.client_urls == attrs_.client_urls
+            ):
+                log.info("published local member to cluster: name=%s", self.cfg.name)
+                return
+            try:
+                with trio.fail_after(self.request_timeout()):
+                    await self._propose("publish", attrs_)
+            except (errors.EtcdError, trio.TooSlowError):
+                await trio.sleep(self.cfg.tick_ms / 1000.0 * 5)
+
+    def request_timeout(self) -> float:
+        # etcd: 5 s + 2 x election timeout
+        return 5.0 + 2 * self.cfg.election_timeout_ms / 1000.0
+
+    # ================================================================== Raft loop
+
+    async def _raft_loop(self) -> None:
+        recv = self._inbox_recv
+        while True:
+            ev = await recv.receive()
+            self._handle_event(ev)
+            for _ in range(10000):
+                try:
+                    ev = recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                self._handle_event(ev)
+            self._issue_reads()
+            while self.raw.has_ready():
+                await self._handle_ready()
+
+    def _handle_event(self, ev: InboxEvent) -> None:
+        raw = self.raw
+        if isinstance(ev, Tick):
+            raw.tick()
+        elif isinstance(ev, Message):
+            try:
+                raw.step(ev)
+            except Exception:
+                log.exception("raft refused message %s from %s", ev.type.name, format_id(ev.frm))
+        elif isinstance(ev, Propose):
+            if self.lead == 0:
+                ev.pending.resolve(errors.NoLeaderError())
+                return
+            try:
+                raw.propose(codec.encode(ev.request))
+            except ProposalDropped:
+                self._pending.pop(ev.request.request_id, None)
+                ev.pending.resolve(errors.NoLeaderError())
+        elif isinstance(ev, ReadIndexWait):
+            self._read_waiting.append(ev.pending)
+        elif isinstance(ev, ProposeConfChange):
+            try:
+                raw.propose_conf_change(ev.change)
+                self._conf_pending = ev.pending
+            except ProposalDropped:
+                ev.pending.resolve(errors.NoLeaderError())
+        elif isinstance(ev, Unreachable):
+            raw.report_unreachable(ev.peer)
+        elif isinstance(ev, SnapshotStatus):
+            raw.report_snapshot(ev.peer, ev.ok)
+        elif isinstance(ev, TransferLeader):
+            raw.transfer_leader(ev.target)
+            ev.pending.resolve(None)
+
+    def _issue_reads(self) -> None:
+        """Many waiting linearizable reads share one ReadIndex round; re-issue if a round got lost."""
+        now = trio.current_time()
+        if self._read_inflight and now - self._read_issued_at > self.cfg.election_timeout_ms / 1000.0:
+            for waiters in self._read_inflight.values():
+                self._read_waiting.extend(w for w in waiters if not w.done.is_set())
+            self._read_inflight.clear()
+        if not self._read_waiting or self._read_inflight:
+            return
+        if self.lead == 0:
+            for w in self._read_waiting:
+                w.resolve(errors.NoLeaderError())
+            self._read_waiting.clear()
+            return
+        ctx = next(self._read_ctx).to_bytes(8, "big")
+        self._read_inflight[ctx] = self._read_waiting
+        self._read_waiting = []
+        self._read_issued_at = now
+        self.raw.read_index(ctx)
+
+    async def _handle_ready(self) -> None:
+        raw = self.raw
+        rd = raw.ready()
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state)
+        if rd.hard_state is not None:
+            self.term = rd.hard_state.term
+        # A leader's appends and heartbeats go out before its own fsync (etcd's pipelining).
+        if rd.messages:
+            self.transport.send(rd.messages)
+        if rd.snapshot is not None and rd.snapshot.meta.index > 0:
+            await self._install_snapshot(rd.snapshot)
+        if rd.entries or rd.hard_state is not None:
+            self.wal.append(rd.entries, rd.hard_state)
+            await trio.to_thread.run_sync(self.wal.sync)
+        if rd.snapshot is not None and rd.snapshot.meta.index > 0:
+            raw_storage = self._raft_storage()
+            raw_storage.apply_snapshot(rd.snapshot)
+        if rd.hard_state is not None:
+            self._raft_storage().set_hard_state(rd.hard_state)
+            self.committed = rd.hard_state.commit
+        if rd.entries:
+            self._raft_storage().append(rd.entries)
+            last = rd.entries[-1]
+            raw.ack_persisted(last.term, last.index)
+        if rd.messages_after_persist:
+            self.transport.send(rd.messages_after_persist)
+        for rs in rd.read_states:
+            waiters = self._read_inflight.pop(rs.ctx, None)
+            if waiters:
+                for w in waiters:
+                    self._apply_waiters.append((rs.index, w))
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        self._release_reads()
+        raw.advance(rd)
+        self._maybe_snapshot()
+
+    def _raft_storage(self) -> raft.MemoryStorage:
+        return self.raw_storage
+
+    def _on_soft_state(self, ss: raft.SoftState) -> None:
+        if ss.lead != self.lead:
+            if ss.lead == 0:
+                log.warning("member %s lost leader %s", format_id(self.id), format_id(self.lead))
+            else:
+                log.info(
+                    "member %s elected leader %s at term %d",
+                    format_id(self.id),
+                    format_id(ss.lead),
+                    self.raw.status().term,
+                )
+        self.lead = ss.lead
+        self.role = ss.role
+        if ss.lead == 0 and self._read_inflight:
+            for waiters in self._read_inflight.values():
+                for w in waiters:
+                    w.resolve(errors.NoLeaderError())
+            self._read_inflight.clear()
+
+    def _apply(self, entries: Sequence[Any]) -> None:
+        outcome = self.applier.apply(entries, self.raw.apply_conf_change)
+        if outcome.last_index:
+            self.applied = outcome.last_index
+        if outcome.conf_changed:
+            self.transport.sync_members()
+            if self._conf_pending is not None and any(e.type == EntryType.CONF_CHANGE for e in entries):
+                self._conf_pending.resolve(None)
+                self._conf_pending = None
+        for a in outcome.applied:
+            if a.request.member_id != self.id:
+                continue
+            pending = self._pending.pop(a.request.request_id, None)
+            if pending is not None:
+                pending.resolve(self._with_header(a.response))
+        if outcome.removed_self:
+            self._removed.set()
+
+    def _release_reads(self) -> None:
+        if not self._apply_waiters:
+            return
+        keep = []
+        for index, w in self._apply_waiters:
+            if index <= self.applied:
+                w.resolve(index)
+            else:
+                keep.append((index, w))
+        self._apply_waiters = keep
+
+    # ================================================================== snapshots
+
+    def _maybe_snapshot(self) -> None:
+        """Every snapshot-count applied entries: snapshot the Raft log at the durable consistent index, compact
+        the in-memory log (keeping a catch-up tail) and release old WAL segments."""
+        if self.applied - self._snapshot_index < self.cfg.snapshot_count:
+            return
+        index = self.kv.consistent_index  # durable: the page file committed it
+        if index <= self._snapshot_index:
+            return
+        st = self.raw_storage
+        cs = self.raw.status().conf_state
+        snap = st.create_snapshot(index, cs, b"")
+        self.wal.save_snapshot(snap.meta)
+        self.wal.sync()
+        self.wal.release_to(index)
+        compact_to = index - SNAPSHOT_CATCHUP_ENTRIES
+        if compact_to > st.first_index():
+            st.compact(compact_to)
+        self._snapshot_index = index
+        log.info("saved snapshot at index %d; compacted raft log to %d", index, max(compact_to, 0))
+
+    def _snapshot_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        self.pagefile.write_snapshot(buf)
+        return buf.getvalue()
+
+    async def _install_snapshot(self, snap: Snapshot) -> None:
+        """A follower received the leader's page file: install it, then record the snapshot in the WAL."""
+        log.info("installing snapshot at index %d (%d bytes)", snap.meta.index, len(snap.data))
+        if snap.data:
+            self.kv.close()
+            self.pagefile.replace_from(io.BytesIO(snap.data))
+            self.pagefile = PageFile.open(self.fs, self._db_path)
+            self.kv = KVStore(self.pagefile)
+            self.applier = Applier(self.kv, self.id)
+        self.wal.save_snapshot(SnapshotMeta(snap.meta.index, snap.meta.term, snap.meta.conf_state))
+        self.applied = max(self.applied, snap.meta.index)
+        self._snapshot_index = snap.meta.index
+        self.transport.sync_members()
+
+    # ================================================================== client-facing backend
+
+    def _header(self, revision: int | None = None) -> rpc.ResponseHeader:
+        return rpc.ResponseHeader(
+            self.cluster_id,
+            self.id,
+            self.kv.current_revision if revision is None else revision,
+            self.term,
+        )
+
+    def _with_header(self, resp: Any) -> Any:
+        if isinstance(resp, BaseException) or resp is None or not hasattr(resp, "header"):
+            return resp
+        return attrs.evolve(resp, header=self._header(resp.header.revision))
+
+    async def _propose(self, op: str, payload: Any) -> Any:
+        req_id = self._ids.next()
+        pending = Pending()
+        self._pending[req_id] = pending
+        self._inbox_send.send_nowait(Propose(RaftRequest(self.id, req_id, op, payload), pending))
+        try:
+            with trio.fail_after(self.request_timeout()):
+                await pending.done.wait()
+        except trio.TooSlowError:
+            raise errors.TimeoutError_() from None
+        finally:
+            self._pending.pop(req_id, None)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    async def _wait_read_index(self) -> None:
+        if self.is_learner():
+            raise errors.NotSupportedForLearnerError()
+        pending = Pending()
+        self._inbox_send.send_nowait(ReadIndexWait(pending))
+        try:
+            with trio.fail_after(self.request_timeout()):
+                await pending.done.wait()
+        except trio.TooSlowError:
+            raise errors.TimeoutError_() from None
+        if pending.error is not None:
+            raise pending.error
+
+    def is_learner(self) -> bool:
+        m = self.applier.members.get(self.id)
+        return bool(m and m.is_learner)
+
+    @property
+    def _ids(self) -> RequestIds:
+        ids = self.__dict__.get("_ids_obj")
+        if ids is None:
+            ids = self.__dict__["_ids_obj"] = RequestIds(self.id)
+        return ids
+
+    async def handle(self, op: str, request: Any) -> Any:
+        if op == "range":
+            req: rpc.RangeRequest = request
+            if not req.serializable:
+                await self._wait_read_index()
+            resp = self.kv.range(req)
+            return attrs.evolve(resp, header=self._header(resp.header.revision))
+        if op in ("put", "delete_range", "compact"):
+            if op == "put" and not request.key:
+                raise errors.EmptyKeyError()
+            return await self._propose(op, request)
+        if op == "txn":
+            return await self._propose(op, request)
+        if op == "status":
+            return self._status()
+        if op == "member_list":
+            return protocol.MemberListResponse(
+                rpc.ResponseHeader(self.cluster_id, self.id, 0, self.term),
+                tuple(sorted(self.applier.members.values(), key=lambda m: m.id)),
+            )
+        raise errors.InvalidRequestError(f"etcdserver: unknown op {op!r}")
+
+    def _status(self) -> protocol.StatusResponse:
+        errs: list[str] = []
+        return protocol.StatusResponse(
+            header=self._header(),
+            version=__version__,
+            db_size=self.pagefile.size(),
+            leader=self.lead,
+            raft_index=self.committed,
+            raft_term=self.term,
+            raft_applied_index=self.applied,
+            errors=tuple(errs),
+            db_size_in_use=self.pagefile.size_in_use(),
+            is_learner=self.is_learner(),
+        )
+
+    async def health(self) -> tuple[bool, str]:
+        if self.lead == 0:
+            return False, "RAFT NO LEADER"
+        try:
+            await self.handle("range", rpc.RangeRequest(b"health"))
+        except errors.EtcdError as exc:
+            return False, str(exc)
+        return True, ""
+
+    def version(self) -> dict[str, str]:
+        return {"etcdserver": __version__, "etcdcluster": CLUSTER_VERSION}
+
+    async def add_conf_change(self, change: ConfChange) -> None:
+        pending = Pending()
+        self._inbox_send.send_nowait(ProposeConfChange(change, pending))
+        with trio.fail_after(self.request_timeout()):
+            await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+
+__all__ = ["ConfChangeType", "ConfState", "Node"]

@@ -1,0 +1,341 @@
+"""Peer actors: Raft messages between members as CBOR frames over WebSocket.
+
+Each member dials one *stream* connection to every other member and only sends on it; it receives on the
+connections others dialled to it (etcd's rafthttp has the same one-way streams). Every connection opens
+with a `PeerHello` carrying the cluster id and both member ids; the receiving side checks them before it
+accepts a single Raft message, so members of a cluster built with another token can never talk to this
+one. A `cluster_info` hello is answered before any id check (a joining member learns the membership).
+
+Snapshots travel on their own short-lived connection, so a large page-file copy never delays heartbeats.
+Queued messages are coalesced into one frame per send: every frame costs pure-Python framing time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import trio
+import trio_websocket
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, WebSocketRequest
+
+from actors.identity import format_id
+from trikv.api import codec
+from trikv.api.internal import PeerHello, PeerHelloReply
+from trikv.api.protocol import Member
+from trikv.api.raftpb import Message, MessageType, Snapshot
+
+log = logging.getLogger("trikv.peer")
+
+PEER_PATH = "/raft"
+MAX_PEER_MESSAGE = 1 << 30  # snapshots carry the whole page file
+QUEUE_LIMIT = 4096  # messages per peer before we drop (Raft retransmits) and report the peer unreachable
+MAX_BATCH = 512  # messages coalesced into one frame
+RECEIVE_BUFFER = 1 << 16
+
+
+def _bytes(data: str | bytes) -> bytes:
+    return _bytes(data)
+
+
+def _ws_url(peer_url: str) -> str:
+    if peer_url.startswith("https://"):
+        return "wss://" + peer_url[len("https://") :].rstrip("/") + PEER_PATH
+    return "ws://" + peer_url.removeprefix("http://").rstrip("/") + PEER_PATH
+
+
+async def _hello(ws: WebSocketConnection, hello: PeerHello, timeout: float = 5.0) -> PeerHelloReply:
+    await ws.send_message(codec.encode(hello))
+    with trio.fail_after(timeout):
+        data = await ws.get_message()
+    reply = codec.decode(_bytes(data))
+    if not isinstance(reply, PeerHelloReply):
+        raise codec.CodecError("peer answered the hello with something else")
+    return reply
+
+
+class Peer:
+    """One remote member: a queue, a dialler with backoff, a writer coalescing queued messages."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        peer_id: int,
+        urls: tuple[str, ...],
+    ) -> None:
+        self.transport = transport
+        self.id = peer_id
+        self.urls = urls
+        self.send_ch, self.recv_ch = trio.open_memory_channel[Message](QUEUE_LIMIT)
+        self.cancel_scope = trio.CancelScope()
+        self.connected = False
+        self._last_refusal = ""
+
+    def enqueue(self, m: Message) -> None:
+        if m.type == MessageType.SNAP:
+            self.transport.nursery.start_soon(self._send_snapshot, m)
+            return
+        try:
+            self.send_ch.send_nowait(m)
+        except trio.WouldBlock:
+            self.transport.unreachable(self.id)
+
+    async def run(self) -> None:
+        backoff = 0.05
+        with self.cancel_scope:
+            while True:
+                for url in self.urls:
+                    try:
+                        await self._stream(url)
+                        backoff = 0.05
+                    except (
+                        OSError,
+                        HandshakeError,
+                        ConnectionClosed,
+                        trio.TooSlowError,
+                        codec.CodecError,
+                    ) as exc:
+                        if self.connected:
+                            log.warning("lost peer connection to %s: %s", format_id(self.id), exc)
+                        self.connected = False
+                        self.transport.unreachable(self.id)
+                        self._drain()
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.recv_ch.receive_nowait()
+            except trio.WouldBlock:
+                return
+
+    async def _stream(self, url: str) -> None:
+        t = self.transport
+        async with trio_websocket.open_websocket_url(
+            _ws_url(url),
+            max_message_size=MAX_PEER_MESSAGE,
+            connect_timeout=2,
+            disconnect_timeout=1,
+            receive_buffer_size=RECEIVE_BUFFER,
+        ) as ws:
+            reply = await _hello(ws, PeerHello("stream", t.cluster_id, t.id, self.id))
+            if not reply.ok:
+                if reply.error != self._last_refusal:
+                    log.error("peer %s (%s) refused our connection: %s", format_id(self.id), url, reply.error)
+                    self._last_refusal = reply.error
+                raise ConnectionClosed(None)
+            self._last_refusal = ""
+            if not self.connected:
+                log.info("established peer stream to %s (%s)", format_id(self.id), url)
+            self.connected = True
+            batch: list[Message] = []
+            while True:
+                m = await self.recv_ch.receive()
+                batch.append(m)
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self.recv_ch.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await ws.send_message(codec.encode(batch))
+                batch = []
+
+    async def _send_snapshot(self, m: Message) -> None:
+        t = self.transport
+        ok = False
+        try:
+            data = t.snapshot_source()
+            assert m.snapshot is not None
+            msg = Message(
+                m.type,
+                to=m.to,
+                frm=m.frm,
+                term=m.term,
+                log_term=m.log_term,
+                index=m.index,
+                commit=m.commit,
+                snapshot=Snapshot(m.snapshot.meta, data),
+            )
+            log.info(
+                "sending snapshot at index %d (%d bytes) to %s",
+                m.snapshot.meta.index,
+                len(data),
+                format_id(self.id),
+            )
+            async with trio_websocket.open_websocket_url(
+                _ws_url(self.urls[0]), max_message_size=MAX_PEER_MESSAGE, connect_timeout=5
+            ) as ws:
+                reply = await _hello(ws, PeerHello("snapshot", t.cluster_id, t.id, self.id))
+                if reply.ok:
+                    await ws.send_message(codec.encode([msg]))
+                    with trio.fail_after(60):
+                        ack = codec.decode(_bytes(await ws.get_message()))
+                    ok = bool(getattr(ack, "ok", False))
+        except Exception as exc:  # any failure: Raft retries the snapshot later
+            log.warning("failed to send snapshot to %s: %s", format_id(self.id), exc)
+        t.snapshot_status(self.id, ok)
+
+
+class Transport:
+    """Owns one Peer actor per remote member and keeps them in step with the applied membership."""
+
+    def __init__(
+        self,
+        member_id: int,
+        cluster_id: int,
+        inbox: trio.MemorySendChannel[Any],
+        *,
+        members: Callable[[], Mapping[int, Member]],
+        snapshot_source: Callable[[], bytes],
+    ) -> None:
+        self.id = member_id
+        self.cluster_id = cluster_id
+        self.inbox = inbox
+        self.members = members
+        self.snapshot_source = snapshot_source
+        self.peers: dict[int, Peer] = {}
+        self.nursery: trio.Nursery
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            self.sync_members()
+            await trio.sleep_forever()
+
+    def sync_members(self) -> None:
+        if not hasattr(self, "nursery"):
+            return
+        wanted = {mid: m for mid, m in self.members().items() if mid != self.id}
+        for mid in list(self.peers):
+            if mid not in wanted or self.peers[mid].urls != wanted[mid].peer_urls:
+                self.peers.pop(mid).cancel_scope.cancel()
+        for mid, m in wanted.items():
+            if mid not in self.peers and m.peer_urls:
+                peer = Peer(self, mid, m.peer_urls)
+                self.peers[mid] = peer
+                self.nursery.start_soon(peer.run)
+
+    def send(self, msgs: list[Message]) -> None:
+        for m in msgs:
+            peer = self.peers.get(m.to)
+            if peer is not None:
+                peer.enqueue(m)
+
+    def unreachable(self, peer_id: int) -> None:
+        from actors.node import Unreachable
+
+        self.inbox.send_nowait(Unreachable(peer_id))
+
+    def snapshot_status(self, peer_id: int, ok: bool) -> None:
+        from actors.node import SnapshotStatus
+
+        self.inbox.send_nowait(SnapshotStatus(peer_id, ok))
+
+
+class PeerServer:
+    """Accepts peer connections on listen-peer-urls and feeds checked Raft messages to the Node's inbox."""
+
+    def __init__(
+        self,
+        member_id: int,
+        cluster_id: int,
+        inbox: trio.MemorySendChannel[Any],
+        *,
+        members: Callable[[], Mapping[int, Member]],
+    ) -> None:
+        self.id = member_id
+        self.cluster_id = cluster_id
+        self.inbox = inbox
+        self.members = members
+
+    async def serve(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                lambda task_status: trio_websocket.serve_websocket(
+                    self._handle,
+                    host,
+                    port,
+                    None,
+                    max_message_size=MAX_PEER_MESSAGE,
+                    message_queue_size=64,
+                    receive_buffer_size=RECEIVE_BUFFER,
+                    connect_timeout=5,
+                    disconnect_timeout=1,
+                    task_status=task_status,
+                )
+            )
+            task_status.started(server.port)
+
+    async def _handle(self, request: WebSocketRequest) -> None:
+        if request.path != PEER_PATH:
+            await request.reject(404, body=b"404 page not found\n")
+            return
+        ws = await request.accept()
+        try:
+            with trio.fail_after(5):
+                first = await ws.get_message()
+            hello = codec.decode(_bytes(first))
+            if not isinstance(hello, PeerHello):
+                raise codec.CodecError("first peer frame is not a hello")
+        except (ConnectionClosed, trio.TooSlowError, codec.CodecError) as exc:
+            log.warning("rejected peer connection from %s: %s", request.remote, exc)
+            await ws.aclose()
+            return
+        if hello.kind == "cluster_info":
+            await ws.send_message(
+                codec.encode(
+                    PeerHelloReply(
+                        True,
+                        cluster_id=self.cluster_id,
+                        member_id=self.id,
+                        members=tuple(self.members().values()),
+                    )
+                )
+            )
+            await ws.aclose()
+            return
+        problem = self._check(hello)
+        if problem:
+            log.error("rejected peer connection from %s: %s", format_id(hello.from_id), problem)
+            await ws.send_message(codec.encode(PeerHelloReply(False, error=problem)))
+            await ws.aclose()
+            return
+        await ws.send_message(
+            codec.encode(PeerHelloReply(True, cluster_id=self.cluster_id, member_id=self.id))
+        )
+        try:
+            while True:
+                data = await ws.get_message()
+                msgs = codec.decode(_bytes(data))
+                if not isinstance(msgs, (list, tuple)):
+                    raise codec.CodecError("peer frame is not an array of messages")
+                for m in msgs:
+                    if not isinstance(m, Message) or m.to != self.id or m.frm != hello.from_id:
+                        raise codec.CodecError("peer frame holds a message not addressed from/to this link")
+                    await self.inbox.send(m)
+                if hello.kind == "snapshot":
+                    await ws.send_message(codec.encode(PeerHelloReply(True)))
+        except ConnectionClosed:
+            return
+        except codec.CodecError as exc:
+            log.error("dropping peer connection from %s: malformed frame: %s", format_id(hello.from_id), exc)
+            await ws.aclose()
+
+    def _check(self, hello: PeerHello) -> str:
+        if hello.cluster_id != self.cluster_id:
+            return (
+                f"cluster ID mismatch: local cluster {format_id(self.cluster_id)}, "
+                f"remote cluster {format_id(hello.cluster_id)} (member {format_id(hello.from_id)})"
+            )
+        if hello.to_id != self.id:
+            return f"member ID mismatch: local member {format_id(self.id)}, addressed to {format_id(hello.to_id)}"
+        members = self.members()
+        if members and hello.from_id not in members:
+            return (
+                f"member {format_id(hello.from_id)} is not a member of cluster {format_id(self.cluster_id)}"
+            )
+        return ""

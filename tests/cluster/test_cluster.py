@@ -1,0 +1,309 @@
+"""Acceptance: real member processes on 127.0.0.1 form a cluster from configs/node*.yaml, survive SIGKILL,
+keep clusters with different tokens apart, and refuse bad input without falling over."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trio
+import trio_websocket
+import yaml
+
+import trikv
+from tests.cluster.harness import CONFIGS, ROOT, Cluster, free_port, wait_port
+from trikv.api import codec, errors, protocol, rpc
+
+pytestmark = pytest.mark.slow
+
+
+async def find_leader(c: Cluster, timeout: float = 10.0) -> int:
+    """Index of the member that reports itself leader (every live member agreeing)."""
+    deadline = trio.current_time() + timeout
+    while trio.current_time() < deadline:
+        leaders = set()
+        ids: dict[int, int] = {}
+        for i, m in enumerate(c.members):
+            if not m.alive:
+                continue
+            try:
+                async with trikv.connect([m.endpoint], dial_timeout=1) as cl:
+                    with trio.fail_after(1):
+                        st = await cl.status()
+            except (OSError, errors.TrikvError, trio.TooSlowError):
+                continue
+            ids[st.header.member_id] = i
+            leaders.add(st.leader)
+        if len(leaders) == 1 and 0 not in leaders and next(iter(leaders)) in ids:
+            return ids[next(iter(leaders))]
+        await trio.sleep(0.1)
+    raise AssertionError(f"no leader within {timeout}s\n{c.logs()}")
+
+
+async def test_three_members_replicate_and_read_linearizably(cluster: Cluster) -> None:
+    leader = await find_leader(cluster)
+    followers = [i for i in range(3) if i != leader]
+    # A put through a follower is read back at once through the other follower and the leader.
+    async with trikv.connect([cluster.members[followers[0]].endpoint]) as c0:
+        resp = await c0.put("k1", "v1")
+        assert resp.header.revision >= 2
+    for i in (followers[1], leader, followers[0]):
+        async with trikv.connect([cluster.members[i].endpoint]) as c:
+            got = await c.get("k1")
+            assert [(kv.key, kv.value) for kv in got.kvs] == [(b"k1", b"v1")], f"member {i}"
+            assert got.header.revision == resp.header.revision
+    # Each write immediately visible through a different member (linearizable reads).
+    for n in range(10):
+        async with trikv.connect([cluster.members[n % 3].endpoint]) as w:
+            await w.put(f"seq{n}", str(n))
+        async with trikv.connect([cluster.members[(n + 1) % 3].endpoint]) as r:
+            got = await r.get(f"seq{n}")
+            assert got.kvs and got.kvs[0].value == str(n).encode()
+
+    # Two of three down: the survivor has no quorum. Linearizable reads fail, serializable ones answer.
+    survivor = followers[0]
+    for i in range(3):
+        if i != survivor:
+            cluster.members[i].kill()
+    async with trikv.connect([cluster.members[survivor].endpoint], dial_timeout=2) as c:
+        with pytest.raises((errors.NoLeaderError, errors.TimeoutError_, errors.UnavailableError)):
+            with trio.fail_after(30):
+                await c.get("k1")
+        got = await c.get("k1", serializable=True)
+        assert got.kvs[0].value == b"v1"
+
+
+async def put_with_retry(endpoints: list[str], key: str, value: str, deadline: float) -> None:
+    while True:
+        try:
+            async with trikv.connect(endpoints, dial_timeout=0.5) as c:
+                with trio.fail_after(2):
+                    await c.put(key, value)
+            return
+        except (OSError, errors.TrikvError, trio.TooSlowError):
+            if trio.current_time() > deadline:
+                raise
+            await trio.sleep(0.05)
+
+
+async def test_leader_sigkill_failover_and_catch_up(cluster: Cluster) -> None:
+    leader = await find_leader(cluster)
+    async with trikv.connect(cluster.endpoints) as c:
+        for n in range(20):
+            await c.put(f"before{n}", "x")
+    survivors = [m.endpoint for i, m in enumerate(cluster.members) if i != leader]
+    cluster.members[leader].kill()
+    killed_at = trio.current_time()
+    await put_with_retry(survivors, "after-failover", "yes", killed_at + 30)
+    took = trio.current_time() - killed_at
+    print(f"failover: first acknowledged put {took:.2f} s after SIGKILL of the leader")
+    assert took < 5.0, f"failover took {took:.2f}s"
+
+    # The killed member restarts and catches up (serializable read on it sees the new write).
+    cluster.members[leader].start()
+    cluster.members[leader].wait_ready()
+    async with trikv.connect([cluster.members[leader].endpoint]) as c:
+        with trio.fail_after(15):
+            while True:
+                got = await c.get("after-failover", serializable=True)
+                if got.kvs:
+                    break
+                await trio.sleep(0.1)
+        assert got.kvs[0].value == b"yes"
+        assert (await c.get("before", prefix=True, count_only=True, serializable=True)).count == 20
+
+
+async def test_sigkill_all_members_during_writes_loses_nothing_acknowledged(cluster: Cluster) -> None:
+    await find_leader(cluster)
+    acked: dict[str, str] = {}
+
+    async def writer(w: int) -> None:
+        endpoint = cluster.members[w % 3].endpoint
+        n = 0
+        try:
+            async with trikv.connect([endpoint], dial_timeout=1) as c:
+                while True:
+                    key, value = f"w{w}/{n:06d}", f"v{w}-{n}"
+                    await c.put(key, value)
+                    acked[key] = value
+                    n += 1
+        except (OSError, errors.TrikvError, trio_websocket.ConnectionClosed, trio.TooSlowError):
+            return
+
+    async with trio.open_nursery() as nursery:
+        for w in range(6):
+            nursery.start_soon(writer, w)
+        await trio.sleep(2.0)
+        for m in cluster.members:  # all three, as fast as possible, while writes are in flight
+            m.kill()
+    assert len(acked) > 20, "the writers should have had acknowledgements before the kill"
+    cluster.start()
+    await find_leader(cluster, timeout=20)
+    async with trikv.connect(cluster.endpoints) as c:
+        got = await c.get("w", prefix=True)
+    stored = {kv.key.decode(): kv.value.decode() for kv in got.kvs}
+    missing = {k: v for k, v in acked.items() if stored.get(k) != v}
+    assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {sorted(missing)[:5]}"
+
+
+async def test_cluster_with_another_token_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    await find_leader(cluster)
+    # Cluster B: one new member whose initial-cluster names cluster A's peers, built with another token.
+    b_client, b_peer = free_port(), free_port()
+    names = {m.name: m.peer_port for m in cluster.members}
+    cfg = {
+        "name": "intruder",
+        "data-dir": str(tmp_path / "intruder" / "data"),
+        "listen-client-urls": f"http://127.0.0.1:{b_client}",
+        "advertise-client-urls": f"http://127.0.0.1:{b_client}",
+        "listen-peer-urls": f"http://127.0.0.1:{b_peer}",
+        "initial-advertise-peer-urls": f"http://127.0.0.1:{b_peer}",
+        "initial-cluster": ",".join(
+            [f"intruder=http://127.0.0.1:{b_peer}"] + [f"{n}=http://127.0.0.1:{p}" for n, p in names.items()]
+        ),
+        "initial-cluster-state": "new",
+        "initial-cluster-token": "cluster-b",
+    }
+    path = tmp_path / "intruder.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    logf = tmp_path / "intruder.log"
+    with open(logf, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "actors.main", "--config-file", str(path)],
+            cwd=str(tmp_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    try:
+        wait_port(b_client)
+        await trio.sleep(4.0)  # several election timeouts
+        async with trikv.connect([f"127.0.0.1:{b_client}"]) as c:
+            st = await c.status()
+            assert st.leader == 0, "the intruder must never get a leader"
+        async with trikv.connect(cluster.endpoints) as c:
+            members = await c.member_list()
+            assert len(members.members) == 3
+            assert (await c.put("still", "fine")).header.revision > 0
+    finally:
+        proc.kill()
+        proc.wait()
+    intruder_log = logf.read_text()
+    a_logs = "\n".join(m.log_text() for m in cluster.members)
+    assert "cluster ID mismatch" in a_logs, "cluster A must log the refusal"
+    assert "refused our connection" in intruder_log and "cluster ID mismatch" in intruder_log
+
+
+async def test_bad_client_frames_get_errors_and_node_keeps_serving(cluster: Cluster) -> None:
+    await find_leader(cluster)
+    url = f"ws://{cluster.members[0].endpoint}{protocol.WS_PATH}"
+    async with trio_websocket.open_websocket_url(url, max_message_size=8 << 20) as ws:
+        await ws.send_message(b"\xff\x00garbage")
+        reply = protocol.decode_frame(await _binary(ws))
+        assert reply[0][0] == 0 and reply[0][1] == protocol.ERR
+        await ws.send_message(codec.encode([[7, "no_such_op", rpc.PutRequest(b"k")]]))
+        reply = protocol.decode_frame(await _binary(ws))
+        assert reply[0][:2] == [7, protocol.ERR]
+        big = rpc.PutRequest(b"big", b"a" * 1_600_000)
+        await ws.send_message(protocol.encode_frame([[8, "put", big]]))
+        reply = protocol.decode_frame(await _binary(ws))
+        assert reply[0][:2] == [8, protocol.ERR]
+        assert reply[0][2]["message"] == "etcdserver: request is too large"
+        ok = rpc.PutRequest(b"big", b"a" * 1_500_000)
+        await ws.send_message(protocol.encode_frame([[9, "put", ok]]))
+        reply = protocol.decode_frame(await _binary(ws))
+        assert reply[0][:2] == [9, protocol.OK]
+    async with trikv.connect(cluster.endpoints) as c:
+        got = await c.get("big")
+        assert len(got.kvs[0].value) == 1_500_000
+    assert all(m.alive for m in cluster.members)
+
+
+async def _binary(ws: trio_websocket.WebSocketConnection) -> bytes:
+    msg = await ws.get_message()
+    assert isinstance(msg, bytes), "the server answers in binary frames"
+    return msg
+
+
+def _run(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("name: [unclosed\n", "yaml"),
+        ('name: x\nlog-outputs:- "stderr"\n', "yaml"),
+        ("name: x\nno-such-key: 1\n", "no-such-key"),
+        ("name: x\nlisten-client-urls: 'htp://127.0.0.1:1'\n", "listen-client-urls"),
+        ("name: x\ninitial-cluster: 'y=http://127.0.0.1:2380'\n", '"x"'),
+        ("name: x\nheartbeat-interval: 100\nelection-timeout: 200\n", "election-timeout"),
+    ],
+)
+def test_bad_config_file_is_one_clear_line_and_exit_1(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    res = _run(["-m", "actors.main", "--config-file", str(path)], tmp_path)
+    assert res.returncode == 1
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert needle.lower() in lines[0].lower()
+    assert "Traceback" not in res.stderr
+
+
+def test_unreadable_config_file(tmp_path: Path) -> None:
+    res = _run(["-m", "actors.main", "--config-file", str(tmp_path / "missing.yaml")], tmp_path)
+    assert res.returncode == 1 and "missing.yaml" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_seed_configs_parse_but_are_never_started() -> None:
+    from actors.config import config_from_file
+
+    for f in sorted(CONFIGS.glob("node*.yaml")):
+        cfg = config_from_file(f)
+        assert all("127.0.0.1" in u for u in cfg.listen_client_urls)
+
+
+def test_default_single_node_as_in_readme(tmp_path: Path) -> None:
+    """`trikv` with no flags, then `trikvctl put foo bar` and `trikvctl get foo` (the README's first steps)."""
+    for port in (2379, 2380):
+        import socket
+
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.skip(f"port {port} is in use on this machine")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actors.main"],
+        cwd=str(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "default.log", "wb"),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        wait_port(2379)
+        deadline = time.monotonic() + 15
+        while True:
+            res = _run(["-m", "tools.trikvctl", "put", "foo", "bar"], tmp_path)
+            if res.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == "OK\n"
+        res = _run(["-m", "tools.trikvctl", "get", "foo"], tmp_path)
+        assert (res.returncode, res.stdout) == (0, "foo\nbar\n")
+        assert (tmp_path / "default.trikv" / "member" / "snap" / "db").exists()
+        assert (tmp_path / "default.trikv" / "member" / "wal").is_dir()
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
