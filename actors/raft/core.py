@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -23,6 +24,12 @@ from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType
 
 MT = MessageType
+
+
+def _tuple(items: Iterable[Any]) -> Any:
+    """tuple(), typed Any: mypy's attrs plugin mis-types fields with a `tuple` converter (Message.entries,
+    ConfState.voters) as a bare generic in some runs, so arguments to them are passed untyped."""
+    return tuple(items)
 
 
 class StateType(enum.IntEnum):
@@ -176,7 +183,7 @@ class Raft:
         self.is_learner = self.id in self.learners
 
     def conf_state(self) -> ConfState:
-        return ConfState(tuple(sorted(self.voters)), tuple(sorted(self.learners)))  # type: ignore[arg-type]  # attrs tuple converter
+        return ConfState(_tuple(sorted(self.voters)), _tuple(sorted(self.learners)))
 
     def promotable(self) -> bool:
         return self.id in self.voters and not self.log.pending_snapshot()
@@ -243,7 +250,7 @@ class Raft:
             return self.send_snapshot(to, pr)
         if not ents and not send_if_empty:
             return False
-        self.msgs.append(Message(_APP, to, self.id, self.term, prev_term, prev, tuple(ents), log.committed))  # type: ignore[arg-type]  # attrs tuple converter
+        self.msgs.append(Message(_APP, to, self.id, self.term, prev_term, prev, _tuple(ents), log.committed))
         pr.sent_entries(ents[-1].index if ents else None)
         return True
 
@@ -544,7 +551,7 @@ class Raft:
         """A proposal from this node's caller: appended at once on a leader (the append goes out with the
         next Ready, batched with every other proposal made before it), forwarded otherwise."""
         if self.state != _LEADER:
-            self.step(Message(_PROP, 0, self.id, 0, entries=(Entry(0, 0, typ, data),)))  # type: ignore[arg-type]  # attrs tuple converter
+            self.step(Message(_PROP, 0, self.id, 0, entries=_tuple([Entry(0, 0, typ, data)])))
             return
         if self.id not in self.prs:
             raise ProposalDropped("this node was removed from the cluster")
@@ -760,7 +767,7 @@ class Raft:
                 raise ProposalDropped("no leader")
             if self.id not in self.prs and self.prs:
                 raise ProposalDropped("this node was removed from the cluster")
-            self.msgs.append(Message(_PROP, self.lead, self.id, 0, entries=m.entries))  # type: ignore[arg-type]  # attrs tuple converter
+            self.msgs.append(Message(_PROP, self.lead, self.id, 0, entries=_tuple(m.entries)))
         elif t == _APP:
             self.election_elapsed = 0
             self.lead = m.frm

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from actors.raft import ProposalDropped, StateType
-from tests.raft.test_core_pump import Cluster
+from tests.raft.test_core_pump import CS, Cluster
 from trikv.api.raftpb import MessageType
-from trikv.api.records import ConfChange, ConfChangeType, ConfState
+from trikv.api.records import ConfChange, ConfChangeType
 
 MT = MessageType
 CT = ConfChangeType
 
 
-def settled(ids: list[int] | None = None, **cfg: object) -> Cluster:
+def settled(ids: list[int] | None = None, **cfg: Any) -> Cluster:
     c = Cluster(ids or [1, 2, 3], **cfg)
     c.stabilize()
     c.elect(1)
@@ -31,7 +33,7 @@ def test_add_voter_catches_up_and_changes_quorum() -> None:
     c = settled()
     c.add_node(4)  # empty storage: learns everything from the leader
     change(c, ConfChange(CT.ADD_NODE, 4, b"node-4"))
-    assert c.conf[1] == ConfState((1, 2, 3, 4), ())
+    assert c.conf[1] == CS((1, 2, 3, 4), ())
     c.nodes[1].propose(b"x")
     c.stabilize()
     assert c.sm[4] == [b"before", b"x"]
@@ -49,7 +51,7 @@ def test_add_learner_replicates_but_does_not_count_or_campaign() -> None:
     c = settled()
     c.add_node(4)
     change(c, ConfChange(CT.ADD_LEARNER, 4))
-    assert c.conf[1] == ConfState((1, 2, 3), (4,))
+    assert c.conf[1] == CS((1, 2, 3), (4,))
     c.nodes[1].propose(b"x")
     c.stabilize()
     assert c.sm[4] == [b"before", b"x"]
@@ -87,7 +89,7 @@ def test_promote_learner_to_voter() -> None:
     c.add_node(4)
     change(c, ConfChange(CT.ADD_LEARNER, 4))
     change(c, ConfChange(CT.PROMOTE_LEARNER, 4))
-    assert c.conf[1] == ConfState((1, 2, 3, 4), ())
+    assert c.conf[1] == CS((1, 2, 3, 4), ())
     assert not c.nodes[4].raft.is_learner
     assert c.nodes[4].raft.promotable()
     c.nodes[1].transfer_leader(4)  # a voter now: it can take over (a learner target is ignored)
@@ -98,7 +100,7 @@ def test_promote_learner_to_voter() -> None:
 def test_remove_follower_shrinks_quorum() -> None:
     c = settled()
     change(c, ConfChange(CT.REMOVE_NODE, 3))
-    assert c.conf[1] == ConfState((1, 2), ())
+    assert c.conf[1] == CS((1, 2), ())
     c.isolate(3)
     c.nodes[1].propose(b"two-of-two")
     c.stabilize()
@@ -114,7 +116,7 @@ def test_removed_leader_steps_down_after_commit() -> None:
     c = settled()
     change(c, ConfChange(CT.REMOVE_NODE, 1))
     assert c.role(1) == StateType.FOLLOWER
-    assert c.conf[2] == ConfState((2, 3), ())
+    assert c.conf[2] == CS((2, 3), ())
     with pytest.raises(ProposalDropped):
         c.nodes[1].propose(b"removed")
     c.tick(40, only=[2, 3])
@@ -129,7 +131,7 @@ def test_removed_leader_steps_down_after_commit() -> None:
 def test_update_node_changes_nothing_for_raft_and_carries_context() -> None:
     c = settled()
     change(c, ConfChange(CT.UPDATE_NODE, 2, b"new-urls"))
-    assert c.conf[1] == ConfState((1, 2, 3), ())
+    assert c.conf[1] == CS((1, 2, 3), ())
     from actors.raft import decode_conf_change
 
     log = c.nodes[3].raft.log

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from actors.raft import Config, MemoryStorage, RawNode, ReadState, Ready, StateType, decode_conf_change
 from trikv.api.codec import decode, encode
@@ -17,6 +18,11 @@ from trikv.api.records import ConfState, EntryType
 MT = MessageType
 
 
+def CS(voters: tuple[int, ...] = (), learners: tuple[int, ...] = ()) -> ConfState:
+    """ConfState without mypy tripping over the attrs tuple converter."""
+    return ConfState(cast(Any, voters), cast(Any, learners))
+
+
 class Cluster:
     def __init__(
         self,
@@ -24,7 +30,7 @@ class Cluster:
         *,
         seed: int = 1,
         bootstrap: bool = True,
-        **cfg: object,
+        **cfg: Any,
     ) -> None:
         self.ids = list(ids)
         self.cfg = cfg
@@ -46,7 +52,7 @@ class Cluster:
             self.add_node(i, bootstrap_voters=self.ids if bootstrap else None)
 
     def config(self, i: int) -> Config:
-        return Config(id=i, rng=random.Random(self.seed * 1000 + i), **self.cfg)  # type: ignore[arg-type]
+        return Config(id=i, rng=random.Random(self.seed * 1000 + i), **self.cfg)
 
     def add_node(self, i: int, bootstrap_voters: list[int] | None = None) -> RawNode:
         st = MemoryStorage()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from actors.raft import ReadState, StateType
 from tests.raft.test_core_pump import Cluster
 from trikv.api.raftpb import MessageType
@@ -9,7 +11,7 @@ from trikv.api.raftpb import MessageType
 MT = MessageType
 
 
-def settled(**cfg: object) -> Cluster:
+def settled(**cfg: Any) -> Cluster:
     c = Cluster([1, 2, 3], **cfg)
     c.stabilize()
     c.elect(1)

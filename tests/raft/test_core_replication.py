@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from actors.raft import ProgressState, StateType
@@ -12,7 +14,7 @@ from trikv.api.records import Entry
 MT = MessageType
 
 
-def settled(**cfg: object) -> Cluster:
+def settled(**cfg: Any) -> Cluster:
     c = Cluster([1, 2, 3], **cfg)
     c.stabilize()
     c.elect(1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from actors.raft import LogCompactedError, MemoryStorage, ProgressState, SnapshotOutOfDateError
-from tests.raft.test_core_pump import Cluster
+from tests.raft.test_core_pump import CS, Cluster
 from trikv.api.raftpb import MessageType, Snapshot
-from trikv.api.records import ConfState, Entry, SnapshotMeta
+from trikv.api.records import Entry, SnapshotMeta
 
 MT = MessageType
 
@@ -34,7 +34,7 @@ def test_lagging_follower_gets_snapshot_then_continues() -> None:
     snaps = [m for m in c.sent if m.type == MT.SNAP and m.to == 3]
     assert len(snaps) == 1
     snap = snaps[0].snapshot
-    assert snap is not None and snap.meta.conf_state == ConfState((1, 2, 3), ())
+    assert snap is not None and snap.meta.conf_state == CS((1, 2, 3), ())
     # Node 3 restored its log and state from the snapshot (handed to it in a Ready).
     assert any(rd.snapshot is not None for rd in c.readies[3])
     assert c.sm[3] == [b"k%d" % k for k in range(20)]
@@ -69,7 +69,7 @@ def test_snapshot_older_than_commit_is_ignored() -> None:
     commit = f.raft.log.committed
     from trikv.api.raftpb import Message
 
-    old = Snapshot(SnapshotMeta(commit - 1, 2, ConfState((1, 2, 3))), b"")
+    old = Snapshot(SnapshotMeta(commit - 1, 2, CS((1, 2, 3))), b"")
     f.step(Message(MT.SNAP, 2, 1, c.term(1), snapshot=old))
     rd = f.ready()
     assert rd.snapshot is None
@@ -82,7 +82,7 @@ def test_memory_storage_compaction_rules() -> None:
     st = MemoryStorage()
     st.append([Entry(1, i) for i in range(1, 11)])
     assert (st.first_index(), st.last_index()) == (1, 10)
-    snap = st.create_snapshot(5, ConfState((1,)), b"state")
+    snap = st.create_snapshot(5, CS((1,)), b"state")
     assert snap.meta.index == 5 and snap.meta.term == 1
     st.compact(5)
     assert (st.first_index(), st.last_index()) == (6, 10)
@@ -93,7 +93,7 @@ def test_memory_storage_compaction_rules() -> None:
         st.entries(5, 8)
     assert [e.index for e in st.entries(6, 11)] == [6, 7, 8, 9, 10]
     with pytest.raises(SnapshotOutOfDateError):
-        st.create_snapshot(5, ConfState((1,)), b"")
+        st.create_snapshot(5, CS((1,)), b"")
     # Appending a conflicting suffix replaces it.
     st.append([Entry(2, 8), Entry(2, 9)])
     assert st.last_index() == 9 and st.term(8) == 2 and st.term(7) == 1

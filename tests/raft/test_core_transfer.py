@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from actors.raft import ProposalDropped, StateType
@@ -11,7 +13,7 @@ from trikv.api.raftpb import MessageType
 MT = MessageType
 
 
-def settled(**cfg: object) -> Cluster:
+def settled(**cfg: Any) -> Cluster:
     c = Cluster([1, 2, 3], **cfg)
     c.stabilize()
     c.elect(1)
