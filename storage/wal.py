@@ -284,6 +284,34 @@ class _Segment:
     name: str
 
 
+def _read_all(fs: FileSystem, path: str) -> bytes:
+    f = fs.open(path)
+    try:
+        return f.pread(f.size(), 0)
+    finally:
+        f.close()
+
+
+def _head_metadata(fs: FileSystem, path: str) -> WalMetadata:
+    """The metadata record at the head of a segment, read and checked without reading the rest."""
+    f = fs.open(path)
+    try:
+        head = f.pread(HDR_SIZE, 0)
+        if len(head) < HDR_SIZE:
+            raise CorruptionError(path, 0, "segment shorter than a record header")
+        length, magic, rtype, crc = _HDR.unpack_from(head)
+        if magic != MAGIC or rtype != REC_METADATA or not 0 < length <= 4096:
+            raise CorruptionError(path, 0, "segment does not start with a metadata record")
+        body = f.pread(length, HDR_SIZE)
+    finally:
+        f.close()
+    if len(body) != length or _crc32(body, _crc32(head[:7])) != crc:
+        raise CorruptionError(path, 0, "bad metadata record")
+    value = _decode_body(REC_METADATA, memoryview(body), path, 0)
+    assert isinstance(value, WalMetadata)
+    return value
+
+
 def _list_segments(fs: FileSystem, dirpath: str) -> list[_Segment]:
     segs = []
     for name in fs.listdir(dirpath):
@@ -333,12 +361,16 @@ class _Replayer:
                 self._drop_through(v.index)
             else:
                 assert isinstance(v, WalMetadata)
-                if self.metadata is None:
-                    self.metadata = v
-                elif v != self.metadata:
-                    raise CorruptionError(
-                        path, rec.offset, f"metadata {v} differs from the first segment's {self.metadata}"
-                    )
+                self.check_metadata(path, v, rec.offset)
+
+    def check_metadata(self, path: str, meta: WalMetadata, offset: int = 0) -> None:
+        """Every segment belongs to the member and cluster named by the first one."""
+        if self.metadata is None:
+            self.metadata = meta
+        elif meta != self.metadata:
+            raise CorruptionError(
+                path, offset, f"metadata {meta} differs from the first segment's {self.metadata}"
+            )
 
     def _drop_through(self, index: int) -> None:
         entries = self.entries
@@ -465,27 +497,31 @@ class WAL:
             if not segments:
                 raise StorageError(f"{dirpath}: no WAL segments")
             rep = _Replayer()
-            last_scan: SegmentScan | None = None
-            last_data = b""
+            last_seg = segments[-1]
+            last_path = posixpath.join(dirpath, last_seg.name)
             with _no_gc():
-                for i, seg in enumerate(segments):
+                last_data = _read_all(fs, last_path)
+                last_scan = scan_segment(last_data, last_path, last=True)
+                # The last segment holds the latest snapshot marker (its head carries a copy). Segments
+                # whose successor starts at or below marker + 1 hold only entries replay would drop:
+                # check their identity, skip their records (etcd reads from the snapshot on, too).
+                snap_index = max(
+                    (r.value.index for r in last_scan.records if isinstance(r.value, SnapshotMeta)), default=0
+                )
+                start = 0
+                while start < len(segments) - 1 and segments[start + 1].first_index <= snap_index + 1:
+                    start += 1
+                for seg in segments[:start]:
                     path = posixpath.join(dirpath, seg.name)
-                    f = fs.open(path)
-                    try:
-                        data = f.pread(f.size(), 0)
-                    finally:
-                        f.close()
-                    is_last = i == len(segments) - 1
-                    scan = scan_segment(data, path, last=is_last)
-                    rep.feed(path, scan)
-                    if is_last:
-                        last_scan, last_data = scan, data
-            assert last_scan is not None and rep.metadata is not None
+                    rep.check_metadata(path, _head_metadata(fs, path))
+                for seg in segments[start:-1]:
+                    path = posixpath.join(dirpath, seg.name)
+                    rep.feed(path, scan_segment(_read_all(fs, path), path, last=False))
+                rep.feed(last_path, last_scan)
+            assert rep.metadata is not None
             if rep.snapshot is not None:
                 rep._drop_through(rep.snapshot.index)
-            last_seg = segments[-1]
-            path = posixpath.join(dirpath, last_seg.name)
-            f = fs.open(path)
+            f = fs.open(last_path)
             try:
                 end = last_scan.end
                 dirty = max(0, len(last_data.rstrip(b"\0")) - end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import random
 import struct
@@ -369,3 +370,38 @@ def test_create_uses_an_empty_dir_but_refuses_a_non_empty_one():
     with pytest.raises(StorageError):
         WAL.create(fs, "/m/other", META, segment_size=4096)
     assert fs.listdir("/m") == ["other", "wal"]  # nothing left behind
+
+
+def test_open_skips_segments_wholly_below_the_snapshot_but_checks_their_identity():
+    fs, wal = fresh(segment_size=1024, max_wals=100)
+    for i in range(1, 201):
+        wal.append([ent(i)], HardState(1, 1, i))
+        wal.sync()
+    wal.save_snapshot(SnapshotMeta(150, 1))
+    wal.append([ent(201)])
+    wal.sync()
+    wal.close()
+    names = fs.listdir("/m/wal")
+    skipped = [n for n, nxt in itertools.pairwise(names) if parse_segment_name(nxt)[1] <= 151]  # type: ignore[index]
+    assert len(skipped) >= 3
+    # A damaged body in a skipped segment does not stop the member (its entries are below the snapshot) ...
+    seg0 = posixpath.join("/m/wal", names[0])
+    data = read(fs, seg0)
+    rec = scan_segment(data, seg0, last=False).records[-1]
+    f = fs.open(seg0)
+    f.pwrite(bytes([data[rec.offset + HDR_SIZE + 20] ^ 0xFF]), rec.offset + HDR_SIZE + 20)
+    wal, rep = WAL.open(fs, "/m/wal", segment_size=1024)
+    wal.close()
+    assert rep.snapshot == SnapshotMeta(150, 1)
+    assert rep.entries == [ent(i) for i in range(151, 202)]
+    assert rep.hard_state == HardState(1, 1, 200)
+    # ... but the offline check still finds it.
+    problems = verify(fs, "/m/wal")
+    assert len(problems) == 1 and seg0 in problems[0]
+    # A skipped segment of another member is refused.
+    seg1 = posixpath.join("/m/wal", skipped[1])
+    f = fs.open(seg1)
+    f.pwrite(encode_metadata(WalMetadata(11, 23)), 0)
+    with pytest.raises(CorruptionError) as err:
+        WAL.open(fs, "/m/wal", segment_size=1024)
+    assert err.value.path == seg1
