@@ -579,7 +579,9 @@ class WAL:
             raise StorageError(f"{self.dirpath}: WAL unusable ({self._failed})")
 
     def append(self, entries: Sequence[Entry], hard_state: HardState | None = None) -> None:
-        """Buffer entries (an index already present replaces the suffix from there) and a hard state."""
+        """Buffer entries (an index already present replaces the suffix from there) and a hard state.
+
+        All or nothing: a gap or an oversize entry raises StorageError and buffers none of the call."""
         self._check()
         if entries:
             first = entries[0].index
@@ -588,17 +590,14 @@ class WAL:
             if first < 1:
                 raise StorageError(f"entry index {first} < 1")
             expect = first
-            buf = self._buf
-            size = 0
-            self._marks.append((len(buf), "E", first))
             for e in entries:
                 if e.index != expect:
                     raise StorageError(f"entries not contiguous: {e.index} after {expect - 1}")
                 expect += 1
-                rec = encode_entry(e)
-                size += len(rec)
-                buf.append(rec)
-            self._buf_size += size
+            recs = [encode_entry(e) for e in entries]
+            self._marks.append((len(self._buf), "E", first))
+            self._buf += recs
+            self._buf_size += sum(map(len, recs))
             self.last_index = expect - 1
         if hard_state is not None:
             self._marks.append((len(self._buf), "H", hard_state))

@@ -120,13 +120,21 @@ def test_suffix_replacement_within_a_run_and_across_replay():
     assert rep.entries == [ent(1), ent(2), ent(3, 3)]
 
 
-def test_gaps_are_refused_on_append():
-    _, wal = fresh()
+def test_gaps_are_refused_on_append_and_buffer_nothing():
+    fs, wal = fresh()
     wal.append([ent(1)])
     with pytest.raises(StorageError):
         wal.append([ent(3)])
     with pytest.raises(StorageError):
-        wal.append([ent(2), ent(4)])
+        wal.append([ent(2), ent(4)], HardState(9, 9, 9))
+    with pytest.raises(StorageError):
+        wal.append([ent(2), Entry(1, 3, EntryType.NORMAL, bytes(MAX_RECORD))])
+    assert wal.last_index == 1
+    wal.append([ent(2)])
+    wal.sync()
+    wal.close()
+    _, rep = WAL.open(fs, "/m/wal", segment_size=4096)
+    assert rep.entries == [ent(1), ent(2)] and rep.hard_state == HardState()
 
 
 def test_snapshot_marker_drops_entries_through_its_index():
