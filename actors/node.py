@@ -43,7 +43,9 @@ from trikv.api.records import ConfChange, ConfChangeType, ConfState, EntryType, 
 log = logging.getLogger("trikv.node")
 
 CLUSTER_VERSION = "3.4.0"
-SNAPSHOT_CATCHUP_ENTRIES = 5000  # etcd keeps this many entries behind a snapshot for slow followers
+# etcd keeps this many entries behind a snapshot for slow followers (at most half a snapshot interval here,
+# so a small snapshot-count really compacts the log).
+SNAPSHOT_CATCHUP_ENTRIES = 5000
 
 
 @attrs.define(eq=False)
@@ -525,7 +527,7 @@ class Node:
         self.wal.save_snapshot(snap.meta)
         self.wal.sync()
         self.wal.release_to(index)
-        compact_to = index - SNAPSHOT_CATCHUP_ENTRIES
+        compact_to = index - min(SNAPSHOT_CATCHUP_ENTRIES, max(1, self.cfg.snapshot_count // 2))
         if compact_to > st.first_index():
             st.compact(compact_to)
         self._snapshot_index = index

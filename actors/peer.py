@@ -36,7 +36,7 @@ RECEIVE_BUFFER = 1 << 16
 
 
 def _bytes(data: str | bytes) -> bytes:
-    return _bytes(data)
+    return data if isinstance(data, bytes) else data.encode()
 
 
 def _ws_url(peer_url: str) -> str:
@@ -271,6 +271,15 @@ class PeerServer:
             task_status.started(server.port)
 
     async def _handle(self, request: WebSocketRequest) -> None:
+        """A bad peer connection must never take the member down: log and drop it."""
+        try:
+            await self._handle_link(request)
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("peer connection from %s failed", request.remote)
+
+    async def _handle_link(self, request: WebSocketRequest) -> None:
         if request.path != PEER_PATH:
             await request.reject(404, body=b"404 page not found\n")
             return

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.harness import Cluster
+from tools.localcluster import Cluster
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -19,7 +19,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
 @pytest.fixture
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """configs/node0..2.yaml as real processes on random loopback ports; logs printed when a test fails."""
-    c = Cluster(tmp_path)
+    c = Cluster(tmp_path, overrides={"log-level": "info"})
     c.start()
     try:
         yield c

@@ -15,7 +15,7 @@ import trio_websocket
 import yaml
 
 import trikv
-from tests.cluster.harness import CONFIGS, ROOT, Cluster, free_port, wait_port
+from tools.localcluster import CONFIGS, ROOT, Cluster, free_port, wait_port
 from trikv.api import codec, errors, protocol, rpc
 
 pytestmark = pytest.mark.slow
@@ -307,3 +307,51 @@ def test_default_single_node_as_in_readme(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(20) == 0
+
+
+async def test_follower_far_behind_catches_up_from_a_snapshot(tmp_path: Path) -> None:
+    """With a small snapshot-count the leader compacts its log; a restarted follower gets the page file."""
+    c = Cluster(tmp_path, overrides={"snapshot-count": 100, "log-level": "info"})
+    c.start()
+    try:
+        leader = await find_leader(c)
+        follower = (leader + 1) % 3
+        c.members[follower].kill()
+        live = [m.endpoint for i, m in enumerate(c.members) if i != follower]
+        async with trikv.connect(live) as cl:
+
+            async def fill(lo: int) -> None:
+                for k in range(lo, 600, 16):
+                    await cl.put(f"snap/{k:04d}", str(k))
+
+            async with trio.open_nursery() as nursery:
+                for lo in range(16):
+                    nursery.start_soon(fill, lo)
+        c.members[follower].start()
+        c.members[follower].wait_ready()
+        async with trikv.connect([c.members[follower].endpoint]) as cl:
+            with trio.fail_after(20):
+                while True:
+                    got = await cl.get("snap/", prefix=True, count_only=True, serializable=True)
+                    if got.count == 600:
+                        break
+                    await trio.sleep(0.2)
+            got = await cl.get("snap/0599", serializable=True)
+            assert got.kvs[0].value == b"599"
+        assert "installing snapshot" in c.members[follower].log_text()
+        assert "saved snapshot" in c.members[leader].log_text()
+    finally:
+        c.stop()
+
+
+async def test_sigterm_on_leader_hands_leadership_over(cluster: Cluster) -> None:
+    leader = await find_leader(cluster)
+    code = cluster.members[leader].terminate()
+    assert code == 0
+    log_text = cluster.members[leader].log_text()
+    assert "leadership transfer starting" in log_text and "leadership transfer finished" in log_text
+    others = [m.endpoint for i, m in enumerate(cluster.members) if i != leader]
+    t0 = trio.current_time()
+    await put_with_retry(others, "after-sigterm", "ok", t0 + 10)
+    # With a handover there is no election timeout to wait for.
+    assert trio.current_time() - t0 < 3.0

@@ -1,4 +1,4 @@
-"""Real trikv member processes on 127.0.0.1 for acceptance tests.
+"""Real trikv member processes on 127.0.0.1, for acceptance tests and benchmarks.
 
 Configs come from configs/node*.yaml with hosts, ports and directories rewritten: random free loopback
 ports, a temp directory per test. Members are real `python -m actors.main` processes, killed with SIGKILL
@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
 
@@ -124,7 +124,11 @@ class Cluster:
     """Members built from configs/node0..2.yaml (or any list of config files) in one temp directory."""
 
     def __init__(
-        self, workdir: Path, config_files: list[Path] | None = None, token: str | None = None
+        self,
+        workdir: Path,
+        config_files: list[Path] | None = None,
+        token: str | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = workdir
         files = config_files or [CONFIGS / f"node{i}.yaml" for i in range(3)]
@@ -133,6 +137,8 @@ class Cluster:
         self.members: list[Member] = []
         for src in srcs:
             cfg = rewrite_config(src, ports, workdir, token)
+            cfg.update(overrides or {})
+            cfg.update(overrides or {})
             path = workdir / f"{cfg['name']}.yaml"
             path.write_text(yaml.safe_dump(cfg))
             cport, pport = ports[cfg["name"]]
