@@ -20,12 +20,21 @@ the next one was renamed into place). A bad record (short, bad magic/CRC, oversi
 piece that is all zeros: a sector that never reached the disk (etcd's decoder uses the same sign), so a
 power loss that kept later sectors of an unsynced batch is still a tail. Otherwise it is corruption:
 CorruptionError(path, offset). Residual risk, as in etcd: a bit flip in a record whose gap happens to
-hold a zero-valued sector piece is taken for a tear. Recovery
-zeroes everything after the tail and fsyncs before any new write can land on top of it.
+hold a zero-valued sector piece is taken for a tear. Recovery zeroes everything after the tail and
+fsyncs before any new write can land on top of it.
+
+Replay: metadata, the last hard state, the latest snapshot marker, and the entries with index above it.
+An entry whose index is already present replaces the suffix from there (a follower truncating its log),
+also across segments and restarts; a gap between entries is corruption (append refuses to create one).
+
+Open reads the last segment first (it holds the latest snapshot marker), then only the segments that can
+hold entries after that marker; older ones get their head metadata checked but are not decoded (as etcd
+starts reading at the snapshot). `verify` (trikvutl check) decodes every segment.
 
 Durability contract: `append` and `save_snapshot` only buffer; `sync` writes the buffered records with one
 write per segment touched and one fsync (a cut in the middle of a batch fsyncs the old segment first), and
-when it returns every record appended before it is durable.
+when it returns every record appended before it is durable. If a write or fsync fails, the WAL refuses
+all further calls (StorageError): what reached the disk is unknown until a restart replays it.
 
 Release contract: the Node calls `release_to(i)` only for an i that the page file has durably committed
 as its consistent index (after `WriteTxn.commit` returned): segments wholly below i are then never needed
@@ -703,6 +712,7 @@ class WAL:
             self._fsync(f)
             self._fs.rename(tmp, path)
             self._fs.sync_dir(self.dirpath)
+            f.path = path
         except BaseException:
             f.close()
             raise
