@@ -286,6 +286,9 @@ class Raft:
         """Send what was deferred so that a burst of proposals goes out as one append per follower."""
         if self.need_bcast:
             if self.state == _LEADER:
+                me = self.prs.get(self.id)
+                if me is not None:
+                    me.next = self.log.last_index() + 1
                 self.bcast_append()
             self.need_bcast = False
 
@@ -549,17 +552,21 @@ class Raft:
 
     def propose_local(self, typ: EntryType, data: bytes) -> None:
         """A proposal from this node's caller: appended at once on a leader (the append goes out with the
-        next Ready, batched with every other proposal made before it), forwarded otherwise."""
-        if self.state != _LEADER:
+        next Ready, batched with every other proposal made before it), forwarded otherwise.
+
+        This is the hot path of every write, hence the inlined append: a leader never has a pending
+        snapshot, and with no unstable entries `offset` is last_index + 1."""
+        if self.state is not _LEADER:
             self.step(Message(_PROP, 0, self.id, 0, entries=_tuple([Entry(0, 0, typ, data)])))
             return
-        if self.id not in self.prs:
-            raise ProposalDropped("this node was removed from the cluster")
         if self.lead_transferee:
             raise ProposalDropped(f"leader transfer to {self.lead_transferee} in progress")
+        if self.id not in self.prs:
+            raise ProposalDropped("this node was removed from the cluster")
         log = self.log
-        idx = log.last_index() + 1
-        if typ == _E_CONF_CHANGE:
+        unstable = log.unstable
+        idx = log.offset + len(unstable)
+        if typ is _E_CONF_CHANGE:
             reason = self.conf_change_refusal()
             if reason:
                 raise ProposalDropped(reason)
@@ -573,8 +580,7 @@ class Raft:
             ):
                 raise ProposalDropped("too much uncommitted data")
             self.uncommitted_size += size
-        log.append([Entry(self.term, idx, typ, data)])
-        self.prs[self.id].next = idx + 1
+        unstable.append(Entry(self.term, idx, typ, data))
         self.need_bcast = True
 
     def reduce_uncommitted(self, ents: Sequence[Entry]) -> None:
