@@ -43,7 +43,7 @@ COALESCE_SOFT_LIMIT = 1024 * 1024  # a coalesced response frame above this is sp
 HANDSHAKE_TIMEOUT = 10.0  # seconds for trio-websocket to finish a handshake we already parsed
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's WebSocket close reply
 HTTP_RECEIVE_BYTES = 64 * 1024
-HTTP_IDLE_TIMEOUT = 300.0  # seconds a connection may take to send a request head (etcd: 5 min read timeout)
+HTTP_IDLE_TIMEOUT = 300.0  # seconds to send a request head, and again its body (etcd: 5 min read timeout)
 
 
 class InternalError(errors.EtcdError):
@@ -314,7 +314,9 @@ class ClientServer:
                     await self._serve_ws(_ReplayStream(stream, bytes(head)), peer)
                     return
                 del head[:]
-                req = await self._read_request(conn, stream, event, path, query)
+                req = None
+                with trio.move_on_after(HTTP_IDLE_TIMEOUT):  # a body trickling in forever is dropped
+                    req = await self._read_request(conn, stream, event, path, query)
             except h11.RemoteProtocolError as exc:
                 log.debug("client %s: bad HTTP request: %s", peer, exc)
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
@@ -322,7 +324,7 @@ class ClientServer:
                     text = f"{status} {http.HTTPStatus(status).phrase}"
                     await self._respond(stream, conn, "GET", HttpResponse.text(status, text), close=True)
                 return
-            if req is None:  # body too large; answered already
+            if req is None:  # body too large (answered already) or too slow
                 return
             route = self.routes.get(path)
             if route is None:

@@ -17,6 +17,7 @@ import pytest
 import trio
 import trio_websocket
 
+from actors import server as server_mod
 from actors.server import serve_clients
 from trikv.api import codec, errors, protocol, rpc
 from trikv.api.protocol import ERR, OK, WS_PATH
@@ -288,6 +289,23 @@ async def test_garbage_request_line_gets_400_and_server_lives(server: Server) ->
     await stream.aclose()
     [(resp, _)] = await http_exchange(server.port, get("/health"))
     assert resp.status_code == 200
+
+
+async def test_idle_and_oversized_http_requests_are_dropped(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod, "HTTP_IDLE_TIMEOUT", 0.2)
+    srv = await start_server(nursery, max_request_bytes=1000)
+    with trio.fail_after(5):
+        async with await trio.open_tcp_stream(HOST, srv.port) as stream:
+            assert await stream.receive_some(100) == b""  # closed by the server, unasked
+        async with await trio.open_tcp_stream(HOST, srv.port) as stream:
+            await stream.send_all(get("/health", "POST", "Content-Length: 10\r\n") + b"12345")
+            assert await stream.receive_some(100) == b""  # body never finished
+    size = 1000 + protocol.FRAME_OVERHEAD_BYTES + 1
+    raw = get("/v3/kv/put", "POST", f"Content-Length: {size}\r\n") + b"x" * size
+    [(resp, _)] = await http_exchange(srv.port, raw)
+    assert resp.status_code == 413
 
 
 UPGRADE = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
