@@ -16,7 +16,10 @@ Checkers run inline (they fail the run with `SimulationFailure` at the first vio
 - leader completeness: a new leader of term T holds every entry known committed in a term < T;
 - state machine safety: no two applies (any node, any incarnation, via snapshots too) differ at one index;
 - durability: a node's commit never exceeds what it persisted; committed entries survive crashes (the above);
-- linearizable ReadIndex: a read started when index w was already applied somewhere gets a read index >= w;
+- durability of promises: votes and append acks only in Ready.messages_after_persist;
+- linearizable ReadIndex: a read started when index w was already applied somewhere gets a read index >= w
+  (with state machine safety, the node serving it at applied >= read index then sees every write applied
+  anywhere before the read began -- a superset of the writes acknowledged to clients);
 - liveness: after the final heal with every member up, a leader emerges and a fresh proposal commits on every
   member within `LIVENESS_TICKS`.
 """
@@ -216,7 +219,7 @@ class Sim:
         tail = "\n  ".join(self.events[-25:])
         raise SimulationFailure(
             f"seed {self.sc.seed} tick {self.now}: {msg}\n"
-            f"replay: {self.sc.replay or f'--raft-seed={self.sc.seed}'}\n"
+            f"replay: {self.sc.replay or f'run_seed({self.sc.seed})'}\n"
             f"last events:\n  {tail}"
         )
 
@@ -374,6 +377,11 @@ class Sim:
         d = node.durable
         rd: Ready = rn.ready()
         if rd.messages:
+            for m in rd.messages:
+                if m.type in _AFTER_PERSIST:
+                    self.fail(
+                        f"n{node.id}: {m.type.name} to n{m.to} in Ready.messages (must wait for persist)"
+                    )
             self.send(node, rd.messages)
         if node.crash_point == "before_persist":
             self.crash(node, "before persist")
@@ -908,6 +916,9 @@ class Sim:
             "transfers": self.transfers,
         }
 
+
+# Votes and acks promise something about durable state: never sent before the persist step.
+_AFTER_PERSIST = frozenset({MessageType.VOTE_RESP, MessageType.APP_RESP})
 
 _LOCAL = frozenset(
     {

@@ -20,7 +20,7 @@ SOAK_BASE = 1_000_000
 
 
 def replay_cmd(seed: int) -> str:
-    return f".venv/bin/pytest tests/raft/test_simulation.py --raft-seed={seed} -q"
+    return f".venv/bin/pytest tests/raft/test_simulation.py::test_replay_seed --raft-seed={seed} -q -s"
 
 
 def run_checked(seed: int) -> Sim:
