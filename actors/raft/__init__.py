@@ -7,9 +7,13 @@ Contract: /work/prompts/raft_api.md (names fixed). Additions to the contract, do
   applies, as in the caller loop); the leader still counts its own log toward commit only via ack_persisted.
 - ReadIndex on a single-voter cluster is answered without a heartbeat round, but (as everywhere) only once
   an entry of the leader's term has committed: before that the commit index may be stale after a restart.
-- Restart: prs come from storage.initial_state()'s ConfState (the snapshot's); conf changes after the
-  snapshot take effect when the caller re-applies them, so Config.applied should not pass the snapshot index
-  unless the caller re-applies those conf changes itself.
+- Restart: membership comes from storage.initial_state()'s ConfState (the snapshot's) plus the conf-change
+  entries in (snapshot, Config.applied], replayed at construction; later committed entries (conf changes
+  included) are handed out again for the caller to apply.
+- A snapshot whose ConfState does not list this node is still installed (a member added after the leader
+  compacted); the entries after it add the node.
+- Proposals on a leader are appended at once but the append to followers goes out at the next ready():
+  a burst of propose() calls becomes one APP per follower.
 - Errors: RaftError (misuse) and its storage subclasses LogCompactedError / LogUnavailableError /
   SnapshotOutOfDateError; ProposalDropped as in the contract.
 - Status.progress maps id -> ProgressStatus(match, next, state, is_learner) on a leader, {} otherwise.
