@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from actors.raft import ProposalDropped, StateType
+from actors.raft import ProposalDropped, StateType, decode_conf_change
 from tests.raft.test_core_pump import CS, Cluster
 from trikv.api.raftpb import MessageType
 from trikv.api.records import ConfChange, ConfChangeType
@@ -132,8 +132,6 @@ def test_update_node_changes_nothing_for_raft_and_carries_context() -> None:
     c = settled()
     change(c, ConfChange(CT.UPDATE_NODE, 2, b"new-urls"))
     assert c.conf[1] == CS((1, 2, 3), ())
-    from actors.raft import decode_conf_change
-
     log = c.nodes[3].raft.log
     ents = log.slice(1, log.last_index() + 1)
     ccs = [decode_conf_change(e) for e in ents if e.type == 1]

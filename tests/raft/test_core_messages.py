@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from actors.raft import Config, MemoryStorage, RaftError, RawNode, StateType
+from actors.raft import Config, MemoryStorage, RaftError, RawNode, StateType, decode_conf_change
 from tests.raft.test_core_pump import Cluster
 from trikv.api.raftpb import Message, MessageType
 from trikv.api.records import HardState
@@ -104,8 +104,6 @@ def test_bootstrap_first_ready_persists_and_applies_conf_changes() -> None:
     assert [e.index for e in rd.entries] == [1, 2, 3] and all(e.term == 1 for e in rd.entries)
     assert rd.committed_entries == rd.entries
     assert rd.hard_state == HardState(term=1, vote=0, commit=3)
-    from actors.raft import decode_conf_change
-
     assert decode_conf_change(rd.committed_entries[1]).context == b"ctx2"
 
 

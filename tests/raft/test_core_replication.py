@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import pytest
 
-from actors.raft import ProgressState, StateType
+from actors.raft import ProgressState, ProposalDropped, StateType
 from tests.raft.test_core_pump import Cluster
 from trikv.api.raftpb import Message, MessageType
 from trikv.api.records import Entry
@@ -244,3 +245,28 @@ def test_follower_never_overwrites_committed_entries() -> None:
     (resp,) = [m for m in rd.messages_after_persist if m.type == MT.APP_RESP]
     assert not resp.reject and resp.index == commit
     assert f.log.match_term(commit, c.nodes[1].raft.log.term(commit))
+
+
+def test_max_uncommitted_entries_size_drops_proposals_until_commit() -> None:
+    c = settled(max_uncommitted_entries_size=1000)
+    c.isolate(2)
+    c.isolate(3)
+    c.nodes[1].propose(b"x" * 600)
+    with pytest.raises(ProposalDropped):
+        c.nodes[1].propose(b"y" * 600)
+    c.heal()
+    c.tick(1, only=[1])
+    assert c.sm[2] == [b"x" * 600]
+    c.nodes[1].propose(b"y" * 600)  # the committed one no longer counts
+    c.stabilize()
+    assert c.sm[2][-1] == b"y" * 600
+
+
+def test_forwarded_proposal_dropped_silently_during_transfer() -> None:
+    c = settled()
+    c.isolate(3)
+    c.nodes[1].transfer_leader(3)
+    c.stabilize()
+    c.nodes[2].propose(b"fwd")  # forwarded to 1, which refuses it without raising into step()
+    c.stabilize()
+    assert b"fwd" not in c.sm[1]

@@ -6,8 +6,8 @@ import pytest
 
 from actors.raft import LogCompactedError, MemoryStorage, ProgressState, SnapshotOutOfDateError
 from tests.raft.test_core_pump import CS, Cluster
-from trikv.api.raftpb import MessageType, Snapshot
-from trikv.api.records import Entry, SnapshotMeta
+from trikv.api.raftpb import Message, MessageType, Snapshot
+from trikv.api.records import ConfChange, ConfChangeType, Entry, SnapshotMeta
 
 MT = MessageType
 
@@ -67,8 +67,6 @@ def test_snapshot_older_than_commit_is_ignored() -> None:
     snap = c.storages[1].snapshot()
     f = c.nodes[2]
     commit = f.raft.log.committed
-    from trikv.api.raftpb import Message
-
     old = Snapshot(SnapshotMeta(commit - 1, 2, CS((1, 2, 3))), b"")
     f.step(Message(MT.SNAP, 2, 1, c.term(1), snapshot=old))
     rd = f.ready()
@@ -102,8 +100,6 @@ def test_memory_storage_compaction_rules() -> None:
 
 def test_member_added_after_compaction_catches_up_from_older_snapshot() -> None:
     # The snapshot predates node 4: it must still be accepted, the entries after it add node 4.
-    from trikv.api.records import ConfChange, ConfChangeType
-
     c = lagging()
     c.heal()
     c.stabilize()
