@@ -153,9 +153,10 @@ class Raft:
         self._set_conf(cs)
         if not hs.is_empty():
             last = self.log.last_index()
-            if hs.commit > last or hs.commit < self.log.committed:
-                raise RaftError(f"hard state commit {hs.commit} out of range [{self.log.committed}, {last}]")
-            self.log.committed = hs.commit
+            if hs.commit > last:
+                raise RaftError(f"hard state commit {hs.commit} beyond the last log entry {last}")
+            # A snapshot newer than the persisted commit is committed by definition.
+            self.log.committed = max(hs.commit, self.log.committed)
             self.term = hs.term
             self.vote = hs.vote
         if config.applied > 0:
