@@ -64,6 +64,7 @@ class Scenario:
     max_inflight_msgs: int = 256
     breakages: frozenset[str] = frozenset()
     lose_vote_on_crash: bool = False  # harness breakage: the vote is not durable
+    lose_tail_on_crash: bool = False  # harness breakage: the last Ready's entries were acked but not fsynced
     p_propose: float = 0.08
     p_read: float = 0.05
     p_event: float = 1 / 120
@@ -154,6 +155,7 @@ class SimNode:
     crash_point: str = ""
     restart_at: int = -1
     crash_at: int = -1
+    last_batch: int = 0  # first index of the entries persisted by the latest Ready (0: none)
     pending_reads: dict[bytes, int] = attrs.Factory(dict)  # ctx -> max applied index when the read began
     waiting_reads: list[tuple[int, bytes, int]] = attrs.Factory(list)  # (read index, ctx, floor)
 
@@ -287,9 +289,18 @@ class Sim:
         node.storage = None
         node.pending_reads.clear()
         node.waiting_reads.clear()
+        d = node.durable
         if self.sc.lose_vote_on_crash:
-            hs = node.durable.hard_state
-            node.durable.hard_state = HardState(hs.term, 0, hs.commit)
+            hs = d.hard_state
+            d.hard_state = HardState(hs.term, 0, hs.commit)
+        if self.sc.lose_tail_on_crash and node.last_batch > d.snap_index():
+            del d.entries[node.last_batch - d.snap_index() - 1 :]
+            hs = d.hard_state
+            d.hard_state = HardState(hs.term, hs.vote, min(hs.commit, d.last_index()))
+            if d.sm_index > d.last_index():  # what was applied is gone too (it was in the same page cache)
+                d.sm = [(i, data) for i, data in d.sm if i <= d.last_index()]
+                d.sm_index = d.last_index()
+        node.last_batch = 0
         lo, hi = self.sc.restart_delay
         node.restart_at = self.now + self.rng.randint(lo, hi)
 
@@ -398,6 +409,7 @@ class Sim:
                 elif seen != e:
                     self.fail(f"log matching: two entries at (index {e.index}, term {e.term}): {seen} vs {e}")
             d.append(rd.entries)
+            node.last_batch = rd.entries[0].index
         if rd.hard_state is not None:
             hs = rd.hard_state
             old = d.hard_state

@@ -1,4 +1,5 @@
-"""The checkers must catch real bugs: plant one (Config.breakages, or a harness that forgets the vote on crash),
+"""The checkers must catch real bugs: plant one (Config.breakages, or a harness that forgets on crash the vote or
+the entries of the last Ready it acknowledged),
 search a bounded range of shaped seeds, and demand that some seed fails with the right violation -- and that
 the same seed passes without the breakage (so it is the bug that was caught, not a harness artefact).
 
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
 import pytest
 
 from actors.raft import StateType
 from tests.raft.sim import Scenario, Sim, SimNode, SimulationFailure
+from trikv.api.records import Entry, EntryType
 
 SEARCH = 300  # bound of the seed search for each breakage
 
@@ -49,12 +52,29 @@ def shape_lost_vote(sc: Scenario) -> None:
     sc.event_weights = {"crash": 6}
 
 
+def shape_lost_tail(sc: Scenario) -> None:
+    sc.voters = 3
+    sc.learners = 0
+    sc.ticks = 1000
+    sc.p_propose = 0.3
+    sc.p_crash_new_leader = 0.3
+    sc.restart_delay = (1, 20)
+    sc.p_event = 1 / 20
+    sc.membership = False
+    sc.compaction = False
+    sc.event_weights = {"crash": 6}
+
+
 def break_readindex(sc: Scenario) -> None:
     sc.breakages = frozenset({"readindex_no_heartbeat"})
 
 
 def break_vote(sc: Scenario) -> None:
     sc.lose_vote_on_crash = True
+
+
+def break_fsync(sc: Scenario) -> None:
+    sc.lose_tail_on_crash = True
 
 
 def run(seed: int, shape: Callable[[Scenario], None], brk: Callable[[Scenario], None] | None) -> str | None:
@@ -86,8 +106,9 @@ def first_caught(shape: Callable[[Scenario], None], brk: Callable[[Scenario], No
     [
         (shape_stale_read, break_readindex, ("linearizability",)),
         (shape_lost_vote, break_vote, ("election safety", "log matching", "state machine safety")),
+        (shape_lost_tail, break_fsync, ("leader completeness", "state machine safety", "log matching")),
     ],
-    ids=["readindex_no_heartbeat", "vote_not_persisted"],
+    ids=["readindex_no_heartbeat", "vote_not_persisted", "acked_entries_not_fsynced"],
 )
 def test_breakage_is_caught(
     shape: Callable[[Scenario], None], brk: Callable[[Scenario], None], expect: tuple[str, ...]
@@ -210,3 +231,48 @@ def test_figure8_crafted_is_caught() -> None:
 def test_figure8_crafted_passes_without_the_breakage() -> None:
     sim = figure8(frozenset())
     assert sim.committed, "nothing committed: the scenario did not run"
+
+
+# --------------------------------------------------------------------------- the checkers themselves
+
+
+def settled() -> tuple[Sim, SimNode]:
+    sc = Scenario(
+        seed=5, voters=3, p_propose=0.0, p_read=0.0, p_event=0.0, p_drop=0.0, p_dup=0.0, p_delay=0.0
+    )
+    sim = Sim(sc)
+    rounds(sim)
+    n1 = sim.nodes[1]
+    assert elect(sim, n1)
+    sim.propose(n1, 5)
+    rounds(sim)
+    assert n1.applied >= 5
+    return sim, n1
+
+
+def test_checker_state_machine_safety() -> None:
+    sim, n1 = settled()
+    idx = n1.applied
+    n1.applied = idx - 1
+    with pytest.raises(SimulationFailure, match="state machine safety"):
+        sim.apply(n1, Entry(n1.durable.hard_state.term, idx, EntryType.NORMAL, b"forged"))
+
+
+def test_checker_leader_completeness_and_log_matching() -> None:
+    """A node whose persisted log silently loses committed entries must not pass as a leader."""
+    sim, _ = settled()
+    for i in (2, 3):
+        node = sim.nodes[i]
+        sim.crash(node, "test")
+        d = node.durable
+        del d.entries[-3:]
+        d.hard_state = attrs.evolve(d.hard_state, commit=min(d.hard_state.commit, d.last_index()))
+        d.sm = [(j, data) for j, data in d.sm if j <= d.last_index()]
+        d.sm_index = min(d.sm_index, d.last_index())
+        sim.start(node)
+    n3 = sim.nodes[3]
+    cut(sim, 1, (2, 3))
+    with pytest.raises(SimulationFailure, match="leader completeness"):
+        for _ in range(6):
+            elect(sim, n3)
+            sim.check_logs()
