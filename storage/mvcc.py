@@ -357,7 +357,7 @@ class KVStore:
             kvs = [
                 KeyValue(kv.key, kv.create_revision, kv.mod_revision, kv.version, b"", kv.lease) for kv in kvs
             ]
-        return RangeResponse(header=header, kvs=kvs, more=more, count=count)  # type: ignore[arg-type]  # attrs converter=tuple typing
+        return RangeResponse(header=header, kvs=kvs, more=more, count=count)
 
     # ----------------------------------------------------------------------------------- writes
     def write(self) -> ApplyBatch:
@@ -468,7 +468,7 @@ class ApplyBatch:
         resp = self._do_delete(req)
         if self._sub:
             self.revision = self._main
-        return DeleteRangeResponse(header=self._header(), deleted=resp[0], prev_kvs=resp[1])  # type: ignore[arg-type]
+        return DeleteRangeResponse(header=self._header(), deleted=resp[0], prev_kvs=resp[1])
 
     def txn(self, req: TxnRequest) -> TxnResponse:
         _check_static(req)
@@ -701,7 +701,7 @@ class ApplyBatch:
                 n, prevs = self._do_delete(op)
                 rev = self._main if self._sub else self.revision
                 out.append(
-                    DeleteRangeResponse(header=ResponseHeader(revision=rev), deleted=n, prev_kvs=prevs)  # type: ignore[arg-type]
+                    DeleteRangeResponse(header=ResponseHeader(revision=rev), deleted=n, prev_kvs=prevs)
                 )
             else:
                 sub = self._do_txn(op, next(nested))
@@ -711,7 +711,7 @@ class ApplyBatch:
 
 
 def _with_header(resp: TxnResponse, header: ResponseHeader) -> TxnResponse:
-    return TxnResponse(header=header, succeeded=resp.succeeded, responses=resp.responses)  # type: ignore[arg-type]
+    return TxnResponse(header=header, succeeded=resp.succeeded, responses=resp.responses)
 
 
 __all__ = ["ApplyBatch", "KVStore", "PageFileLike"]

@@ -52,7 +52,7 @@ def apply(store: KVStore, *reqs: Any) -> list[Any]:
     out: list[Any] = []
     with store.write() as b:
         for r in reqs:
-            fn = {
+            fn: Any = {
                 PutRequest: b.put,
                 DeleteRangeRequest: b.delete_range,
                 TxnRequest: b.txn,
@@ -313,6 +313,10 @@ def test_txn_range_revision_checked_before_writes(kv: KVStore) -> None:
     (r,) = apply(kv, TxnRequest(success=[PutRequest(b"b"), RangeRequest(b"a", revision=5)]))
     assert isinstance(r, FutureRevError)
     (r,) = apply(kv, TxnRequest(success=[PutRequest(b"b", ignore_value=True)]))
+    assert isinstance(r, KeyNotFoundError)
+    (r,) = apply(
+        kv, TxnRequest(success=[PutRequest(b"c"), TxnRequest(success=[PutRequest(b"b", ignore_lease=True)])])
+    )
     assert isinstance(r, KeyNotFoundError)
     assert kv.current_revision == 1 and get(kv, b"b") == []
 
