@@ -72,31 +72,34 @@ class Applier:
         return None if raw is None else codec.decode(raw)
 
     def apply(
-        self, entries: Sequence[Entry], apply_conf_change: Callable[[ConfChange], ConfState]
+        self,
+        batch: ApplyBatch,
+        entries: Sequence[Entry],
+        apply_conf_change: Callable[[ConfChange], ConfState],
     ) -> ApplyOutcome:
+        """Apply into `batch`, an open page-file transaction the caller commits (etcd's backend batches:
+        the WAL already holds these entries durably, so the page file may lag and be committed in bulk)."""
         out = ApplyOutcome()
         if not entries:
             return out
         ci = self.kv.consistent_index
-        with self.kv.write() as batch:
-            for e in entries:
-                out.last_index, out.last_term = e.index, e.term
-                if e.type == EntryType.CONF_CHANGE:
-                    cc: ConfChange = codec.decode(e.data)
-                    cs = apply_conf_change(cc)
-                    out.conf_changed = True
-                    if e.index <= ci:
-                        continue
-                    self._apply_conf_change(batch, cc, cs)
-                    if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == self.self_id:
-                        out.removed_self = True
-                elif e.index <= ci:
+        for e in entries:
+            out.last_index, out.last_term = e.index, e.term
+            if e.type == EntryType.CONF_CHANGE:
+                cc: ConfChange = codec.decode(e.data)
+                cs = apply_conf_change(cc)
+                out.conf_changed = True
+                if e.index <= ci:
                     continue
-                elif e.type == EntryType.NORMAL and e.data:
-                    req: RaftRequest = codec.decode(e.data)
-                    out.applied.append(Applied(req, self._apply_request(batch, req)))
-                batch.set_consistent_index(e.index, e.term)
-            batch.commit()
+                self._apply_conf_change(batch, cc, cs)
+                if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == self.self_id:
+                    out.removed_self = True
+            elif e.index <= ci:
+                continue  # its effect is already in the page file (replay after a restart)
+            elif e.type == EntryType.NORMAL and e.data:
+                req: RaftRequest = codec.decode(e.data)
+                out.applied.append(Applied(req, self._apply_request(batch, req)))
+            batch.set_consistent_index(e.index, e.term)
         return out
 
     # ------------------------------------------------------------------ requests

@@ -30,7 +30,7 @@ from actors.identity import format_id
 from actors.peer import PeerServer, Transport
 from actors.raft import ProposalDropped, RawNode, StateType
 from storage.files import FileSystem, OsFileSystem
-from storage.mvcc import KVStore
+from storage.mvcc import ApplyBatch, KVStore
 from storage.pagefile import PageFile
 from storage.wal import WAL
 from trikv import __version__
@@ -46,6 +46,10 @@ CLUSTER_VERSION = "3.4.0"
 # etcd keeps this many entries behind a snapshot for slow followers (at most half a snapshot interval here,
 # so a small snapshot-count really compacts the log).
 SNAPSHOT_CATCHUP_ENTRIES = 5000
+# etcd's backend batching: applied entries go into one open page-file transaction, committed (2 fsyncs)
+# every interval or limit. The WAL holds them durably meanwhile; a restart re-applies what the page file lacks.
+BACKEND_BATCH_INTERVAL = 0.1
+BACKEND_BATCH_LIMIT = 10000
 
 
 @attrs.define(eq=False)
@@ -153,6 +157,10 @@ class Node:
         self._snapshot_index = 0
         self._stopping = False
         self._removed = trio.Event()
+        self._batch: ApplyBatch | None = None
+        self._batch_started = 0.0
+        self._batch_entries = 0
+        self._committing: trio.Event | None = None
 
     # ================================================================== startup
 
@@ -277,6 +285,10 @@ class Node:
             self._close_storage()
 
     def _close_storage(self) -> None:
+        try:
+            self._commit_batch_now()  # what was applied is in the WAL anyway; this only saves replay time
+        except Exception:
+            log.exception("could not commit the last page-file batch (the WAL replays it)")
         for closer in (
             getattr(self, "wal", None),
             getattr(self, "kv", None),
@@ -367,6 +379,11 @@ class Node:
             self._issue_reads()
             while self.raw.has_ready():
                 await self._handle_ready()
+            if self._batch is not None and (
+                self._batch_entries >= BACKEND_BATCH_LIMIT
+                or trio.current_time() - self._batch_started >= BACKEND_BATCH_INTERVAL
+            ):
+                await self._commit_batch()
 
     def _handle_event(self, ev: InboxEvent) -> None:
         raw = self.raw
@@ -482,8 +499,36 @@ class Node:
                     w.resolve(errors.NoLeaderError())
             self._read_inflight.clear()
 
+    def _open_batch(self) -> ApplyBatch:
+        if self._batch is None:
+            self._batch = self.kv.write()
+            self._batch_started = trio.current_time()
+            self._batch_entries = 0
+        return self._batch
+
+    async def _commit_batch(self) -> None:
+        """Commit the open page-file transaction in a worker thread; reads wait meanwhile (the page file is
+        not thread-safe), nothing else writes (only the Raft loop applies, and it is the one waiting here)."""
+        batch = self._batch
+        if batch is None:
+            return
+        self._committing = trio.Event()
+        try:
+            await trio.to_thread.run_sync(batch.commit)
+        finally:
+            self._batch = None
+            self._committing.set()
+            self._committing = None
+
+    def _commit_batch_now(self) -> None:
+        if self._batch is not None:
+            batch, self._batch = self._batch, None
+            batch.commit()
+
     def _apply(self, entries: Sequence[Any]) -> None:
-        outcome = self.applier.apply(entries, self.raw.apply_conf_change)
+        batch = self._open_batch()
+        self._batch_entries += len(entries)
+        outcome = self.applier.apply(batch, entries, self.raw.apply_conf_change)
         if outcome.last_index:
             self.applied = outcome.last_index
         if outcome.conf_changed:
@@ -541,6 +586,8 @@ class Node:
     async def _install_snapshot(self, snap: Snapshot) -> None:
         """A follower received the leader's page file: install it, then record the snapshot in the WAL."""
         log.info("installing snapshot at index %d (%d bytes)", snap.meta.index, len(snap.data))
+        if self._batch is not None:
+            await self._commit_batch()
         if snap.data:
             self.kv.close()
             self.pagefile.replace_from(io.BytesIO(snap.data))
@@ -558,7 +605,9 @@ class Node:
         return rpc.ResponseHeader(
             self.cluster_id,
             self.id,
-            self.kv.current_revision if revision is None else revision,
+            (self._batch.revision if self._batch is not None else self.kv.current_revision)
+            if revision is None
+            else revision,
             self.term,
         )
 
@@ -612,7 +661,7 @@ class Node:
             req: rpc.RangeRequest = request
             if not req.serializable:
                 await self._wait_read_index()
-            resp = self.kv.range(req)
+            resp = await self._read(req)
             return attrs.evolve(resp, header=self._header(resp.header.revision))
         if op in ("put", "delete_range", "compact"):
             if op == "put" and not request.key:
@@ -628,6 +677,14 @@ class Node:
                 tuple(sorted(self.applier.members.values(), key=lambda m: m.id)),
             )
         raise errors.InvalidRequestError(f"etcdserver: unknown op {op!r}")
+
+    async def _read(self, req: rpc.RangeRequest) -> rpc.RangeResponse:
+        """Reads see every applied entry: through the open batch if there is one (etcd's read buffer)."""
+        while self._committing is not None:
+            await self._committing.wait()
+        if self._batch is not None:
+            return self._batch.range(req)
+        return self.kv.range(req)
 
     def _status(self) -> protocol.StatusResponse:
         errs: list[str] = []
