@@ -43,8 +43,8 @@ class KeyIndex:
 
     __slots__ = ("gens",)
 
-    def __init__(self) -> None:
-        self.gens: list[Generation] = [Generation()]
+    def __init__(self, gens: list[Generation] | None = None) -> None:
+        self.gens: list[Generation] = gens if gens is not None else [Generation()]
 
     # --- mutation (appends only, except compact) ---------------------------------------------------
     def put(self, rev: int, created_main: int, ver: int) -> None:
