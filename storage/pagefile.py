@@ -1134,6 +1134,7 @@ class _Committer:
         limit = int(codec.ps * FILL) - HDR
         out: list[tuple[bytes, int]] = []
         n = len(node.keys)
+        least = 1 if node.leaf else 2
         lo = 0
         acc = 0
         blob_min = codec.blob_min
@@ -1146,7 +1147,9 @@ class _Committer:
                     es = 8 + len(k) + vl
                 else:
                     es = 12 + len(k)
-                if not (acc + es > limit and i > lo):
+                # a branch piece keeps >= 2 children (and leaves >= 2 to the rest), so a root of huge
+                # separators still converges instead of splitting into one-child branches forever
+                if not (acc + es > limit and i - lo >= least and n - i >= least):
                     acc += es
                     continue
             piece = _Node(node.leaf, node.keys[lo:i], node.vals[lo:i] if node.leaf else None,

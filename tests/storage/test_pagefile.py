@@ -124,6 +124,53 @@ def test_large_values_use_blobs_and_free_them() -> None:
     pf.close()
 
 
+def test_huge_keys_and_boundary_values() -> None:
+    """Keys larger than a page (multi-page leaves and branch separators) and values at the blob limit."""
+    fs = _fs()
+    pf = PageFile.open(fs, "/d/db", page_size=512)
+    want: dict[bytes, bytes] = {}
+    with pf.write() as w:
+        w.create_bucket(B)
+        for i in range(40):
+            k = bytes([65 + i % 26]) * (1 + (i * 997) % 3000) + b"%d" % i
+            v = b"x" * (126 + i % 4)  # 128 = the inline limit for 512-byte pages
+            w.put(B, k, v)
+            want[k] = v
+        w.put(B, b"huge-value", b"h" * 70_000)
+        want[b"huge-value"] = b"h" * 70_000
+        w.commit()
+    assert PageFile.check(fs, "/d/db", page_size=512) == []
+    with pf.write() as w:
+        for k in sorted(want)[::3]:
+            assert w.delete(B, k)
+            del want[k]
+        w.commit()
+    pf.close()
+    pf = PageFile.open(fs, "/d/db", page_size=512)
+    assert _dump(pf) == {B: want}
+    with pf.read() as r:
+        assert list(r.range(B, reverse=True)) == sorted(want.items(), reverse=True)
+    assert PageFile.check(fs, "/d/db", page_size=512) == []
+    pf.close()
+
+
+def test_iterating_a_closed_reader_fails() -> None:
+    fs = _fs()
+    pf = PageFile.open(fs, "/d/db", page_size=512)
+    with pf.write() as w:
+        w.create_bucket(B)
+        for i in range(500):
+            w.put(B, b"%04d" % i, b"v")
+        w.commit()
+    r = pf.read()
+    it = r.range(B)
+    next(it)
+    r.close()
+    with pytest.raises(StorageError):
+        list(it)
+    pf.close()
+
+
 def test_reader_keeps_its_view_and_its_pages() -> None:
     fs = _fs()
     pf = PageFile.open(fs, "/d/db", page_size=512)
