@@ -147,3 +147,72 @@ def test_every_crash_point_of_one_commit() -> None:
     assert n > 3
     # the crash at the last fsync sometimes kept the new meta page, sometimes not
     assert outcomes == {(False, 1), (False, 2), (True, 2)}
+
+
+# --------------------------------------------------------------------------- SIGKILL on the real file system
+
+
+def _expected(txid: int) -> dict[bytes, bytes]:
+    """The state after commit `txid` of `_sigkill_child`'s deterministic workload."""
+    out: dict[bytes, bytes] = {}
+    for t in range(2, txid + 1):
+        out[b"k%06d" % t] = b"v%d" % t * (1 + t % 5 * 300)
+        out.pop(b"k%06d" % (t - 40), None)
+        if t % 25 == 0:
+            out[b"blob"] = bytes([t % 256]) * 200_000
+    return out
+
+
+def _sigkill_child(path: str) -> None:
+    """Commit forever, printing each txid once commit() returned (run in a child process)."""
+    import sys
+
+    from storage.files import OsFileSystem
+
+    pf = PageFile.open(OsFileSystem(), path)
+    with pf.write() as w:
+        w.create_bucket(b"b")
+        w.commit()
+    while True:
+        t = pf.txid + 1
+        with pf.write() as w:
+            w.put(b"b", b"k%06d" % t, b"v%d" % t * (1 + t % 5 * 300))
+            w.delete(b"b", b"k%06d" % (t - 40))
+            if t % 25 == 0:
+                w.put(b"b", b"blob", bytes([t % 256]) * 200_000)
+            w.commit()
+        sys.stdout.write(f"{pf.txid}\n")
+        sys.stdout.flush()
+
+
+@pytest.mark.parametrize("commits", [1, 37, 300])
+def test_sigkill_mid_workload(tmp_path, commits: int) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from storage.files import OsFileSystem
+
+    path = str(tmp_path / "db")
+    code = f"from tests.storage.test_pagefile_crash import _sigkill_child; _sigkill_child({path!r})"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        last = 0
+        while last < commits:
+            line = child.stdout.readline()
+            assert line, "child died"
+            last = int(line)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    fs = OsFileSystem()
+    pf = PageFile.open(fs, path)
+    assert pf.txid >= last  # every commit that returned is durable
+    with pf.read() as r:
+        assert dict(r.range(b"b")) == _expected(pf.txid)
+    pf.close()
+    assert PageFile.check(fs, path) == []
