@@ -26,7 +26,7 @@ from __future__ import annotations
 import posixpath
 import struct
 import zlib
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from itertools import accumulate, islice
 from typing import BinaryIO
@@ -71,6 +71,9 @@ class _Ref:
         self.pgid = pgid
         self.length = length
 
+    def __len__(self) -> int:
+        return 16  # its size in a leaf: lets node sizes be summed with map(len, ...)
+
 
 class _Node:
     """A B+tree node. Clean nodes (pgid != 0) are shared through the cache and never mutated; a write
@@ -113,6 +116,19 @@ class _Meta:
         self.hwm = hwm
 
 
+def _dirty(kids: list[Child]) -> list[int]:
+    """Indices of the dirty children (found at C speed: a wide branch usually has one or two)."""
+    types = list(map(type, kids))
+    out: list[int] = []
+    i = -1
+    try:
+        while True:
+            i = types.index(_Node, i + 1)
+            out.append(i)
+    except ValueError:
+        return out
+
+
 def _runs(ids: list[int]) -> list[int]:
     """Sorted page ids -> flat [start, length, start, length, ...]."""
     out: list[int] = []
@@ -127,6 +143,44 @@ def _runs(ids: list[int]) -> list[int]:
     if start >= 0:
         out += (start, prev - start + 1)
     return out
+
+
+class _FreeRuns:
+    """The free pages as maximal runs, kept up to date page by page, so writing the free list at each
+    commit costs O(runs) and not O(free pages) of Python work."""
+
+    __slots__ = ("heads", "tails")
+
+    def __init__(self, sorted_ids: list[int]) -> None:
+        flat = _runs(sorted_ids)
+        self.heads: dict[int, int] = dict(zip(flat[::2], flat[1::2], strict=True))  # start -> length
+        self.tails: dict[int, int] = {s + n - 1: s for s, n in self.heads.items()}  # end -> start
+
+    def add(self, p: int) -> None:
+        start = self.tails.pop(p - 1, p)
+        right = self.heads.pop(p + 1, 0)
+        end = p + right
+        self.heads[start] = end - start + 1
+        self.tails[end] = start
+
+    def take(self, p: int) -> None:
+        """Remove p, which the allocator always takes from the head of a run."""
+        n = self.heads.pop(p, 0)
+        if not n:
+            raise StorageError(f"free-run bookkeeping lost page {p}")
+        end = p + n - 1
+        if n > 1:
+            self.heads[p + 1] = n - 1
+            self.tails[end] = p + 1
+        else:
+            del self.tails[end]
+
+    def flat(self) -> list[int]:
+        heads = self.heads
+        out: list[int] = []
+        for s in sorted(heads):
+            out += (s, heads[s])
+        return out
 
 
 # --------------------------------------------------------------------------- page encoding
@@ -155,9 +209,10 @@ class _Codec:
 
     def leaf_size(self, node: _Node) -> int:
         blob_min = self.blob_min
-        size = HDR + 8 * len(node.keys) + sum(map(len, node.keys))
-        for v in node.vals:
-            size += 16 if (type(v) is _Ref or len(v) > blob_min) else len(v)  # type: ignore[arg-type]
+        lens = list(map(len, node.vals))
+        size = HDR + 8 * len(lens) + sum(map(len, node.keys)) + sum(lens)
+        if lens and max(lens) > blob_min:  # values that will move to blobs take 16 bytes
+            size -= sum(n - 16 for n in lens if n > blob_min)
         return size
 
     @staticmethod
@@ -318,7 +373,7 @@ class PageFile:
         self._cache_max = cache_nodes
         self._broken: str | None = None
         self._hwm = meta.hwm  # next never-used page (moves during a commit)
-        self._fl_runs = 0  # runs in the last free list written: bounds the next one's size cheaply
+        self._runs = _FreeRuns([])
         self._load_freelist()
 
     # ---------------------------------------------------------------- lifecycle
@@ -351,15 +406,15 @@ class PageFile:
         self._free = []
         self._pending = {}
         self._hwm = m.hwm
-        self._fl_runs = 0
         if m.freelist:
             buf, _typ, count = self._codec.read_span(self._f, m.freelist, FREELIST)
             runs = struct.unpack_from(f"<{2 * count}Q", buf, HDR)
-            self._fl_runs = count
             free: list[int] = []
             for i in range(0, len(runs), 2):
                 free.extend(range(runs[i], runs[i] + runs[i + 1]))
+            free.sort()  # runs of free and of pending pages were written apart
             self._free = free
+        self._runs = _FreeRuns(self._free)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -413,9 +468,18 @@ class PageFile:
         oldest = min(self._readers) if self._readers else self._meta.txid
         done = [t for t in self._pending if t <= oldest]
         if done:
+            add = self._runs.add
+            released: list[int] = []
             for t in done:
-                self._free.extend(self._pending.pop(t))
-            self._free.sort()
+                released += self._pending.pop(t)
+            for p in released:
+                add(p)
+            if len(released) < 64:  # the usual few pages: cheaper than re-sorting a long free list
+                for p in released:
+                    insort(self._free, p)
+            else:
+                self._free += released
+                self._free.sort()
 
     # ---------------------------------------------------------------- node access
 
@@ -447,6 +511,7 @@ class PageFile:
             if free:
                 p = free[0]
                 del free[0]
+                self._runs.take(p)
                 return p
         elif len(free) >= n:
             run = 1
@@ -456,6 +521,8 @@ class PageFile:
                     if run == n:
                         start = free[i - n + 1]
                         del free[i - n + 1 : i + 1]
+                        for p in range(start, start + n):
+                            self._runs.take(p)
                         return start
                 else:
                     run = 1
@@ -971,23 +1038,20 @@ class _Committer:
         if old.freelist:
             freed.extend(range(old.freelist, old.freelist + old.fl_span))
         # Everything not reachable from this commit is written as free (pending included: after a
-        # restart no reader is left). Allocating the list's own pages takes whole runs' heads, so the
-        # run count only shrinks; each page freed since the last list adds at most one run.
-        pending_all = [p for ps in pf._pending.values() for p in ps]
+        # restart no reader is left): the free runs, then the runs of pending pages. Allocating the
+        # list's own pages takes runs' heads, so the free run count cannot grow meanwhile.
+        pending = [p for ps in pf._pending.values() for p in ps] + freed
+        pending.sort()
+        extra = _runs(pending)
         fl_pgid, fl_span = 0, 0
-        if pf._free or pending_all or freed:
-            est = pf._fl_runs + len(freed) + 2
+        if pf._free or extra:
+            est = len(pf._runs.heads) + len(extra) // 2 + 1
             fl_span = codec.spans(HDR + 16 * est)
             fl_pgid = pf._allocate(fl_span)
-            ids = pf._free + pending_all + freed
-            ids.sort()
-            runs = _runs(ids)
+            runs = pf._runs.flat() + extra
             if len(runs) // 2 > est:  # cannot happen (see above); never write a truncated list
                 raise StorageError(f"free list of {len(runs) // 2} runs exceeds its estimate {est}")
-            pf._fl_runs = len(runs) // 2
             self.writes.append((fl_pgid, codec.encode_freelist(runs, fl_pgid, fl_span)))
-        else:
-            pf._fl_runs = 0
         meta = _Meta(txid, dir_root, fl_pgid, fl_span, pf._hwm)
         f = pf._f
         self.flush(f, meta.hwm)
@@ -1027,7 +1091,7 @@ class _Committer:
             flags: list[int] = []
             refs = False
             for i, v in enumerate(node.vals):
-                if type(v) is not _Ref and len(v) > codec.blob_min:  # type: ignore[arg-type]
+                if type(v) is not _Ref and len(v) > codec.blob_min:
                     v = node.vals[i] = self.write_blob(v)  # type: ignore[arg-type]
                 if type(v) is _Ref:
                     vals.append(_REF.pack(v.pgid, v.length))
@@ -1077,22 +1141,18 @@ class _Committer:
         tx, codec = self.tx, self.codec
         small = int(codec.ps * MERGE_BELOW)
         kids, keys = node.kids, node.keys
-        for c in kids:
-            if type(c) is not int:
-                self.rebalance(c)  # type: ignore[arg-type]
-        i = 0
-        while i < len(kids):
-            c = kids[i]
-            if type(c) is int:
-                i += 1
+        dirty = _dirty(kids)
+        for i in dirty:
+            self.rebalance(kids[i])  # type: ignore[arg-type]
+        # right to left: a merge only shifts positions at or after it
+        for i in reversed(dirty):
+            if i >= len(kids) or type(kids[i]) is int:
                 continue
-            cn: _Node = c  # type: ignore[assignment]
-            if not cn.keys:
+            if not kids[i].keys:  # type: ignore[union-attr]
                 del kids[i], keys[i]
                 continue
-            if len(kids) > 1 and codec.size(cn) < small:
-                j = i - 1 if i > 0 else i + 1
-                left_i = min(i, j)
+            while len(kids) > 1 and codec.size(kids[i]) < small:  # type: ignore[arg-type]
+                left_i = i - 1 if i > 0 else 0
                 left = kids[left_i] = tx._own(kids[left_i])
                 right = kids[left_i + 1] = tx._own(kids[left_i + 1])
                 if not left.leaf:
@@ -1105,26 +1165,19 @@ class _Committer:
                     left.kids += right.kids
                 del kids[left_i + 1], keys[left_i + 1]
                 i = left_i
-                if codec.size(left) >= small:
-                    i += 1
-                continue
-            i += 1
 
     def spill(self, node: _Node) -> list[tuple[bytes, int]]:
         """Write a dirty node (split by size) after its dirty children; [(first key, pgid)] per piece."""
         codec = self.codec
         if not node.leaf:
-            keys: list[bytes] = []
-            kids: list[Child] = []
-            for k, c in zip(node.keys, node.kids, strict=False):
-                if type(c) is int:
-                    keys.append(k)
-                    kids.append(c)
-                else:
-                    for j, (fk, pg) in enumerate(self.spill(c)):  # type: ignore[arg-type]
-                        keys.append(k if j == 0 else fk)
-                        kids.append(pg)
-            node.keys, node.kids = keys, kids
+            keys, kids = node.keys, node.kids
+            shift = 0
+            for i in _dirty(kids):  # left to right: pages of an in-order load stay in order
+                i += shift
+                pieces = self.spill(kids[i])  # type: ignore[arg-type]
+                keys[i : i + 1] = [keys[i], *(fk for fk, _ in pieces[1:])] if pieces else []
+                kids[i : i + 1] = [pg for _, pg in pieces]
+                shift += len(pieces) - 1
         if not node.keys:
             return []
         size = codec.size(node)
@@ -1143,7 +1196,7 @@ class _Committer:
                 k = node.keys[i]
                 if node.leaf:
                     v = node.vals[i]
-                    vl = 16 if (type(v) is _Ref or len(v) > blob_min) else len(v)  # type: ignore[arg-type]
+                    vl = 16 if (type(v) is _Ref or len(v) > blob_min) else len(v)
                     es = 8 + len(k) + vl
                 else:
                     es = 12 + len(k)
