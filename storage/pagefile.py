@@ -442,9 +442,9 @@ class PageFile:
 
     def read(self) -> ReadTxn:
         self._check_usable()
-        t = self._meta.txid
-        self._readers[t] = self._readers.get(t, 0) + 1
-        return ReadTxn(self, self._meta)
+        meta = self._meta  # once: a commit in a worker thread may swap it
+        self._readers[meta.txid] = self._readers.get(meta.txid, 0) + 1
+        return ReadTxn(self, meta)
 
     def write(self) -> WriteTxn:
         self._check_usable()
