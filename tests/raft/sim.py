@@ -156,6 +156,7 @@ class SimNode:
     restart_at: int = -1
     crash_at: int = -1
     last_batch: int = 0  # first index of the entries persisted by the latest Ready (0: none)
+    stop_at: int = -1  # removed from the membership: stops (and is cut off) at this tick
     pending_reads: dict[bytes, int] = attrs.Factory(dict)  # ctx -> max applied index when the read began
     waiting_reads: list[tuple[int, bytes, int]] = attrs.Factory(list)  # (read index, ctx, floor)
 
@@ -559,7 +560,10 @@ class Sim:
             if cc.type == ConfChangeType.REMOVE_NODE:
                 victim = self.nodes.get(cc.node_id)
                 if victim is not None and victim.id not in cs.voters and victim.id not in cs.learners:
-                    self.remove(victim)
+                    # like etcd's stopWithDelay: a removed leader first tells the others its commit index
+                    if victim.stop_at < 0 and not victim.removed:
+                        victim.stop_at = self.now + ELECTION_TICK
+                        self.log(f"n{victim.id} removed at {e.index}, stops at t{victim.stop_at}")
 
     def serve_reads(self, node: SimNode) -> None:
         keep = []
@@ -805,6 +809,10 @@ class Sim:
 
     def step_tick(self) -> None:
         self.now += 1
+        for nid in self.ids:
+            node = self.nodes[nid]
+            if node.stop_at == self.now:
+                self.remove(node)
         if self.chaos:
             self.nemesis()
             if self.sc.compaction and self.now % 50 == 0:
