@@ -10,6 +10,8 @@ One file of fixed-size pages (bbolt's shape, our own code):
   corruption and misdirected writes;
 - the bucket directory is itself a tree: bucket name -> root page id of that bucket's tree (0 = empty).
 
+The byte format of pages lives in storage/pages.py; this module is the tree, transactions and space.
+
 Copy-on-write: a write transaction copies every node it changes into memory; commit writes the new nodes
 to free pages, fsyncs, then writes the meta page and fsyncs again. Pages the transaction replaced become
 "pending" under its txid and are reused only once no read transaction that can still reach them is open
@@ -25,95 +27,35 @@ from __future__ import annotations
 
 import posixpath
 import struct
-import zlib
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
-from itertools import accumulate, islice
+from itertools import islice
 from typing import BinaryIO
 
 from storage.files import File, FileSystem
+from storage.pages import (
+    BLOB,
+    FREELIST,
+    HDR,
+    MAX_LEN,
+    REF,
+    REF_FLAG,
+    U64,
+    Child,
+    Codec,
+    Meta,
+    Node,
+    Ref,
+    Value,
+    read_metas,
+)
 from trikv.api.errors import CorruptionError, StorageError
 
 __all__ = ["PageFile", "ReadTxn", "WriteTxn"]
 
-MAGIC = 0x54_4B_56_50  # "TKVP"
-VERSION = 1
-
-# page types
-META = 1
-FREELIST = 2
-BRANCH = 3
-LEAF = 4
-BLOB = 5
-_TYPE_NAMES = {META: "meta", FREELIST: "freelist", BRANCH: "branch", LEAF: "leaf", BLOB: "blob"}
-
-# header: crc32 (over the span after this field), type, pad, count, overflow pages, own page id
-_HDR = struct.Struct("<IB3xIIQ")
-HDR = _HDR.size  # 24
-# meta body: magic, version, page size, reserved, txid, directory root, freelist pgid, freelist span, hwm
-_META = struct.Struct("<IIIIQQQQQ")
-_REF = struct.Struct("<QQ")  # an out-of-line value: blob page id, value length
-_U64 = struct.Struct("<Q")
-REF_FLAG = 0x80000000  # set in a leaf's value length: the value slot holds a _REF
-MAX_LEN = 0x7FFFFFFF
-
 FILL = 0.9  # a split fills pages to this fraction: the MVCC key space is mostly appended in order
 MERGE_BELOW = 0.25  # a changed node smaller than this fraction of a page merges with a sibling
 MAX_ELEMS = 512  # a node in memory splits eagerly above this many elements (keeps inserts O(log n))
-
-
-class _Ref:
-    """A value stored in a blob span; read only when asked for."""
-
-    __slots__ = ("length", "pgid")
-
-    def __init__(self, pgid: int, length: int) -> None:
-        self.pgid = pgid
-        self.length = length
-
-    def __len__(self) -> int:
-        return 16  # its size in a leaf: lets node sizes be summed with map(len, ...)
-
-
-class _Node:
-    """A B+tree node. Clean nodes (pgid != 0) are shared through the cache and never mutated; a write
-    transaction works on private dirty copies (pgid == 0) whose branch children are page ids (clean)
-    or dirty nodes."""
-
-    __slots__ = ("keys", "kids", "leaf", "pgid", "refs", "span", "vals")
-
-    def __init__(
-        self,
-        leaf: bool,
-        keys: list[bytes],
-        vals: list[Value] | None = None,
-        kids: list[Child] | None = None,
-        pgid: int = 0,
-        span: int = 1,
-        refs: bool = False,
-    ) -> None:
-        self.leaf = leaf
-        self.keys = keys
-        self.vals: list[Value] = vals if vals is not None else []
-        self.kids: list[Child] = kids if kids is not None else []
-        self.pgid = pgid
-        self.span = span
-        self.refs = refs
-
-
-Value = bytes | _Ref
-Child = int | _Node
-
-
-class _Meta:
-    __slots__ = ("fl_span", "freelist", "hwm", "root", "txid")
-
-    def __init__(self, txid: int, root: int, freelist: int, fl_span: int, hwm: int) -> None:
-        self.txid = txid
-        self.root = root
-        self.freelist = freelist
-        self.fl_span = fl_span
-        self.hwm = hwm
 
 
 def _dirty(kids: list[Child]) -> list[int]:
@@ -123,7 +65,7 @@ def _dirty(kids: list[Child]) -> list[int]:
     i = -1
     try:
         while True:
-            i = types.index(_Node, i + 1)
+            i = types.index(Node, i + 1)
             out.append(i)
     except ValueError:
         return out
@@ -183,182 +125,13 @@ class _FreeRuns:
         return out
 
 
-# --------------------------------------------------------------------------- page encoding
-
-
-def _seal(buf: bytearray, typ: int, count: int, pgid: int, span: int) -> bytearray:
-    _HDR.pack_into(buf, 0, 0, typ, count, span - 1, pgid)
-    struct.pack_into("<I", buf, 0, zlib.crc32(memoryview(buf)[4:]))
-    return buf
-
-
-class _Codec:
-    """Encodes/decodes pages of one page size; raises CorruptionError naming file and offset."""
-
-    def __init__(self, path: str, page_size: int) -> None:
-        self.path = path
-        self.ps = page_size
-        self.blob_min = page_size // 4  # values longer than this live in blobs
-
-    def spans(self, nbytes: int) -> int:
-        return max(1, -(-nbytes // self.ps))
-
-    def buffer(self, nbytes: int) -> tuple[bytearray, int]:
-        span = self.spans(nbytes)
-        return bytearray(span * self.ps), span
-
-    def leaf_size(self, node: _Node) -> int:
-        blob_min = self.blob_min
-        lens = list(map(len, node.vals))
-        size = HDR + 8 * len(lens) + sum(map(len, node.keys)) + sum(lens)
-        if lens and max(lens) > blob_min:  # values that will move to blobs take 16 bytes
-            size -= sum(n - 16 for n in lens if n > blob_min)
-        return size
-
-    @staticmethod
-    def branch_size(node: _Node) -> int:
-        return HDR + 12 * len(node.keys) + sum(map(len, node.keys))
-
-    def size(self, node: _Node) -> int:
-        return self.leaf_size(node) if node.leaf else self.branch_size(node)
-
-    def encode_leaf(self, keys: list[bytes], vals: list[bytes], vflags: list[int], pgid: int) -> bytearray:
-        n = len(keys)
-        klens = [len(k) for k in keys]
-        vlens = [len(v) | f for v, f in zip(vals, vflags, strict=False)]
-        kblob = b"".join(keys)
-        vblob = b"".join(vals)
-        total = HDR + 8 * n + len(kblob) + len(vblob)
-        buf, span = self.buffer(total)
-        struct.pack_into(f"<{2 * n}I", buf, HDR, *klens, *vlens)
-        pos = HDR + 8 * n
-        buf[pos : pos + len(kblob)] = kblob
-        pos += len(kblob)
-        buf[pos : pos + len(vblob)] = vblob
-        return _seal(buf, LEAF, n, pgid, span)
-
-    def encode_branch(self, keys: list[bytes], kids: list[int], pgid: int) -> bytearray:
-        n = len(keys)
-        kblob = b"".join(keys)
-        buf, span = self.buffer(HDR + 12 * n + len(kblob))
-        struct.pack_into(f"<{n}I{n}Q", buf, HDR, *map(len, keys), *kids)
-        pos = HDR + 12 * n
-        buf[pos : pos + len(kblob)] = kblob
-        return _seal(buf, BRANCH, n, pgid, span)
-
-    def encode_blob(self, data: bytes, pgid: int) -> bytearray:
-        buf, span = self.buffer(HDR + len(data))
-        buf[HDR : HDR + len(data)] = data
-        return _seal(buf, BLOB, len(data), pgid, span)
-
-    def encode_meta(self, meta: _Meta, slot: int) -> bytearray:
-        buf = bytearray(self.ps)
-        _META.pack_into(
-            buf, HDR, MAGIC, VERSION, self.ps, 0, meta.txid, meta.root, meta.freelist, meta.fl_span, meta.hwm
-        )
-        return _seal(buf, META, 0, slot, 1)
-
-    def encode_freelist(self, runs: list[int], pgid: int, span: int) -> bytearray:
-        buf = bytearray(span * self.ps)
-        struct.pack_into(f"<{len(runs)}Q", buf, HDR, *runs)
-        return _seal(buf, FREELIST, len(runs) // 2, pgid, span)
-
-    # ---------------------------------------------------------------- reading
-
-    def corrupt(self, pgid: int, reason: str) -> CorruptionError:
-        return CorruptionError(self.path, pgid * self.ps, f"page {pgid}: {reason}")
-
-    def read_span(self, f: File, pgid: int, want: int | None = None) -> tuple[bytes, int, int]:
-        """The verified bytes of the span starting at pgid; returns (bytes, type, count)."""
-        ps = self.ps
-        off = pgid * ps
-        buf = f.pread(ps, off)
-        if len(buf) < ps:
-            raise self.corrupt(pgid, "beyond the end of the file")
-        crc, typ, count, overflow, own = _HDR.unpack_from(buf, 0)
-        if overflow:
-            if overflow > (1 << 20):
-                raise self.corrupt(pgid, f"implausible overflow {overflow}")
-            rest = f.pread(overflow * ps, off + ps)
-            if len(rest) < overflow * ps:
-                raise self.corrupt(pgid, "span runs beyond the end of the file")
-            buf += rest
-        if zlib.crc32(memoryview(buf)[4:]) != crc:
-            raise self.corrupt(pgid, "checksum mismatch")
-        if own != pgid:
-            raise self.corrupt(pgid, f"page claims id {own}")
-        if want is not None and typ != want:
-            raise self.corrupt(pgid, f"expected a {_TYPE_NAMES[want]} page, found type {typ}")
-        return buf, typ, count
-
-    def decode_node(self, buf: bytes, typ: int, n: int, pgid: int) -> _Node:
-        span = len(buf) // self.ps
-        try:
-            if typ == LEAF:
-                lens = struct.unpack_from(f"<{2 * n}I", buf, HDR)
-                klens = lens[:n]
-                vlens = lens[n:]
-                refs = bool(n) and max(vlens) >= REF_FLAG
-                if refs:
-                    vlens = tuple(16 if v & REF_FLAG else v for v in vlens)
-                offs = list(accumulate(klens, initial=HDR + 8 * n))
-                keys = [buf[a:b] for a, b in zip(offs, islice(offs, 1, None), strict=False)]
-                voffs = list(accumulate(vlens, initial=offs[-1]))
-                if voffs[-1] > len(buf):
-                    raise ValueError("elements run past the span")
-                vals: list[Value] = [buf[a:b] for a, b in zip(voffs, islice(voffs, 1, None), strict=False)]
-                if refs:
-                    for i, v in enumerate(lens[n:]):
-                        if v & REF_FLAG:
-                            bp, ln = _REF.unpack(vals[i])  # type: ignore[arg-type]
-                            vals[i] = _Ref(bp, ln)
-                return _Node(True, keys, vals, None, pgid, span, refs)
-            if typ == BRANCH:
-                fields = struct.unpack_from(f"<{n}I{n}Q", buf, HDR)
-                offs = list(accumulate(fields[:n], initial=HDR + 12 * n))
-                if offs[-1] > len(buf):
-                    raise ValueError("keys run past the span")
-                keys = [buf[a:b] for a, b in zip(offs, islice(offs, 1, None), strict=False)]
-                return _Node(False, keys, None, list(fields[n:]), pgid, span)
-        except (struct.error, ValueError) as exc:
-            raise self.corrupt(pgid, f"malformed node: {exc}") from None
-        raise self.corrupt(pgid, f"expected a tree node, found type {typ}")
-
-    def decode_meta(self, buf: bytes, slot: int) -> _Meta | None:
-        if len(buf) < self.ps:
-            return None
-        crc, typ, _count, _ov, own = _HDR.unpack_from(buf, 0)
-        if typ != META or own != slot or zlib.crc32(memoryview(buf)[4 : self.ps]) != crc:
-            return None
-        magic, version, ps, _r, txid, root, fl, fl_span, hwm = _META.unpack_from(buf, HDR)
-        if magic != MAGIC or version != VERSION or ps != self.ps:
-            return None
-        return _Meta(txid, root, fl, fl_span, hwm)
-
-
-def _read_metas(f: File, path: str, page_size: int) -> tuple[_Codec, _Meta]:
-    """The valid meta with the highest txid; the page size comes from the file when meta 0 is readable."""
-    head = f.pread(HDR + _META.size, 0)
-    sizes = [page_size]
-    if len(head) == HDR + _META.size:
-        claimed = _META.unpack_from(head, HDR)[2]
-        if claimed != page_size and 512 <= claimed <= 1 << 16 and claimed & (claimed - 1) == 0:
-            sizes.insert(0, claimed)
-    for ps in sizes:
-        codec = _Codec(path, ps)
-        metas = [m for m in (codec.decode_meta(f.pread(ps, slot * ps), slot) for slot in (0, 1)) if m]
-        if metas:
-            return codec, max(metas, key=lambda m: m.txid)
-    raise CorruptionError(path, 0, "both meta pages are invalid: not a page file, or damaged beyond recovery")
-
-
 # --------------------------------------------------------------------------- the page file
 
 
 class PageFile:
     """One page file; see the module docstring."""
 
-    def __init__(self, fs: FileSystem, path: str, f: File, codec: _Codec, meta: _Meta, cache_nodes: int):
+    def __init__(self, fs: FileSystem, path: str, f: File, codec: Codec, meta: Meta, cache_nodes: int):
         self._fs = fs
         self.path = path
         self._f = f
@@ -369,7 +142,7 @@ class PageFile:
         self._pending: dict[int, list[int]] = {}
         self._readers: dict[int, int] = {}  # txid -> open read transactions at it
         self._writer: WriteTxn | None = None
-        self._cache: dict[int, _Node] = {}
+        self._cache: dict[int, Node] = {}
         self._cache_max = cache_nodes
         self._broken: str | None = None
         self._hwm = meta.hwm  # next never-used page (moves during a commit)
@@ -393,7 +166,7 @@ class PageFile:
             fs.sync_dir(posixpath.dirname(path) or ".")
         f = fs.open(path)
         try:
-            codec, meta = _read_metas(f, path, page_size)
+            codec, meta = read_metas(f, path, page_size)
             if f.size() < meta.hwm * codec.ps:
                 raise CorruptionError(path, f.size(), f"file shorter than its {meta.hwm} pages")
             return cls(fs, path, f, codec, meta, cache_nodes)
@@ -483,7 +256,7 @@ class PageFile:
 
     # ---------------------------------------------------------------- node access
 
-    def _load(self, pgid: int) -> _Node:
+    def _load(self, pgid: int) -> Node:
         node = self._cache.get(pgid)
         if node is None:
             buf, typ, count = self._codec.read_span(self._f, pgid)
@@ -491,14 +264,14 @@ class PageFile:
             self._remember(node)
         return node
 
-    def _remember(self, node: _Node) -> None:
+    def _remember(self, node: Node) -> None:
         cache = self._cache
         if len(cache) >= self._cache_max:
             for k in list(islice(cache, self._cache_max // 4)):
                 cache.pop(k, None)  # pop: a reader may evict concurrently with a threaded commit
         cache[node.pgid] = node
 
-    def _read_blob(self, ref: _Ref) -> bytes:
+    def _read_blob(self, ref: Ref) -> bytes:
         buf, _typ, count = self._codec.read_span(self._f, ref.pgid, BLOB)
         if count != ref.length:
             raise self._codec.corrupt(ref.pgid, f"blob holds {count} bytes, its leaf says {ref.length}")
@@ -541,7 +314,7 @@ class PageFile:
         self._f.close()
         self._cache.clear()
         self._f = self._fs.open(self.path)
-        self._codec, self._meta = _read_metas(self._f, self.path, self.page_size)
+        self._codec, self._meta = read_metas(self._f, self.path, self.page_size)
         self._load_freelist()
 
     def defrag(self) -> None:
@@ -632,8 +405,8 @@ class PageFile:
 
 def _write_empty(fs: FileSystem, path: str, page_size: int, txid: int) -> None:
     """A fresh file: both meta slots at txid, empty directory, no free pages; synced."""
-    codec = _Codec(path, page_size)
-    meta = _Meta(txid, 0, 0, 0, 2)
+    codec = Codec(path, page_size)
+    meta = Meta(txid, 0, 0, 0, 2)
     f = fs.open(path, create=True)
     try:
         f.truncate(0)
@@ -649,7 +422,7 @@ def _write_empty(fs: FileSystem, path: str, page_size: int, txid: int) -> None:
 class ReadTxn:
     """A consistent view of one commit; keeps that commit's pages from reuse until closed."""
 
-    def __init__(self, pf: PageFile, meta: _Meta) -> None:
+    def __init__(self, pf: PageFile, meta: Meta) -> None:
         self._pf = pf
         self._meta = meta
         self._roots: dict[bytes, int] = {}
@@ -676,7 +449,7 @@ class ReadTxn:
 
     # ---------------------------------------------------------------- tree walking (clean or dirty)
 
-    def _node(self, c: Child) -> _Node:
+    def _node(self, c: Child) -> Node:
         return self._pf._load(c) if type(c) is int else c  # type: ignore[return-value]
 
     def _tree_get(self, root: Child, key: bytes) -> Value | None:
@@ -693,7 +466,7 @@ class ReadTxn:
         return None
 
     def _value(self, v: Value) -> bytes:
-        return self._pf._read_blob(v) if type(v) is _Ref else v  # type: ignore[return-value]
+        return self._pf._read_blob(v) if type(v) is Ref else v  # type: ignore[return-value]
 
     def _dir_root(self) -> Child:
         return self._meta.root
@@ -704,7 +477,7 @@ class ReadTxn:
             v = self._tree_get(self._meta.root, name)
             if v is None:
                 return None
-            root = _U64.unpack(v)[0]  # type: ignore[arg-type]
+            root = U64.unpack(v)[0]  # type: ignore[arg-type]
             self._roots[name] = root
         return root
 
@@ -714,7 +487,7 @@ class ReadTxn:
         if root == 0:
             return
         node = self._node(root)
-        stack: list[tuple[_Node, int]] = []
+        stack: list[tuple[Node, int]] = []
         if not reverse:
             while not node.leaf:
                 i = bisect_right(node.keys, start) - 1
@@ -813,7 +586,7 @@ class ReadTxn:
     def _resolved(self, keys: list[bytes], vals: list[Value]) -> Iterator[tuple[bytes, bytes]]:
         read_blob = self._pf._read_blob
         for k, v in zip(keys, vals, strict=True):
-            yield k, (read_blob(v) if type(v) is _Ref else v)  # type: ignore[misc]
+            yield k, (read_blob(v) if type(v) is Ref else v)  # type: ignore[misc]
 
     def buckets(self) -> list[bytes]:
         self._live()
@@ -823,7 +596,7 @@ class ReadTxn:
 class WriteTxn(ReadTxn):
     """The one write transaction; reads see its own writes. Leaving the block without commit() rolls back."""
 
-    def __init__(self, pf: PageFile, meta: _Meta) -> None:
+    def __init__(self, pf: PageFile, meta: Meta) -> None:
         super().__init__(pf, meta)
         self._dir: Child = meta.root
         self._broots: dict[bytes, Child] = {}  # buckets changed in this txn (0 = empty)
@@ -855,7 +628,7 @@ class WriteTxn(ReadTxn):
         if name in self._broots:
             return self._broots[name]
         v = self._tree_get(self._dir, name)
-        return None if v is None else _U64.unpack(v)[0]  # type: ignore[arg-type]
+        return None if v is None else U64.unpack(v)[0]  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- copy-on-write tree edits
 
@@ -863,23 +636,23 @@ class WriteTxn(ReadTxn):
         self._freed.extend(range(pgid, pgid + span))
 
     def _free_value(self, v: Value) -> None:
-        if type(v) is _Ref:
+        if type(v) is Ref:
             self._free_span(v.pgid, self._pf._codec.spans(HDR + v.length))
 
-    def _own(self, c: Child) -> _Node:
+    def _own(self, c: Child) -> Node:
         """A private dirty copy of a clean node (its page becomes free at commit)."""
         if type(c) is not int:
             return c  # type: ignore[return-value]
         n = self._pf._load(c)
         self._free_span(n.pgid, n.span)
         if n.leaf:
-            return _Node(True, list(n.keys), list(n.vals), None, 0, 1, n.refs)
-        return _Node(False, list(n.keys), None, list(n.kids))
+            return Node(True, list(n.keys), list(n.vals), None, 0, 1, n.refs)
+        return Node(False, list(n.keys), None, list(n.kids))
 
-    def _path(self, root: Child, key: bytes) -> tuple[_Node, list[tuple[_Node, int]]]:
+    def _path(self, root: Child, key: bytes) -> tuple[Node, list[tuple[Node, int]]]:
         """Own the root-to-leaf path for key; branch separators are lowered to stay lower bounds."""
         node = self._own(root)
-        path: list[tuple[_Node, int]] = []
+        path: list[tuple[Node, int]] = []
         while not node.leaf:
             keys = node.keys
             i = bisect_right(keys, key) - 1
@@ -893,8 +666,8 @@ class WriteTxn(ReadTxn):
             node = kid  # type: ignore[assignment]
         return node, path
 
-    def _tree_put(self, root: Child, key: bytes, value: bytes) -> _Node:
-        top = self._own(root) if root != 0 else _Node(True, [], [])
+    def _tree_put(self, root: Child, key: bytes, value: bytes) -> Node:
+        top = self._own(root) if root != 0 else Node(True, [], [])
         leaf, path = self._path(top, key)
         keys = leaf.keys
         i = bisect_left(keys, key)
@@ -908,11 +681,11 @@ class WriteTxn(ReadTxn):
                 return self._split_up(top, leaf, path)
         return top
 
-    def _split_up(self, top: _Node, node: _Node, path: list[tuple[_Node, int]]) -> _Node:
+    def _split_up(self, top: Node, node: Node, path: list[tuple[Node, int]]) -> Node:
         """Halve an oversized dirty node in memory, inserting into ancestors as needed."""
         while len(node.keys) > MAX_ELEMS:
             h = len(node.keys) // 2
-            right = _Node(node.leaf, node.keys[h:], node.vals[h:] if node.leaf else None,
+            right = Node(node.leaf, node.keys[h:], node.vals[h:] if node.leaf else None,
                           None if node.leaf else node.kids[h:], 0, 1, node.refs)  # fmt: skip
             del node.keys[h:]
             if node.leaf:
@@ -920,7 +693,7 @@ class WriteTxn(ReadTxn):
             else:
                 del node.kids[h:]
             if not path:
-                return _Node(False, [node.keys[0], right.keys[0]], None, [node, right])
+                return Node(False, [node.keys[0], right.keys[0]], None, [node, right])
             parent, i = path.pop()
             parent.keys.insert(i + 1, right.keys[0])
             parent.kids.insert(i + 1, right)
@@ -1031,7 +804,7 @@ class _Committer:
         pf._hwm = old.hwm
         for name, root in tx._broots.items():
             new_root = root if isinstance(root, int) else self.commit_tree(root)
-            tx._dir = tx._tree_put(tx._dir, name, _U64.pack(new_root))
+            tx._dir = tx._tree_put(tx._dir, name, U64.pack(new_root))
         dir_root = tx._dir if isinstance(tx._dir, int) else self.commit_tree(tx._dir)
         # the free list: the old one's pages are freed by this commit too
         freed = tx._freed
@@ -1052,7 +825,7 @@ class _Committer:
             if len(runs) // 2 > est:  # cannot happen (see above); never write a truncated list
                 raise StorageError(f"free list of {len(runs) // 2} runs exceeds its estimate {est}")
             self.writes.append((fl_pgid, codec.encode_freelist(runs, fl_pgid, fl_span)))
-        meta = _Meta(txid, dir_root, fl_pgid, fl_span, pf._hwm)
+        meta = Meta(txid, dir_root, fl_pgid, fl_span, pf._hwm)
         f = pf._f
         self.flush(f, meta.hwm)
         f.sync()
@@ -1084,17 +857,17 @@ class _Committer:
                 f.pwrite(memoryview(buf), start * ps)
             i = j
 
-    def write_node(self, node: _Node) -> int:
+    def write_node(self, node: Node) -> int:
         codec, pf = self.codec, self.pf
         if node.leaf:
             vals: list[bytes] = []
             flags: list[int] = []
             refs = False
             for i, v in enumerate(node.vals):
-                if type(v) is not _Ref and len(v) > codec.blob_min:
+                if type(v) is not Ref and len(v) > codec.blob_min:
                     v = node.vals[i] = self.write_blob(v)  # type: ignore[arg-type]
-                if type(v) is _Ref:
-                    vals.append(_REF.pack(v.pgid, v.length))
+                if type(v) is Ref:
+                    vals.append(REF.pack(v.pgid, v.length))
                     flags.append(REF_FLAG)
                     refs = True
                 else:
@@ -1115,14 +888,14 @@ class _Committer:
         pf._remember(node)
         return pgid
 
-    def write_blob(self, data: bytes) -> _Ref:
+    def write_blob(self, data: bytes) -> Ref:
         span = self.codec.spans(HDR + len(data))
         pgid = self.pf._allocate(span)
         self.pf._cache.pop(pgid, None)
         self.writes.append((pgid, self.codec.encode_blob(data, pgid)))
-        return _Ref(pgid, len(data))
+        return Ref(pgid, len(data))
 
-    def commit_tree(self, root: _Node) -> int:
+    def commit_tree(self, root: Node) -> int:
         self.rebalance(root)
         while not root.leaf and len(root.kids) == 1:
             kid = root.kids[0]
@@ -1131,10 +904,10 @@ class _Committer:
             root = kid  # type: ignore[assignment]
         pieces = self.spill(root)
         while len(pieces) > 1:
-            pieces = self.spill(_Node(False, [k for k, _ in pieces], None, [p for _, p in pieces]))
+            pieces = self.spill(Node(False, [k for k, _ in pieces], None, [p for _, p in pieces]))
         return pieces[0][1] if pieces else 0
 
-    def rebalance(self, node: _Node) -> None:
+    def rebalance(self, node: Node) -> None:
         """Drop empty dirty children and merge small dirty ones into a sibling (bottom-up)."""
         if node.leaf:
             return
@@ -1166,7 +939,7 @@ class _Committer:
                 del kids[left_i + 1], keys[left_i + 1]
                 i = left_i
 
-    def spill(self, node: _Node) -> list[tuple[bytes, int]]:
+    def spill(self, node: Node) -> list[tuple[bytes, int]]:
         """Write a dirty node (split by size) after its dirty children; [(first key, pgid)] per piece."""
         codec = self.codec
         if not node.leaf:
@@ -1196,7 +969,7 @@ class _Committer:
                 k = node.keys[i]
                 if node.leaf:
                     v = node.vals[i]
-                    vl = 16 if (type(v) is _Ref or len(v) > blob_min) else len(v)
+                    vl = 16 if (type(v) is Ref or len(v) > blob_min) else len(v)
                     es = 8 + len(k) + vl
                 else:
                     es = 12 + len(k)
@@ -1205,7 +978,7 @@ class _Committer:
                 if not (acc + es > limit and i - lo >= least and n - i >= least):
                     acc += es
                     continue
-            piece = _Node(node.leaf, node.keys[lo:i], node.vals[lo:i] if node.leaf else None,
+            piece = Node(node.leaf, node.keys[lo:i], node.vals[lo:i] if node.leaf else None,
                           None if node.leaf else node.kids[lo:i])  # fmt: skip
             out.append((piece.keys[0], self.write_node(piece)))
             lo = i
@@ -1225,10 +998,10 @@ class _Checker:
         self.hwm = 0
         self.leaf_depth: int | None = None
 
-    def problem(self, pgid: int, codec: _Codec, text: str) -> None:
+    def problem(self, pgid: int, codec: Codec, text: str) -> None:
         self.problems.append(f"{self.path}: page {pgid} (offset {pgid * codec.ps}): {text}")
 
-    def claim(self, codec: _Codec, pgid: int, span: int, what: str) -> bool:
+    def claim(self, codec: Codec, pgid: int, span: int, what: str) -> bool:
         ok = True
         for p in range(pgid, pgid + span):
             if p < 2 or p >= self.hwm:
@@ -1243,7 +1016,7 @@ class _Checker:
 
     def run(self) -> list[str]:
         try:
-            codec, meta = _read_metas(self.f, self.path, self.page_size)
+            codec, meta = read_metas(self.f, self.path, self.page_size)
         except CorruptionError as exc:
             return [str(exc)]
         self.hwm = meta.hwm
@@ -1280,7 +1053,7 @@ class _Checker:
 
     def tree(
         self,
-        codec: _Codec,
+        codec: Codec,
         pgid: int,
         what: str,
         lo: bytes,
@@ -1312,7 +1085,7 @@ class _Checker:
             elif self.leaf_depth != depth:
                 self.problem(pgid, codec, f"leaf at depth {depth}, others at {self.leaf_depth} in {what}")
             for k, v in zip(keys, node.vals, strict=False):
-                if type(v) is _Ref:
+                if type(v) is Ref:
                     if self.claim(codec, v.pgid, codec.spans(HDR + v.length), f"blob in {what}"):
                         try:
                             _b, _t, n = codec.read_span(self.f, v.pgid, BLOB)
@@ -1325,7 +1098,7 @@ class _Checker:
                     if len(v) != 8:
                         self.problem(pgid, codec, f"directory entry {k!r} is not a page id")
                     else:
-                        buckets.append((k, _U64.unpack(v)[0]))
+                        buckets.append((k, U64.unpack(v)[0]))
             return
         for i, kid in enumerate(node.kids):
             klo = keys[i] if keys[i] > lo else lo
