@@ -204,6 +204,8 @@ class Sim:
         self.snapshots_sent = 0
         self.snapshots_applied = 0
         self.transfers = 0
+        self.transfers_done = 0
+        self.transfer_target = (0, 0)  # (target, tick asked)
         self.elections = 0
         self.next_payload = 0
         self.next_ctx = 0
@@ -494,6 +496,10 @@ class Sim:
         term = node.durable.hard_state.term
         self.elections += 1
         self.log(f"n{node.id} leader of term {term}")
+        target, asked = self.transfer_target
+        if target == node.id and self.now - asked <= 2 * ELECTION_TICK:
+            self.transfers_done += 1
+            self.transfer_target = (0, 0)
         other = self.leader_of_term.setdefault(term, node.id)
         if other != node.id:
             self.fail(f"election safety: n{other} and n{node.id} both leader of term {term}")
@@ -694,6 +700,7 @@ class Sim:
             return
         t = self.rng.choice(sorted(targets))
         self.transfers += 1
+        self.transfer_target = (t, self.now)
         self.log(f"transfer n{ld.id} -> n{t}")
         ld.rn.transfer_leader(t)
 
@@ -934,6 +941,7 @@ class Sim:
             "conf_changes": self.conf_changes,
             "snapshots_applied": self.snapshots_applied,
             "transfers": self.transfers,
+            "transfers_done": self.transfers_done,
         }
 
 
