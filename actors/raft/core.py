@@ -458,6 +458,10 @@ class Raft:
                 self.send(Message(_APP_RESP, m.frm, self.id, self.term))
             elif t == _PRE_VOTE:
                 self.send(Message(_PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
+            elif t == _VOTE:
+                # The paper's rule (etcd stays silent): tell a stale candidate our term, so that a voter whose
+                # term ran ahead (no pre-vote, stale config) can be outvoted by candidates that catch up.
+                self.send(Message(_VOTE_RESP, m.frm, self.id, self.term, reject=True))
             return
 
         if t == _HUP:

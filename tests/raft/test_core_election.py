@@ -153,3 +153,25 @@ def test_single_node_cluster_elects_itself_and_commits() -> None:
     c.nodes[1].propose(b"solo")
     c.stabilize()
     assert c.sm[1] == [b"solo"]
+
+
+def test_stale_candidate_learns_higher_term_from_vote_rejection() -> None:
+    # A voter whose term ran ahead (it campaigned alone, no pre-vote) must not stay invisible to candidates
+    # of lower terms: it rejects them with its term, they adopt it and can then win its vote.
+    c = Cluster([1, 2, 3], pre_vote=False, check_quorum=False)
+    c.stabilize()
+    c.isolate(1)
+    for _ in range(5):
+        c.nodes[1].campaign()
+        c.stabilize()
+    high = c.term(1)
+    assert high > c.term(2)
+    c.heal()
+    c.nodes[2].campaign()
+    c.stabilize()
+    assert c.term(2) >= high
+    replies_to_2 = [m for m in c.sent if m.type == MT.VOTE_RESP and m.frm == 1 and m.to == 2]
+    assert replies_to_2 and replies_to_2[0].reject and replies_to_2[0].term == high
+    c.nodes[2].campaign()
+    c.stabilize()
+    assert c.leaders() == [2]
