@@ -26,6 +26,7 @@ Checkers run inline (they fail the run with `SimulationFailure` at the first vio
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 from collections.abc import Callable
@@ -161,6 +162,10 @@ class SimNode:
     waiting_reads: list[tuple[int, bytes, int]] = attrs.Factory(list)  # (read index, ctx, floor)
 
 
+def _index(item: tuple[int, bytes]) -> int:
+    return item[0]
+
+
 def encode_sm(sm: list[tuple[int, bytes]], upto: int) -> bytes:
     return cbor2.dumps([[i, d] for i, d in sm if i <= upto])
 
@@ -191,6 +196,7 @@ class Sim:
         self.commit_term_bound: dict[int, int] = {}  # index -> upper bound of the term it was committed in
         self.conf_at: dict[int, ConfState] = {}
         self.max_applied = 0
+        self.writes: list[int] = []  # indexes of committed client writes, ascending
         self.members = ConfState()
         self.members_index = 0
         # stats
@@ -536,6 +542,9 @@ class Sim:
         if known is None:
             self.committed[e.index] = rec
             self.commit_term_bound[e.index] = d.hard_state.term
+            if e.type == EntryType.NORMAL and e.data:
+                # first applies happen in index order (each node applies contiguously), so this stays sorted
+                self.writes.append(e.index)
         elif known != rec:
             self.fail(f"state machine safety: n{node.id} applies {e} at {e.index}, another applied {known}")
         elif d.hard_state.term < self.commit_term_bound[e.index]:
@@ -581,6 +590,16 @@ class Sim:
                 self.fail(
                     f"linearizability: read {ctx!r} on n{node.id} got read index {idx}, but {floor} was "
                     f"applied before the read began"
+                )
+            # what the read sees: the node's state machine up to the read index; it must hold every write
+            # known committed when the read began (those at indexes <= floor)
+            must = bisect.bisect_right(self.writes, floor)
+            saw = bisect.bisect_right(node.durable.sm, idx, key=_index)
+            seen_before_floor = bisect.bisect_right(node.durable.sm, floor, key=_index)
+            if seen_before_floor != must or saw < must:
+                self.fail(
+                    f"linearizability: read {ctx!r} on n{node.id} (read index {idx}) sees {seen_before_floor} "
+                    f"of the {must} writes committed before it began"
                 )
             self.reads_served += 1
         node.waiting_reads = keep

@@ -6,7 +6,11 @@ replays exactly that run.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +125,24 @@ def test_member_added_after_compaction_catches_up(kind: str) -> None:
     assert sim.conf_change(kind)
     new = sim.nodes[sim.next_id - 1]
     tick_until(sim, lambda: new.applied >= ld.applied, limit=20 * ELECTION_TICK)
+
+
+def test_replay_does_not_depend_on_hash_seed() -> None:
+    """Exact replay across processes: no behaviour hangs on set/dict order of hashed str/bytes."""
+    code = (
+        "import hashlib\n"
+        "from tests.raft.sim import run_seed\n"
+        "sim = run_seed(11)\n"
+        "out = repr(sim.events) + repr(sorted(sim.committed.items())) + repr(sim.summary())\n"
+        "print(hashlib.sha256(out.encode()).hexdigest())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        res = subprocess.run(
+            [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert res.returncode == 0, res.stderr
+        digests.add(res.stdout.strip())
+    assert len(digests) == 1, digests
