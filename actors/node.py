@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -50,6 +50,7 @@ SNAPSHOT_CATCHUP_ENTRIES = 5000
 # every interval or limit. The WAL holds them durably meanwhile; a restart re-applies what the page file lacks.
 BACKEND_BATCH_INTERVAL = 0.1
 BACKEND_BATCH_LIMIT = 10000
+COMPACTION_BATCH_LIMIT = 1000  # etcd's compaction-batch-limit: keys deleted per page-file transaction
 
 
 @attrs.define(eq=False)
@@ -384,6 +385,9 @@ class Node:
                 or trio.current_time() - self._batch_started >= BACKEND_BATCH_INTERVAL
             ):
                 await self._commit_batch()
+            if self._batch is None and self.kv.compact_revision > self.kv.finished_compact_revision:
+                # Physical compaction in small steps between batches (etcd's scheduled compaction).
+                await self._exclusive_in_thread(self._compact_step)
 
     def _handle_event(self, ev: InboxEvent) -> None:
         raw = self.raw
@@ -512,13 +516,23 @@ class Node:
         batch = self._batch
         if batch is None:
             return
-        self._committing = trio.Event()
         try:
-            await trio.to_thread.run_sync(batch.commit)
+            await self._exclusive_in_thread(batch.commit)
         finally:
             self._batch = None
+
+    async def _exclusive_in_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run a page-file writer step in a worker thread while reads wait (the store is not thread-safe)."""
+        self._committing = trio.Event()
+        try:
+            return await trio.to_thread.run_sync(fn)
+        finally:
             self._committing.set()
             self._committing = None
+
+    def _compact_step(self) -> None:
+        if self.kv.compact_step(COMPACTION_BATCH_LIMIT):
+            log.info("finished scheduled compaction at revision %d", self.kv.finished_compact_revision)
 
     def _commit_batch_now(self) -> None:
         if self._batch is not None:
@@ -590,8 +604,7 @@ class Node:
             await self._commit_batch()
         if snap.data:
             self.kv.close()
-            self.pagefile.replace_from(io.BytesIO(snap.data))
-            self.pagefile = PageFile.open(self.fs, self._db_path)
+            self.pagefile.replace_from(io.BytesIO(snap.data))  # verifies, installs and reloads in place
             self.kv = KVStore(self.pagefile)
             self.applier = Applier(self.kv, self.id)
         self.wal.save_snapshot(SnapshotMeta(snap.meta.index, snap.meta.term, snap.meta.conf_state))

@@ -355,3 +355,23 @@ async def test_sigterm_on_leader_hands_leadership_over(cluster: Cluster) -> None
     await put_with_retry(others, "after-sigterm", "ok", t0 + 10)
     # With a handover there is no election timeout to wait for.
     assert trio.current_time() - t0 < 3.0
+
+
+async def test_compaction_through_raft_on_every_member(cluster: Cluster) -> None:
+    await find_leader(cluster)
+    async with trikv.connect(cluster.endpoints) as c:
+        revs = [(await c.put("hist", f"v{i}")).header.revision for i in range(5)]
+        await c.compact(revs[2])
+        with pytest.raises(errors.CompactedError):
+            await c.get("hist", revision=revs[1])
+        at = await c.get("hist", revision=revs[2])
+        assert at.kvs[0].value == b"v2"
+        with pytest.raises(errors.FutureRevError):
+            await c.get("hist", revision=revs[-1] + 100)
+        with pytest.raises(errors.CompactedError):
+            await c.compact(revs[1])
+    for m in cluster.members:  # the compaction is a Raft entry: every member applied it
+        async with trikv.connect([m.endpoint]) as c:
+            with pytest.raises(errors.CompactedError):
+                await c.get("hist", revision=revs[1], serializable=True)
+            assert (await c.get("hist", serializable=True)).kvs[0].value == b"v4"
