@@ -537,6 +537,9 @@ class Sim:
             self.fail(f"n{node.id}: applies {e.index} after {node.applied}")
         if e.index > d.last_index():
             self.fail(f"n{node.id}: applies {e.index} it never persisted")
+        pos = e.index - d.snap_index() - 1
+        if pos >= 0 and d.entries[pos] != e:
+            self.fail(f"n{node.id}: applies {e} but persisted {d.entries[pos]} at {e.index}")
         rec = (e.term, int(e.type), e.data)
         known = self.committed.get(e.index)
         if known is None:
