@@ -17,9 +17,10 @@ Checkers run inline (they fail the run with `SimulationFailure` at the first vio
 - state machine safety: no two applies (any node, any incarnation, via snapshots too) differ at one index;
 - durability: a node's commit never exceeds what it persisted; committed entries survive crashes (the above);
 - durability of promises: votes and append acks only in Ready.messages_after_persist;
-- linearizable ReadIndex: a read started when index w was already applied somewhere gets a read index >= w
-  (with state machine safety, the node serving it at applied >= read index then sees every write applied
-  anywhere before the read began -- a superset of the writes acknowledged to clients);
+- a node applies exactly the entries it persisted, contiguously;
+- linearizable ReadIndex: a read started when index w was already applied somewhere gets a read index >= w,
+  and what it sees (the serving node's state machine up to the read index) holds every write committed at or
+  below w -- a superset of the writes acknowledged to clients before the read began;
 - liveness: after the final heal with every member up, a leader emerges and a fresh proposal commits on every
   member within `LIVENESS_TICKS`.
 """
@@ -36,7 +37,7 @@ import attrs
 import cbor2
 
 from actors.raft import Config, MemoryStorage, ProposalDropped, RawNode, Ready, StateType
-from trikv.api.codec import decode, encode
+from trikv.api.codec import decode
 from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState
 
@@ -135,7 +136,7 @@ class Durable:
             first = ents[0].index
         cut = first - base
         if cut > len(self.entries):
-            raise SimulationFailure(f"gap in persisted log: have ..{self.last_index()}, got {first}..")
+            raise ValueError(f"gap in persisted log: have ..{self.last_index()}, got {first}..")
         del self.entries[cut:]
         self.entries.extend(ents)
 
@@ -989,4 +990,4 @@ def run_seed(seed: int, replay: str = "", shape: Callable[[Scenario], None] | No
     return Sim(sc).run()
 
 
-__all__ = ["Scenario", "Sim", "SimulationFailure", "encode", "run_seed"]
+__all__ = ["Durable", "Scenario", "Sim", "SimNode", "SimulationFailure", "run_seed"]
