@@ -44,6 +44,7 @@ class Applied:
 class ApplyOutcome:
     applied: list[Applied] = attrs.Factory(list)
     conf_changed: bool = False
+    conf_change_ids: list[int] = attrs.Factory(list)  # ConfChange.id of each applied change (the proposer's)
     removed_self: bool = False
     last_index: int = 0
     last_term: int = 0
@@ -89,6 +90,7 @@ class Applier:
                 cc: ConfChange = codec.decode(e.data)
                 cs = apply_conf_change(cc)
                 out.conf_changed = True
+                out.conf_change_ids.append(cc.id)
                 if e.index <= ci:
                     continue
                 self._apply_conf_change(batch, cc, cs)

@@ -119,3 +119,22 @@ def initial_member_ids(cluster: Mapping[str, Iterable[str]], token: str) -> dict
         seen[mid] = name
         ids[name] = mid
     return ids
+
+
+def valid_peer_url(url: str) -> bool:
+    """A member URL as etcd accepts it in `member add/update`: http(s)://host:port, nothing more."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and port is not None
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )

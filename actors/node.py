@@ -26,8 +26,9 @@ from actors import raft
 from actors.apply import Applier
 from actors.config import ServerConfig
 from actors.identity import cluster_id as compute_cluster_id
-from actors.identity import format_id
-from actors.peer import PeerServer, Transport
+from actors.identity import format_id, valid_peer_url
+from actors.identity import member_id as compute_member_id
+from actors.peer import PeerServer, Transport, fetch_cluster_info
 from actors.raft import ProposalDropped, RawNode, StateType
 from storage.files import FileSystem, OsFileSystem
 from storage.mvcc import ApplyBatch, KVStore
@@ -35,10 +36,10 @@ from storage.pagefile import PageFile
 from storage.wal import WAL
 from trikv import __version__
 from trikv.api import codec, errors, protocol, rpc
-from trikv.api.internal import MemberAttributes, RaftRequest
+from trikv.api.internal import MemberAttributes, PeerHelloReply, RaftRequest
 from trikv.api.protocol import Member
 from trikv.api.raftpb import Message, Snapshot
-from trikv.api.records import ConfChange, ConfChangeType, ConfState, EntryType, SnapshotMeta, WalMetadata
+from trikv.api.records import ConfChange, ConfChangeType, ConfState, SnapshotMeta, WalMetadata
 
 log = logging.getLogger("trikv.node")
 
@@ -153,7 +154,7 @@ class Node:
         self._read_issued_at = 0.0
         self._apply_waiters: list[tuple[int, Pending]] = []
         self._read_ctx = itertools.count(1)
-        self._conf_pending: Pending | None = None
+        self._conf_pending: dict[int, Pending] = {}
         self._transfer_pending: list[Pending] = []
         self._snapshot_index = 0
         self._stopping = False
@@ -162,6 +163,7 @@ class Node:
         self._batch_started = 0.0
         self._batch_entries = 0
         self._committing: trio.Event | None = None
+        self._join_info: PeerHelloReply | None = None
 
     # ================================================================== startup
 
@@ -198,10 +200,8 @@ class Node:
                 self.kv.consistent_index,
             )
         else:
-            if cfg.initial_cluster_state != "new":
-                raise errors.ConfigError(
-                    "joining an existing cluster (initial-cluster-state: existing) is not supported yet"
-                )
+            if cfg.initial_cluster_state == "existing":
+                return self._join(storage), False
             ids = cfg.initial_member_ids
             self.id = ids[cfg.name]
             self.cluster_id = compute_cluster_id(list(ids.values()))
@@ -215,18 +215,7 @@ class Node:
                 len(ids),
             )
         self.applier = Applier(self.kv, self.id)
-        config = raft.Config(
-            id=self.id,
-            election_tick=cfg.election_ticks,
-            heartbeat_tick=cfg.heartbeat_ticks,
-            rng=random.Random(),
-            max_size_per_msg=1 << 20,
-            max_inflight_msgs=256,
-            check_quorum=True,
-            pre_vote=True,
-            applied=applied,
-        )
-        rn = RawNode(config, storage)
+        rn = RawNode(self._raft_config(applied), storage)
         if bootstrap:
             contexts = {}
             for name, mid in cfg.initial_member_ids.items():
@@ -235,9 +224,66 @@ class Node:
         self.applied = applied
         return rn, bootstrap
 
+    def _join(self, storage: raft.MemoryStorage) -> RawNode:
+        """No WAL and initial-cluster-state existing: take our id from the membership a peer told us,
+        start with an empty log and let the leader send entries or a snapshot (etcd's join)."""
+        info = self._join_info
+        assert info is not None
+        own = set(self.cfg.initial_advertise_peer_urls)
+        mine = [m for m in info.members if set(m.peer_urls) & own]
+        if not mine:
+            raise errors.ConfigError(
+                f"member with peer URLs {','.join(sorted(own))} is not in cluster "
+                f"{format_id(info.cluster_id)}; add it first with `trikvctl member add`"
+            )
+        self.id, self.cluster_id = mine[0].id, info.cluster_id
+        self.wal = WAL.create(
+            self.fs, self._wal_dir, WalMetadata(self.cluster_id, self.id), max_wals=self.cfg.max_wals
+        )
+        self.applier = Applier(self.kv, self.id)
+        for m in info.members:  # in memory until the leader's entries or snapshot bring the real records
+            self.applier.members.setdefault(m.id, m)
+        log.info(
+            "joining cluster %s as member %s (%d members)",
+            format_id(self.cluster_id),
+            format_id(self.id),
+            len(info.members),
+        )
+        config = self._raft_config(applied=0)
+        self.applied = 0
+        return RawNode(config, storage)
+
+    def _raft_config(self, applied: int) -> raft.Config:
+        return raft.Config(
+            id=self.id,
+            election_tick=self.cfg.election_ticks,
+            heartbeat_tick=self.cfg.heartbeat_ticks,
+            rng=random.Random(),
+            max_size_per_msg=1 << 20,
+            max_inflight_msgs=256,
+            check_quorum=True,
+            pre_vote=True,
+            applied=applied,
+        )
+
+    async def _discover(self) -> None:
+        """A member joining an existing cluster asks the listed peers who is in it."""
+        self._join_info = None
+        if self.cfg.initial_cluster_state != "existing" or WAL.exists(self.fs, str(self.cfg.wal_dir)):
+            return
+        own = set(self.cfg.initial_advertise_peer_urls)
+        urls = [u for urls in self.cfg.initial_cluster.values() for u in urls if u not in own]
+        info = await fetch_cluster_info(urls)
+        if info is None:
+            raise errors.ConfigError(
+                "could not reach any other member of initial-cluster to join (initial-cluster-state: existing)"
+            )
+        self._join_info = info
+
     # ================================================================== run
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._discover()
         self.raw, _ = self._open_storage()
         self.transport = Transport(
             self.id,
@@ -412,9 +458,9 @@ class Node:
         elif isinstance(ev, ProposeConfChange):
             try:
                 raw.propose_conf_change(ev.change)
-                self._conf_pending = ev.pending
+                self._conf_pending[ev.change.id] = ev.pending
             except ProposalDropped:
-                ev.pending.resolve(errors.NoLeaderError())
+                ev.pending.resolve(errors.NoLeaderError() if self.lead == 0 else errors.UnhealthyError())
         elif isinstance(ev, Unreachable):
             raw.report_unreachable(ev.peer)
         elif isinstance(ev, SnapshotStatus):
@@ -547,9 +593,10 @@ class Node:
             self.applied = outcome.last_index
         if outcome.conf_changed:
             self.transport.sync_members()
-            if self._conf_pending is not None and any(e.type == EntryType.CONF_CHANGE for e in entries):
-                self._conf_pending.resolve(None)
-                self._conf_pending = None
+            for cc_id in outcome.conf_change_ids:
+                pending = self._conf_pending.pop(cc_id, None)
+                if pending is not None:
+                    pending.resolve(None)
         for a in outcome.applied:
             if a.request.member_id != self.id:
                 continue
@@ -685,10 +732,9 @@ class Node:
         if op == "status":
             return self._status()
         if op == "member_list":
-            return protocol.MemberListResponse(
-                rpc.ResponseHeader(self.cluster_id, self.id, 0, self.term),
-                tuple(sorted(self.applier.members.values(), key=lambda m: m.id)),
-            )
+            return self._member_list()
+        if op in ("member_add", "member_remove", "member_update", "member_promote", "move_leader"):
+            return await self._cluster_op(op, request)
         raise errors.InvalidRequestError(f"etcdserver: unknown op {op!r}")
 
     async def _read(self, req: rpc.RangeRequest) -> rpc.RangeResponse:
@@ -726,13 +772,97 @@ class Node:
     def version(self) -> dict[str, str]:
         return {"etcdserver": __version__, "etcdcluster": CLUSTER_VERSION}
 
-    async def add_conf_change(self, change: ConfChange) -> None:
+    async def _propose_conf_change(self, change: ConfChange) -> None:
         pending = Pending()
         self._inbox_send.send_nowait(ProposeConfChange(change, pending))
-        with trio.fail_after(self.request_timeout()):
-            await pending.done.wait()
+        try:
+            with trio.fail_after(self.request_timeout()):
+                await pending.done.wait()
+        except trio.TooSlowError:
+            raise errors.TimeoutError_() from None
+        finally:
+            self._conf_pending.pop(change.id, None)
         if pending.error is not None:
             raise pending.error
+
+    # ================================================================== cluster API
+
+    def _members_sorted(self) -> tuple[Member, ...]:
+        return tuple(sorted(self.applier.members.values(), key=lambda m: m.id))
+
+    def _member_list(self) -> protocol.MemberListResponse:
+        return protocol.MemberListResponse(
+            rpc.ResponseHeader(self.cluster_id, self.id, 0, self.term), self._members_sorted()
+        )
+
+    def _check_peer_urls(self, urls: tuple[str, ...], exclude: int = 0) -> None:
+        if not urls or any(not valid_peer_url(u) for u in urls):
+            raise errors.MemberBadURLsError()
+        for m in self.applier.members.values():
+            if m.id != exclude and set(m.peer_urls) & set(urls):
+                raise errors.PeerURLExistError()
+
+    async def _cluster_op(self, op: str, req: Any) -> Any:
+        members = self.applier.members
+        if op == "member_add":
+            urls = tuple(req.peer_urls)
+            self._check_peer_urls(urls)
+            # etcd: the id hashes the peer URLs with the time; chosen here, it travels in the entry.
+            mid = compute_member_id(urls, "", now=time.time())
+            member = Member(mid, "", urls, (), req.is_learner)
+            kind = ConfChangeType.ADD_LEARNER if req.is_learner else ConfChangeType.ADD_NODE
+            await self._propose_conf_change(ConfChange(kind, mid, codec.encode(member), self._ids.next()))
+            return protocol.MemberAddResponse(
+                rpc.ResponseHeader(self.cluster_id, self.id, 0, self.term), member, self._members_sorted()
+            )
+        if op == "move_leader":
+            return await self._move_leader(req.target_id)
+        target = members.get(req.id)
+        if target is None:
+            raise errors.MemberNotFoundError()
+        if op == "member_remove":
+            await self._propose_conf_change(
+                ConfChange(ConfChangeType.REMOVE_NODE, req.id, b"", self._ids.next())
+            )
+        elif op == "member_update":
+            urls = tuple(req.peer_urls)
+            self._check_peer_urls(urls, exclude=req.id)
+            ctx = codec.encode(Member(req.id, target.name, urls, target.client_urls, target.is_learner))
+            await self._propose_conf_change(
+                ConfChange(ConfChangeType.UPDATE_NODE, req.id, ctx, self._ids.next())
+            )
+        elif op == "member_promote":
+            if not target.is_learner:
+                raise errors.MemberNotLearnerError()
+            self._check_learner_ready(req.id)
+            await self._propose_conf_change(
+                ConfChange(ConfChangeType.PROMOTE_LEARNER, req.id, b"", self._ids.next())
+            )
+        return self._member_list()
+
+    def _check_learner_ready(self, learner: int) -> None:
+        """etcd: promote only a learner whose log is within 90% of the leader's (decided on the leader)."""
+        if self.role != StateType.LEADER:
+            raise errors.NotLeaderError()
+        status = self.raw.status()
+        pr = status.progress.get(learner)
+        leader_pr = status.progress.get(self.id)
+        if pr is None or leader_pr is None or pr.match < 0.9 * leader_pr.match:
+            raise errors.LearnerNotReadyError()
+
+    async def _move_leader(self, target: int) -> protocol.MoveLeaderResponse:
+        if self.role != StateType.LEADER:
+            raise errors.NotLeaderError()
+        if target not in self.raw.status().conf_state.voters or target == self.id:
+            raise errors.BadLeaderTransfereeError()
+        pending = Pending()
+        self._inbox_send.send_nowait(TransferLeader(target, pending))
+        with trio.move_on_after(self.cfg.election_timeout_ms / 1000.0 * 2):
+            while self.lead != target:
+                await trio.sleep(self.cfg.tick_ms / 1000.0 / 2)
+        if self.lead != target:
+            raise errors.TimeoutError_()
+        return protocol.MoveLeaderResponse(self._header())
 
 
 __all__ = ["ConfChangeType", "ConfState", "Node"]

@@ -348,3 +348,18 @@ class PeerServer:
                 f"member {format_id(hello.from_id)} is not a member of cluster {format_id(self.cluster_id)}"
             )
         return ""
+
+
+async def fetch_cluster_info(peer_urls: list[str], timeout: float = 2.0) -> PeerHelloReply | None:
+    """Ask members, one after another, for the cluster id and membership (a joining member's first step)."""
+    for url in peer_urls:
+        try:
+            async with trio_websocket.open_websocket_url(
+                _ws_url(url), max_message_size=MAX_PEER_MESSAGE, connect_timeout=timeout, disconnect_timeout=1
+            ) as ws:
+                reply = await _hello(ws, PeerHello("cluster_info", 0, 0, 0), timeout)
+                if reply.ok:
+                    return reply
+        except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError, codec.CodecError) as exc:
+            log.warning("could not get cluster info from %s: %s", url, exc)
+    return None

@@ -753,6 +753,28 @@ class Client:
         req = MemberListRequest(linearizable)
         return await self._call("member_list", req, MemberListResponse, idempotent=True)
 
+    async def member_add(
+        self, peer_urls: list[str], *, is_learner: bool = False
+    ) -> protocol.MemberAddResponse:
+        req = protocol.MemberAddRequest(tuple(peer_urls), is_learner)
+        return await self._call("member_add", req, protocol.MemberAddResponse, idempotent=False)
+
+    async def member_remove(self, member_id: int) -> MemberListResponse:
+        req = protocol.MemberRemoveRequest(member_id)
+        return await self._call("member_remove", req, MemberListResponse, idempotent=False)
+
+    async def member_update(self, member_id: int, peer_urls: list[str]) -> MemberListResponse:
+        req = protocol.MemberUpdateRequest(member_id, tuple(peer_urls))
+        return await self._call("member_update", req, MemberListResponse, idempotent=False)
+
+    async def member_promote(self, member_id: int) -> MemberListResponse:
+        req = protocol.MemberPromoteRequest(member_id)
+        return await self._call("member_promote", req, MemberListResponse, idempotent=False)
+
+    async def move_leader(self, target_id: int) -> protocol.MoveLeaderResponse:
+        req = protocol.MoveLeaderRequest(target_id)
+        return await self._call("move_leader", req, protocol.MoveLeaderResponse, idempotent=False)
+
 
 @asynccontextmanager
 async def connect(

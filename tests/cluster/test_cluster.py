@@ -375,3 +375,52 @@ async def test_compaction_through_raft_on_every_member(cluster: Cluster) -> None
             with pytest.raises(errors.CompactedError):
                 await c.get("hist", revision=revs[1], serializable=True)
             assert (await c.get("hist", serializable=True)).kvs[0].value == b"v4"
+
+
+async def test_member_add_then_join_with_initial_cluster_state_existing(tmp_path: Path) -> None:
+    """configs/node3.yaml (state `existing`) joins after `member add`; it learns the membership from a peer."""
+    files = [CONFIGS / f"node{i}.yaml" for i in range(4)]
+    c = Cluster(tmp_path, config_files=files, overrides={"log-level": "info"})
+    founders, joiner = c.members[:3], c.members[3]
+    for m in founders:
+        m.start()
+    for m in founders:
+        m.wait_ready()
+    try:
+        c.members = founders
+        await find_leader(c)
+        async with trikv.connect([m.endpoint for m in founders]) as cl:
+            await cl.put("before-join", "1")
+            added = await cl.member_add([f"http://127.0.0.1:{joiner.peer_port}"])
+            assert len(added.members) == 4
+            assert added.member.name == "" and not added.member.client_urls  # not started yet
+            with pytest.raises(errors.PeerURLExistError):
+                await cl.member_add([f"http://127.0.0.1:{joiner.peer_port}"])
+        joiner.start()
+        joiner.wait_ready()
+        c.members = [*founders, joiner]
+        async with trikv.connect([joiner.endpoint]) as cl:
+            with trio.fail_after(20):
+                while not (await cl.get("before-join", serializable=True)).kvs:
+                    await trio.sleep(0.1)
+            # Published through Raft: every member sees the joiner's name and client URL.
+            with trio.fail_after(10):
+                while True:
+                    members = {m.id: m for m in (await cl.member_list()).members}
+                    me = members[added.member.id]
+                    if me.name == joiner.name:
+                        break
+                    await trio.sleep(0.1)
+            assert me.client_urls == (f"http://127.0.0.1:{joiner.client_port}",)
+            # The joiner is a voter: a write through it commits and is read back linearizably.
+            await cl.put("after-join", "2")
+            assert (await cl.get("after-join")).kvs[0].value == b"2"
+        # Remove it again: the removed member stops on its own, the others carry on with three.
+        async with trikv.connect([m.endpoint for m in founders]) as cl:
+            left = await cl.member_remove(added.member.id)
+            assert len(left.members) == 3
+            await cl.put("after-remove", "3")
+        joiner.proc.wait(15)  # type: ignore[union-attr]
+    finally:
+        for m in [*founders, joiner]:
+            m.kill()

@@ -125,3 +125,67 @@ def error_item(request_id: int, err: errors.EtcdError) -> list[Any]:
 
 def ok_item(request_id: int, result: Any) -> list[Any]:
     return [request_id, OK, result]
+
+
+# --------------------------------------------------------------------------- cluster API (etcd's Cluster service)
+
+
+@register(205)
+@attrs.frozen(slots=True)
+class MemberAddRequest:
+    peer_urls: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
+    is_learner: bool = False
+
+
+@register(206)
+@attrs.frozen(slots=True)
+class MemberAddResponse:
+    header: ResponseHeader
+    member: Member
+    members: tuple[Member, ...] = attrs.field(default=(), converter=as_tuple)
+
+
+@register(207)
+@attrs.frozen(slots=True)
+class MemberRemoveRequest:
+    id: int
+
+
+@register(208)
+@attrs.frozen(slots=True)
+class MemberUpdateRequest:
+    id: int
+    peer_urls: tuple[str, ...] = attrs.field(default=(), converter=as_tuple)
+
+
+@register(209)
+@attrs.frozen(slots=True)
+class MemberPromoteRequest:
+    id: int
+
+
+@register(210)
+@attrs.frozen(slots=True)
+class MoveLeaderRequest:
+    target_id: int
+
+
+@register(211)
+@attrs.frozen(slots=True)
+class MoveLeaderResponse:
+    header: ResponseHeader
+
+
+def _cluster_ops() -> None:
+    OPS.update(
+        {
+            "member_add": MemberAddRequest,
+            "member_remove": MemberRemoveRequest,
+            "member_update": MemberUpdateRequest,
+            "member_promote": MemberPromoteRequest,
+            "move_leader": MoveLeaderRequest,
+        }
+    )
+
+
+_cluster_ops()
