@@ -501,7 +501,7 @@ class Node:
             self.transport.send(rd.messages)
         if rd.snapshot is not None and rd.snapshot.meta.index > 0:
             await self._install_snapshot(rd.snapshot)
-        if rd.entries or rd.hard_state is not None:
+        if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
             self.wal.append(rd.entries, rd.hard_state)
             await trio.to_thread.run_sync(self.wal.sync)
         if rd.snapshot is not None and rd.snapshot.meta.index > 0:
