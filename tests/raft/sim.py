@@ -64,6 +64,7 @@ class Scenario:
     check_quorum: bool = True
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
+    max_uncommitted_entries_size: int = 0
     breakages: frozenset[str] = frozenset()
     lose_vote_on_crash: bool = False  # harness breakage: the vote is not durable
     lose_tail_on_crash: bool = False  # harness breakage: the last Ready's entries were acked but not fsynced
@@ -96,6 +97,7 @@ class Scenario:
         sc.check_quorum = r.random() < 0.85
         sc.max_size_per_msg = r.choice((1 << 20, 1 << 20, 1, 300))
         sc.max_inflight_msgs = r.choice((256, 256, 4, 1))
+        sc.max_uncommitted_entries_size = r.choice((0, 0, 0, 40))
         sc.p_drop = r.choice((0.0, 0.01, 0.05, 0.15))
         sc.p_dup = r.choice((0.0, 0.01, 0.05))
         sc.p_delay = r.choice((0.0, 0.05, 0.2))
@@ -257,6 +259,7 @@ class Sim:
             rng=random.Random(self.rng.getrandbits(64)),
             max_size_per_msg=sc.max_size_per_msg,
             max_inflight_msgs=sc.max_inflight_msgs,
+            max_uncommitted_entries_size=sc.max_uncommitted_entries_size,
             check_quorum=sc.check_quorum,
             pre_vote=sc.pre_vote,
             applied=applied,
