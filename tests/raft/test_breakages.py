@@ -251,10 +251,22 @@ def settled() -> tuple[Sim, SimNode]:
 
 
 def test_checker_state_machine_safety() -> None:
+    """A node whose own log holds a different entry at an index another node applied."""
+    sim, n1 = settled()
+    idx = n1.applied
+    forged = Entry(n1.durable.hard_state.term, idx, EntryType.NORMAL, b"forged")
+    d = n1.durable
+    d.entries[idx - d.snap_index() - 1] = forged
+    n1.applied = idx - 1
+    with pytest.raises(SimulationFailure, match="state machine safety"):
+        sim.apply(n1, forged)
+
+
+def test_checker_applies_what_it_persisted() -> None:
     sim, n1 = settled()
     idx = n1.applied
     n1.applied = idx - 1
-    with pytest.raises(SimulationFailure, match="state machine safety"):
+    with pytest.raises(SimulationFailure, match="but persisted"):
         sim.apply(n1, Entry(n1.durable.hard_state.term, idx, EntryType.NORMAL, b"forged"))
 
 
