@@ -20,8 +20,8 @@ the next one was renamed into place). A bad record (short, bad magic/CRC, oversi
 piece that is all zeros: a sector that never reached the disk (etcd's decoder uses the same sign), so a
 power loss that kept later sectors of an unsynced batch is still a tail. Otherwise it is corruption:
 CorruptionError(path, offset). Residual risk, as in etcd: a bit flip in a record whose gap happens to
-hold a zero-valued sector piece is taken for a tear. Recovery zeroes everything after the tail and
-fsyncs before any new write can land on top of it.
+hold a zero-valued sector piece is taken for a tear. Recovery makes everything after the log's end read
+as zeros (truncate there, preallocate again) and fsyncs before any new write can land on top of it.
 
 Replay: metadata, the last hard state, the latest snapshot marker, and the entries with index above it.
 An entry whose index is already present replaces the suffix from there (a follower truncating its log),
@@ -29,7 +29,10 @@ also across segments and restarts; a gap between entries is corruption (append r
 
 Open reads the last segment first (it holds the latest snapshot marker), then only the segments that can
 hold entries after that marker; older ones get their head metadata checked but are not decoded (as etcd
-starts reading at the snapshot). `verify` (trikvutl check) decodes every segment.
+starts reading at the snapshot). `verify` (trikvutl check) decodes every segment. Segments are read
+incrementally (CHUNK at a time, more only for a record that needs it): up to the zero length field that
+ends the log, and past a bad record only as far as the torn-tail rule needs, so opening a preallocated
+64 MiB segment that holds a few KiB reads about one CHUNK.
 
 Durability contract: `append` and `save_snapshot` only buffer; `sync` writes the buffered records with one
 write per segment touched and one fsync (a cut in the middle of a batch fsyncs the old segment first), and
@@ -174,70 +177,153 @@ def _decode_body(
     return value
 
 
-def _valid_at(data: bytes, off: int) -> bool:
-    n = len(data)
-    if off < 0 or off + HDR_SIZE > n:
+CHUNK = 1 << 20  # open reads segments in pieces of this size (more only for a record that needs it)
+
+
+class _Reader:
+    """Positional reads of one segment through a window that moves forward: open scans a few KiB of a
+    preallocated 64 MiB segment instead of reading it whole. Built on bytes, it never reads."""
+
+    __slots__ = ("_f", "base", "buf", "size")
+
+    def __init__(self, f: File | None, size: int, buf: bytes = b"") -> None:
+        self._f = f
+        self.size = size
+        self.buf = buf
+        self.base = 0
+
+    def fill(self, start: int, end: int) -> None:
+        """Make the window hold [start, min(end, size)): reads max(CHUNK, that span) from start if not."""
+        end = min(end, self.size)
+        base = self.base
+        if base <= start and end <= base + len(self.buf):
+            return
+        assert self._f is not None
+        self.buf = self._f.pread(min(max(CHUNK, end - start), self.size - start), start)
+        self.base = start
+
+    def get(self, start: int, end: int) -> bytes:
+        """Bytes [start, min(end, size))."""
+        self.fill(start, end)
+        return self.buf[start - self.base : end - self.base]
+
+
+def _valid_at(r: _Reader, off: int) -> bool:
+    if off < 0 or off + HDR_SIZE > r.size:
         return False
-    length, magic, rtype, crc = _HDR.unpack_from(data, off)
+    length, magic, rtype, crc = _HDR.unpack(r.get(off, off + HDR_SIZE))
     if magic != MAGIC or rtype not in RECORD_TYPES or not 0 < length <= MAX_RECORD:
         return False
     end = off + HDR_SIZE + length
-    if end > n:
+    if end > r.size:
         return False
-    return _crc32(memoryview(data)[off + HDR_SIZE : end], _crc32(_pack_prefix(length, MAGIC, rtype))) == crc
+    return _crc32(r.get(off + HDR_SIZE, end), _crc32(_pack_prefix(length, MAGIC, rtype))) == crc
 
 
-def _valid_record_after(data: bytes, start: int) -> int | None:
-    """Offset of the first valid record starting after `start`, found by its magic (C-speed search)."""
-    p = data.find(_MAGIC_BYTES, start + 4)
-    while p != -1:
-        if _valid_at(data, p - 4):
-            return p - 4
-        p = data.find(_MAGIC_BYTES, p + 1)
+def _next_valid(r: _Reader, off: int, *, zero_gap: bool) -> int | None:
+    """Offset of the first valid record starting after `off` (found by its magic), read chunk by chunk.
+
+    With `zero_gap`, None as soon as the gap from `off` is known to hold a sector-aligned all-zero piece
+    (a sector that never reached the disk) before any valid record: the bad record at `off` is then a
+    torn tail whatever follows, so the rest of the segment is not read. Pieces are those of
+    [off, next valid record): whole sectors, cut at `off` and at the record."""
+    zpos = off  # the pieces of [off, zpos) are known to hold data
+
+    def zero_piece_upto(limit: int) -> bool:
+        """Whether a piece ending at a sector boundary <= limit is all zeros (advances zpos)."""
+        nonlocal zpos
+        stop = limit // SECTOR * SECTOR
+        if stop <= zpos:
+            return False
+        data = r.get(zpos, stop)
+        pos = zpos
+        while pos < stop:
+            nxt = (pos // SECTOR + 1) * SECTOR
+            if not data[pos - zpos : nxt - zpos].strip(b"\0"):
+                return True
+            pos = nxt
+        zpos = stop
+        return False
+
+    search = off + 4  # magic hits at p >= search; the record starts 4 bytes before its magic
+    n = r.size
+    while search + 2 <= n:
+        hi = min(search + CHUNK, n)
+        chunk = r.get(search, hi)
+        p = chunk.find(_MAGIC_BYTES)
+        while p != -1:
+            later = search + p - 4
+            if zero_gap and zero_piece_upto(later):
+                return None
+            if _valid_at(r, later):
+                piece = max(off, later // SECTOR * SECTOR)  # the last piece, cut at the record
+                if zero_gap and piece < later and not r.get(piece, later).strip(b"\0"):
+                    return None
+                return later
+            p = chunk.find(_MAGIC_BYTES, p + 1)
+        search = hi - 1  # a magic straddling `hi` is found by the next round
+        if zero_gap and zero_piece_upto(search - 4):  # every candidate left starts at or after that
+            return None
     return None
 
 
-def _has_zero_piece(data: bytes, start: int, end: int) -> bool:
-    """Whether some sector-aligned piece of [start, end) is all zeros: a sector that was never written."""
-    pos = start
-    while pos < end:
-        nxt = min(end, (pos // SECTOR + 1) * SECTOR)
-        if not data[pos:nxt].strip(b"\0"):
-            return True
-        pos = nxt
-    return False
-
-
 def scan_segment(data: bytes, path: str, *, last: bool) -> SegmentScan:
-    """Decode one segment's records. Raises CorruptionError; a torn tail is allowed only when `last`."""
+    """Decode one segment held in memory. Raises CorruptionError; a torn tail is allowed only when `last`."""
+    return _scan(_Reader(None, len(data), data), path, last=last)
+
+
+def scan_file(f: File, path: str, *, last: bool) -> SegmentScan:
+    """`scan_segment` reading the file incrementally: up to the zero length field that ends the log, and
+    past a bad record only as far as the torn-tail rule needs (for a clean last segment: one CHUNK)."""
+    return _scan(_Reader(f, f.size()), path, last=last)
+
+
+def _scan(r: _Reader, path: str, *, last: bool) -> SegmentScan:
     records: list[Record] = []
-    n = len(data)
+    n = r.size
+    data = r.buf
+    base = r.base
+    lim = len(data)  # window end, relative to base
     view = memoryview(data)
-    off = 0
+    off = 0  # absolute
     unpack = _HDR.unpack_from
     unpack_entry = _ENTRY_HEAD.unpack_from
     crc32 = _crc32
     append = records.append
     entry_types = _ENTRY_TYPES
     while True:
-        if off + HDR_SIZE > n:
-            if not data[off:].strip(b"\0"):
-                break
-            return _bad(data, path, off, "truncated record header", last, records)
-        length, magic, rtype, crc = unpack(data, off)
+        o = off - base
+        if o + HDR_SIZE > lim:
+            if off + HDR_SIZE > n:
+                if not r.get(off, n).strip(b"\0"):
+                    break
+                return _bad(r, path, off, "truncated record header", last, records)
+            r.fill(off, off + HDR_SIZE)
+            data, base = r.buf, r.base
+            lim = len(data)
+            view = memoryview(data)
+            o = off - base
+        length, magic, rtype, crc = unpack(data, o)
         if length == 0:
             break
         if magic != MAGIC:
-            return _bad(data, path, off, "bad record magic", last, records)
+            return _bad(r, path, off, "bad record magic", last, records)
         if length > MAX_RECORD:
-            return _bad(data, path, off, f"record length {length} above maximum", last, records)
-        start = off + HDR_SIZE
-        end = start + length
+            return _bad(r, path, off, f"record length {length} above maximum", last, records)
+        end = off + HDR_SIZE + length
         if end > n:
-            return _bad(data, path, off, f"record of {length} bytes runs past the end of file", last, records)
+            return _bad(r, path, off, f"record of {length} bytes runs past the end of file", last, records)
+        if end - base > lim:
+            r.fill(off, end)
+            data, base = r.buf, r.base
+            lim = len(data)
+            view = memoryview(data)
+            o = off - base
+        start = o + HDR_SIZE
+        stop = start + length
         # The CRC covers the header's first 7 bytes (length, magic, type) and the body.
-        if crc32(view[start:end], crc32(view[off : off + 7])) != crc:
-            return _bad(data, path, off, "crc mismatch", last, records)
+        if crc32(view[start:stop], crc32(view[o : o + 7])) != crc:
+            return _bad(r, path, off, "crc mismatch", last, records)
         if rtype == REC_ENTRY:  # the hot path, inlined
             if length < 17:
                 raise CorruptionError(path, off, f"entry record of {length} bytes")
@@ -245,29 +331,29 @@ def scan_segment(data: bytes, path: str, *, last: bool) -> SegmentScan:
             if etype >= len(entry_types):
                 raise CorruptionError(path, off, f"unknown entry type {etype}")
             value: Entry | HardState | SnapshotMeta | WalMetadata = Entry(
-                term, index, entry_types[etype], data[start + 17 : end]
+                term, index, entry_types[etype], data[start + 17 : stop]
             )
         elif rtype in RECORD_TYPES:
-            value = _decode_body(rtype, view[start:end], path, off)
+            value = _decode_body(rtype, view[start:stop], path, off)
         else:
             raise CorruptionError(path, off, f"unknown record type {rtype}")
         append(Record(off, rtype, value, HDR_SIZE + length))
         off = end
     if not last:
-        later = _valid_record_after(data, off)
+        later = _next_valid(r, off, zero_gap=False)
         if later is not None:
             raise CorruptionError(path, off, f"log ends here but a valid record follows at {later}")
     return SegmentScan(records, off, None)
 
 
-def _bad(data: bytes, path: str, off: int, reason: str, last: bool, records: list[Record]) -> SegmentScan:
+def _bad(r: _Reader, path: str, off: int, reason: str, last: bool, records: list[Record]) -> SegmentScan:
     """A torn tail if nothing valid follows, or if the gap up to the next valid record has an unwritten
     (all-zero) sector piece; anything else is corruption. The gap is measured to the next valid record,
     never by the bad record's own length field, which may be the corrupted part."""
     if not last:
         raise CorruptionError(path, off, reason)
-    later = _valid_record_after(data, off)
-    if later is not None and not _has_zero_piece(data, off, later):
+    later = _next_valid(r, off, zero_gap=True)
+    if later is not None:
         raise CorruptionError(path, off, f"{reason}; valid records follow at {later}")
     return SegmentScan(records, off, reason)
 
@@ -293,10 +379,10 @@ class _Segment:
     name: str
 
 
-def _read_all(fs: FileSystem, path: str) -> bytes:
+def _scan_path(fs: FileSystem, path: str, *, last: bool) -> SegmentScan:
     f = fs.open(path)
     try:
-        return f.pread(f.size(), 0)
+        return scan_file(f, path, last=last)
     finally:
         f.close()
 
@@ -489,8 +575,28 @@ class WAL:
         fs.sync_dir(tmp)
         fs.rename(tmp, dirpath)
         fs.sync_dir(posixpath.dirname(dirpath.rstrip("/")) or ".")
-        wal, _ = cls.open(fs, dirpath, segment_size=segment_size, max_wals=max_wals)
-        return wal
+        # Positioned from what was just written: no replay, so the preallocated segment is never read.
+        lock = fs.lock(dirpath)
+        try:
+            f = fs.open(posixpath.join(dirpath, name))
+        except BaseException:
+            lock.release()
+            raise
+        return cls(
+            fs,
+            dirpath,
+            metadata,
+            lock,
+            [_Segment(0, 1, name)],
+            f,
+            len(head),
+            head_end=len(head),
+            hard_state=HardState(),
+            snapshot=None,
+            last_index=0,
+            segment_size=segment_size,
+            max_wals=max_wals,
+        )
 
     @classmethod
     def open(
@@ -508,9 +614,13 @@ class WAL:
             rep = _Replayer()
             last_seg = segments[-1]
             last_path = posixpath.join(dirpath, last_seg.name)
+            f = fs.open(last_path)
+        except BaseException:
+            lock.release()
+            raise
+        try:
             with _no_gc():
-                last_data = _read_all(fs, last_path)
-                last_scan = scan_segment(last_data, last_path, last=True)
+                last_scan = scan_file(f, last_path, last=True)
                 # The last segment holds the latest snapshot marker (its head carries a copy). Segments
                 # whose successor starts at or below marker + 1 hold only entries replay would drop:
                 # check their identity, skip their records (etcd reads from the snapshot on, too).
@@ -525,24 +635,23 @@ class WAL:
                     rep.check_metadata(path, _head_metadata(fs, path))
                 for seg in segments[start:-1]:
                     path = posixpath.join(dirpath, seg.name)
-                    rep.feed(path, scan_segment(_read_all(fs, path), path, last=False))
+                    rep.feed(path, _scan_path(fs, path, last=False))
                 rep.feed(last_path, last_scan)
             assert rep.metadata is not None
             if rep.snapshot is not None:
                 rep._drop_through(rep.snapshot.index)
-            f = fs.open(last_path)
-            try:
-                end = last_scan.end
-                dirty = max(0, len(last_data.rstrip(b"\0")) - end)
-                if dirty:  # a torn tail or leftovers of an unsynced batch: zero them, durably
-                    f.pwrite(bytes(dirty), end)
-                if f.size() < segment_size:
-                    f.preallocate(segment_size)
-                if dirty or last_scan.torn:
-                    f.sync()
-            except BaseException:
-                f.close()
-                raise
+            end = last_scan.end
+            size = f.size()
+            if size > end:
+                # What lies past the log's end (a torn tail, leftovers of an unsynced batch, or just the
+                # preallocated zeros) must read as zeros, durably, before a new record lands on it: a
+                # stale record there could otherwise replay as if it followed the new ones. Cutting the
+                # file at the end and growing it back costs one fsync instead of reading it all.
+                f.truncate(end)
+                f.preallocate(segment_size)
+                f.sync()
+            elif size < segment_size:
+                f.preallocate(segment_size)
             head_end = 0
             for rec in last_scan.records:
                 if rec.type == REC_ENTRY:
@@ -568,6 +677,7 @@ class WAL:
                 max_wals=max_wals,
             )
         except BaseException:
+            f.close()
             lock.release()
             raise
         replay = Replay(rep.metadata, rep.hard_state, rep.snapshot, rep.entries, last_scan.torn)
@@ -768,12 +878,7 @@ def verify(fs: FileSystem, dirpath: str) -> list[str]:
     for i, seg in enumerate(segments):
         path = posixpath.join(dirpath, seg.name)
         try:
-            f = fs.open(path)
-            try:
-                data = f.pread(f.size(), 0)
-            finally:
-                f.close()
-            rep.feed(path, scan_segment(data, path, last=i == len(segments) - 1))
+            rep.feed(path, _scan_path(fs, path, last=i == len(segments) - 1))
         except CorruptionError as exc:
             return [str(exc)]
     return []
