@@ -7,8 +7,10 @@ Layout in the page file:
   bucket "mvcc": our own counters (current revision, consistent index/term, scheduled/finished compaction).
   bucket "meta": the node's records (conf state, members...), written through ApplyBatch.meta_put.
 
-Revisions: every write request (or txn) that changes something takes the next main revision; its writes
-take sub-revisions 0, 1, ... Read-only txns and deletes that match nothing keep the revision.
+Revisions follow etcd: an empty store is at revision 1 (FIRST_REVISION), so the first write gets
+revision 2. Every write request (or txn) that changes something takes the next main revision; its writes
+take sub-revisions 0, 1, ... Read-only txns and deletes that match nothing keep the revision. A compact
+revision of 0 means "never compacted" (etcd's -1): compacting at 1, even on an empty store, is allowed.
 
 Durability: an ApplyBatch is ONE page-file write transaction; its effects, the consistent index and the
 scheduled compaction commit together. The key index is updated as requests apply and rolled back (by
@@ -71,6 +73,8 @@ _TOMB = 0x74  # b"t"
 _HDR = struct.Struct(">QIBQQ")
 _HDR_SIZE = _HDR.size
 _U64 = struct.Struct(">Q")
+
+FIRST_REVISION = 1  # etcd's store starts here (kvstore.go: currentRev = 1); revision 0 never holds data
 
 _CURRENT_REV = b"current_revision"
 _CONSISTENT_INDEX = b"consistent_index"
@@ -207,7 +211,7 @@ class KVStore:
         self._pf = pagefile
         self._index: dict[bytes, KeyIndex] = {}
         self._keys: SortedList = SortedList()
-        self.current_revision = 0
+        self.current_revision = FIRST_REVISION
         self.compact_revision = 0  # scheduled: reads below it fail from the moment it is applied
         self.finished_compact_revision = 0
         self.consistent_index = 0
@@ -276,7 +280,9 @@ class KVStore:
         finally:
             if gc_was:
                 gc.enable()
-        self.current_revision = max(self.current_revision, top, self.compact_revision)
+        # The persisted counter wins over the newest page key: compaction may have deleted every key (the
+        # tombstones go too), and a store that never wrote anything is still at etcd's revision 1.
+        self.current_revision = max(self.current_revision, top, self.compact_revision, FIRST_REVISION)
 
     # ----------------------------------------------------------------------------------- reads
     def range(self, req: RangeRequest) -> RangeResponse:
@@ -728,4 +734,4 @@ def _with_header(resp: TxnResponse, header: ResponseHeader) -> TxnResponse:
     return TxnResponse(header=header, succeeded=resp.succeeded, responses=resp.responses)
 
 
-__all__ = ["ApplyBatch", "KVStore", "PageFileLike"]
+__all__ = ["FIRST_REVISION", "ApplyBatch", "KVStore", "PageFileLike"]

@@ -97,15 +97,22 @@ def model_range(state: State, view: int, req: RangeRequest) -> RangeResponse:
     return RangeResponse(header=ResponseHeader(revision=view), kvs=kvs, more=more, count=count)
 
 
+FIRST_REV = 1  # etcd: an empty store is at revision 1, the first write gets 2 (written here, not imported)
+
+
 class Model:
     def __init__(self) -> None:
-        self.revs: list[State] = [{}]
-        self.compacted = 0
+        self.revs: list[State] = [{}]  # revs[i] is the state at revision FIRST_REV + i
+        self.compacted = 0  # 0: never compacted
         self.ci = (0, 0)
 
     @property
     def rev(self) -> int:
-        return len(self.revs) - 1
+        return FIRST_REV + len(self.revs) - 1
+
+    def at(self, rev: int) -> State:
+        assert rev >= FIRST_REV
+        return self.revs[rev - FIRST_REV]
 
     def copy(self) -> Model:
         m = Model()
@@ -119,7 +126,7 @@ class Model:
             raise FutureRevError()
         if req.revision < self.compacted:
             raise CompactedError()
-        return model_range(self.revs[req.revision], view, req)
+        return model_range(self.at(req.revision), view, req)
 
     def range(self, req: RangeRequest) -> RangeResponse:
         _check_static(req)
@@ -344,10 +351,11 @@ def check_history(kv: KVStore, model: Model) -> None:
     assert kv.current_revision == model.rev
     assert kv.compact_revision == model.compacted
     everything = RangeRequest(b"\0", b"\0")
-    for rev in range(max(model.compacted, 1), model.rev + 1):
+    for rev in range(max(model.compacted, FIRST_REV), model.rev + 1):
         got = kv.range(attrs.evolve(everything, revision=rev))
-        assert list(got.kvs) == [model.revs[rev][k] for k in sorted(model.revs[rev])], rev
-    if model.compacted > 1:
+        assert got.header.revision == model.rev
+        assert list(got.kvs) == [model.at(rev)[k] for k in sorted(model.at(rev))], rev
+    if model.compacted > FIRST_REV:
         with pytest.raises(CompactedError):
             kv.range(attrs.evolve(everything, revision=model.compacted - 1))
     with pytest.raises(FutureRevError):
