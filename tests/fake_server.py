@@ -8,6 +8,8 @@ is recorded, so tests can assert what actually went over the wire.
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,6 +46,7 @@ class FakeServer:
     reverse_replies: bool = False
     port: int = 0
     frames: list[list[str]] = attrs.Factory(list)  # ops per received frame
+    peers: list[FakeServer] = attrs.Factory(list)  # the fake cluster, self included (move_leader)
     faults: dict[str, list[Any]] = attrs.Factory(dict)
     _connections: list[trio_websocket.WebSocketConnection] = attrs.Factory(list)
     _scope: trio.CancelScope | None = None
@@ -170,7 +173,8 @@ class FakeServer:
     def apply(self, op: str, req: Any) -> Any:
         """Serve one request against the dict store (also used as a backend for actors.server)."""
         expected = protocol.OPS.get(op)
-        if expected is None or not isinstance(req, expected):
+        well_typed = expected is not None and isinstance(req, expected)  # (no narrowing of `req`)
+        if not well_typed:
             raise errors.InvalidRequestError(f"etcdserver: bad request for op {op!r}")
         if op == "status":
             return StatusResponse(
@@ -186,6 +190,8 @@ class FakeServer:
         if op == "member_list":
             members = self.members or [Member(self.member_id, self.name, (), (self.url,))]
             return MemberListResponse(attrs.evolve(self.header(), revision=0), members)
+        if op in ("member_add", "member_remove", "member_update", "member_promote", "move_leader"):
+            return self._cluster_op(op, req)
         if op == "compact":
             if req.revision <= self.store.compacted:
                 raise errors.CompactedError()
@@ -196,6 +202,61 @@ class FakeServer:
         if op == "txn":
             return self._txn(req)
         return self._op(req)
+
+    # ----------------------------------------------------------------- the cluster API (etcd's rules)
+
+    def _cluster_header(self) -> rpc.ResponseHeader:
+        return attrs.evolve(self.header(), revision=0)
+
+    def _member_list(self) -> MemberListResponse:
+        return MemberListResponse(self._cluster_header(), sorted(self.members, key=lambda m: m.id))
+
+    def _check_urls(self, urls: tuple[str, ...], exclude: int = 0) -> None:
+        if not urls or not all(re.fullmatch(r"https?://[^/:]+:\d+", u) for u in urls):
+            raise errors.MemberBadURLsError()
+        if any(m.id != exclude and set(m.peer_urls) & set(urls) for m in self.members):
+            raise errors.PeerURLExistError()
+
+    def _index(self, member_id: int) -> int:
+        for i, m in enumerate(self.members):
+            if m.id == member_id:
+                return i
+        raise errors.MemberNotFoundError()
+
+    def _cluster_op(self, op: str, req: Any) -> Any:
+        """Membership changes mutate the members list shared by the fake cluster (in place)."""
+        if not self.members:
+            self.members.append(Member(self.member_id, self.name, (), (self.url,)))
+        if op == "member_add":
+            urls = tuple(req.peer_urls)
+            self._check_urls(urls)
+            # Deterministic, so tests can expect the id: the first 8 bytes of sha1 over the URLs.
+            mid = int.from_bytes(hashlib.sha1(",".join(urls).encode()).digest()[:8], "big")
+            member = Member(mid, "", urls, (), req.is_learner)
+            self.members.append(member)
+            listed = self._member_list()
+            return protocol.MemberAddResponse(listed.header, member, listed.members)
+        if op == "move_leader":
+            if self.leader != self.member_id:
+                raise errors.NotLeaderError()
+            voters = {m.id for m in self.members if not m.is_learner}
+            if req.target_id not in voters or req.target_id == self.member_id:
+                raise errors.BadLeaderTransfereeError()
+            for server in self.peers or [self]:
+                server.leader = req.target_id
+            return protocol.MoveLeaderResponse(self._cluster_header())
+        i = self._index(req.id)
+        if op == "member_remove":
+            del self.members[i]
+        elif op == "member_update":
+            urls = tuple(req.peer_urls)
+            self._check_urls(urls, exclude=req.id)
+            self.members[i] = attrs.evolve(self.members[i], peer_urls=urls)
+        elif op == "member_promote":
+            if not self.members[i].is_learner:
+                raise errors.MemberNotLearnerError()
+            self.members[i] = attrs.evolve(self.members[i], is_learner=False)
+        return self._member_list()
 
     def _op(self, req: Any) -> Any:
         if isinstance(req, rpc.RangeRequest):
@@ -299,6 +360,7 @@ async def running(nursery: trio.Nursery, count: int = 1, **kwargs: Any) -> Async
     for server in servers:
         server.members = members
         server.leader = servers[0].member_id
+        server.peers = servers
     try:
         yield servers
     finally:

@@ -5,6 +5,7 @@ The CLI runs its own trio.run, so the fake servers run in a background thread wi
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -364,3 +365,221 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[1] == "API version: 3.4"
     assert out.startswith("trikvctl version: ")
+
+
+# --------------------------------------------------------------------------- membership and leadership
+
+
+def fake_member_id(*urls: str) -> int:
+    """The id the fake server gives a member added with these peer URLs."""
+    return int.from_bytes(hashlib.sha1(",".join(urls).encode()).digest()[:8], "big")
+
+
+def test_parse_uint64_hex_is_go_strconv() -> None:
+    assert trikvctl.parse_uint64_hex("b71f75320dc06a6c") == 0xB71F75320DC06A6C
+    assert trikvctl.parse_uint64_hex("FFFFFFFFFFFFFFFF") == 2**64 - 1
+    for text in ("", "0x10", "+1", "-1", "1_0", "zz", " 1"):
+        with pytest.raises(ValueError, match=r"invalid syntax$"):
+            trikvctl.parse_uint64_hex(text)
+    with pytest.raises(ValueError) as info:
+        trikvctl.parse_uint64_hex("10000000000000000z")
+    assert str(info.value) == 'strconv.ParseUint: parsing "10000000000000000z": value out of range'
+
+
+def test_member_add_update_promote_remove(
+    servers: list[FakeServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv = servers[0]
+    url = "http://127.0.0.1:32380"
+    new = fake_member_id(url)
+    code, out, err = run(capsys, srv, "member", "add", "newnode", f"--peer-urls={url}")
+    assert (code, err) == (0, "")
+    names = {s.member_id: s.name for s in servers} | {new: "newnode"}
+    peers = {s.member_id: f"http://127.0.0.1:{s.port + 1}" for s in servers} | {new: url}
+    initial = ",".join(f"{names[i]}={peers[i]}" for i in sorted(names))
+    # %16x pads with spaces, as etcdctl's "added to cluster  74de06e38ff30a0".
+    assert out == (
+        f"Member {new:16x} added to cluster               c1\n"
+        "\n"
+        'ETCD_NAME="newnode"\n'
+        f'ETCD_INITIAL_CLUSTER="{initial}"\n'
+        f'ETCD_INITIAL_ADVERTISE_PEER_URLS="{url}"\n'
+        'ETCD_INITIAL_CLUSTER_STATE="existing"\n'
+    )
+    code, out, _ = run(capsys, srv, "member", "list")
+    assert f"{new:x}, unstarted, , {url}, , false" in out.splitlines()
+    assert run(capsys, srv, "member", "add", "again", f"--peer-urls={url}") == (
+        1,
+        "",
+        "Error: etcdserver: Peer URLs already exists\n",
+    )
+    assert run(capsys, srv, "member", "add", "bad", "--peer-urls=127.0.0.1:9") == (
+        1,
+        "",
+        "Error: etcdserver: given member URLs are invalid\n",
+    )
+
+    # A learner, added with -w json: pb.MemberAddResponse through Go's encoding/json.
+    lurl = "http://127.0.0.1:52380"
+    learner = fake_member_id(lurl)
+    code, out, _ = run(capsys, srv, "member", "add", "l1", "--learner", f"--peer-urls={lurl}", "-w", "json")
+    assert code == 0
+    body = json.loads(out)
+    assert list(body) == ["header", "member", "members"]
+    assert body["header"] == {"cluster_id": 193, "member_id": 0x1111, "raft_term": 2}
+    assert body["member"] == {"ID": learner, "peerURLs": [lurl], "isLearner": True}
+    assert [m["ID"] for m in body["members"]] == sorted([*names, learner])
+    assert out.startswith('{"header":{"cluster_id":193,') and out.endswith("}\n") and " " not in out
+
+    assert run(capsys, srv, "member", "promote", f"{learner:x}") == (
+        0,
+        f"Member {learner:16x} promoted in cluster               c1\n",
+        "",
+    )
+    assert run(capsys, srv, "member", "promote", f"{learner:x}") == (
+        1,
+        "",
+        "Error: etcdserver: can only promote a learner member\n",
+    )
+    assert run(capsys, srv, "member", "update", f"{learner:x}", "--peer-urls=http://localhost:52380") == (
+        0,
+        f"Member {learner:16x} updated in cluster               c1\n",
+        "",
+    )
+    assert "http://localhost:52380" in run(capsys, srv, "member", "list")[1]
+    assert run(capsys, srv, "member", "update", f"{learner:x}", f"--peer-urls={url}") == (
+        1,
+        "",
+        "Error: etcdserver: Peer URLs already exists\n",
+    )
+    assert run(capsys, srv, "member", "update", "1234", "--peer-urls=http://127.0.0.1:9") == (
+        1,
+        "",
+        "Error: etcdserver: member not found\n",
+    )
+
+    # Short ids are padded with spaces, exactly like etcdctl's %16x.
+    assert run(capsys, servers[1], "member", "remove", "1111") == (
+        0,
+        "Member             1111 removed from cluster               c1\n",
+        "",
+    )
+    assert run(capsys, srv, "member", "remove", "1111") == (1, "", "Error: etcdserver: member not found\n")
+    code, out, _ = run(capsys, srv, "member", "remove", f"{new:x}", "-w", "json")
+    body = json.loads(out)
+    assert code == 0 and list(body) == ["header", "members"]
+    assert [m["ID"] for m in body["members"]] == sorted([0x2222, 0x3333, learner])
+    code, out, _ = run(capsys, srv, "member", "list", "-w", "table")
+    rows = [line.split("|")[1].strip() for line in out.splitlines()[3:-1]]
+    assert rows == [f"{i:x}" for i in sorted([0x2222, 0x3333, learner])]
+
+
+def test_member_argument_errors(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+    srv = servers[0]
+    url = "--peer-urls=http://127.0.0.1:32380"
+    cases = [
+        (["member", "add", url], "member name not provided"),
+        (["member", "add", "a"], "member peer urls not provided"),
+        (
+            ["member", "add", "a", "http://127.0.0.1:1", "HTTPS://x:2"],
+            "too many arguments, did you mean --peer-urls=http://127.0.0.1:1"
+            ", did you mean --peer-urls=HTTPS://x:2",
+        ),
+        (["member", "add", "a", "b", url], "too many arguments"),
+        (["member", "remove"], "member ID is not provided"),
+        (["member", "promote", "1", "2"], "member ID is not provided"),
+        (
+            ["member", "remove", "zz"],
+            'bad member ID arg (strconv.ParseUint: parsing "zz": invalid syntax), expecting ID in Hex',
+        ),
+        (
+            ["member", "promote", "0x12"],
+            'bad member ID arg (strconv.ParseUint: parsing "0x12": invalid syntax), expecting ID in Hex',
+        ),
+        (
+            ["member", "update", "1ffffffffffffffff", url],
+            "bad member ID arg (strconv.ParseUint: parsing "
+            '"1ffffffffffffffff": value out of range), expecting ID in Hex',
+        ),
+        (["member", "update", "1111"], "member peer urls not provided"),
+    ]
+    for argv, message in cases:
+        assert run(capsys, srv, *argv) == (128, "", f"Error: {message}\n"), argv
+    # etcdctl's printer refuses table and fields (exit 4); here before anything is changed.
+    assert run(capsys, srv, "member", "remove", "2222", "-w", "table") == (
+        4,
+        "",
+        "Error: table not supported as output format\n",
+    )
+    assert run(capsys, srv, "member", "add", "x", url, "-w", "fields") == (
+        4,
+        "",
+        "Error: fields not supported as output format\n",
+    )
+    assert run(capsys, srv, "member", "add", "x", url, "-w", "protobuf") == (
+        4,
+        "",
+        "Error: unsupported output format\n",
+    )
+    assert srv.requests("member_remove") == srv.requests("member_add") == 0
+    assert len(run(capsys, srv, "member", "list")[1].splitlines()) == 3
+
+
+def test_move_leader(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+    leader, f1, f2 = servers
+    # Only followers among the endpoints: etcdctl refuses with exit 128 and lists what it was given.
+    assert run(capsys, leader, f"--endpoints={f1.endpoint},{f2.endpoint}", "move-leader", "2222") == (
+        128,
+        "",
+        f"Error: no leader endpoint given at [{f1.endpoint} {f2.endpoint}]\n",
+    )
+    assert (f1.requests("status"), f2.requests("status")) == (1, 1)
+    assert f1.requests("move_leader") == f2.requests("move_leader") == 0
+    eps = f"--endpoints={f1.endpoint},{leader.endpoint},{f2.endpoint}"
+    assert run(capsys, leader, eps, "move-leader", "2222") == (
+        0,
+        "Leadership transferred from 1111 to 2222\n",
+        "",
+    )
+    # Sent to the leader only, after asking the endpoints before it for their status.
+    assert (f1.requests("status"), leader.requests("status"), f2.requests("status")) == (2, 1, 1)
+    assert (f1.requests("move_leader"), leader.requests("move_leader")) == (0, 1)
+    code, out, _ = run(capsys, leader, "endpoint", "status", "--cluster")
+    assert code == 0
+    assert [line.split(", ")[4] for line in out.splitlines()] == ["false", "true", "false"]
+
+    code, out, _ = run(capsys, leader, eps, "move-leader", "3333", "-w", "json")
+    assert (code, out) == (0, '{"header":{"cluster_id":193,"member_id":8738,"raft_term":2}}\n')
+    assert run(capsys, leader, eps, "move-leader", "1234") == (
+        1,
+        "",
+        "Error: etcdserver: bad leader transferee\n",
+    )
+    assert run(capsys, leader, eps, "move-leader", "zz") == (
+        128,
+        "",
+        'Error: strconv.ParseUint: parsing "zz": invalid syntax\n',
+    )
+    assert run(capsys, leader, eps, "move-leader") == (
+        128,
+        "",
+        "Error: move-leader command needs 1 argument\n",
+    )
+    assert run(capsys, leader, eps, "move-leader", "1111", "-w", "table") == (
+        4,
+        "",
+        "Error: table not supported as output format\n",
+    )
+    # An endpoint that does not answer before the leader is found: etcdctl's status error, exit 1.
+    dead = dead_endpoint()
+    code, _, err = run(
+        capsys,
+        leader,
+        f"--endpoints={dead},{f2.endpoint}",
+        "--dial-timeout=100ms",
+        "--command-timeout=300ms",
+        "move-leader",
+        "1111",
+    )
+    assert (code, err) == (1, "Error: context deadline exceeded\n")
+    assert f2.leader == 0x3333

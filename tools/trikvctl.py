@@ -22,7 +22,13 @@ import trio
 
 import trikv
 from trikv.api import errors, rpc
-from trikv.api.protocol import Member, MemberListResponse, StatusResponse
+from trikv.api.protocol import (
+    Member,
+    MemberAddResponse,
+    MemberListResponse,
+    MoveLeaderResponse,
+    StatusResponse,
+)
 from trikv.client import DeadlineExceededError, connect
 
 EXIT_ERROR = 1
@@ -44,6 +50,7 @@ _BOOL_FLAGS = frozenset(
         "--print-value-only",
         "--cluster",
         "--physical",
+        "--learner",
     }
 )
 
@@ -284,6 +291,22 @@ def j_member(m: Member) -> dict[str, Any]:
     )
 
 
+def j_member_add(r: MemberAddResponse) -> dict[str, Any]:
+    """pb.MemberAddResponse through Go's encoding/json: header, member, then members (omitted if empty)."""
+    out: dict[str, Any] = {"header": j_header(r.header), "member": j_member(r.member)}
+    if r.members:
+        out["members"] = [j_member(m) for m in r.members]
+    return out
+
+
+def j_member_list(r: MemberListResponse) -> dict[str, Any]:
+    """pb.MemberRemove/Update/PromoteResponse: the header and the membership after the change."""
+    out: dict[str, Any] = {"header": j_header(r.header)}
+    if r.members:
+        out["members"] = [j_member(m) for m in r.members]
+    return out
+
+
 # --------------------------------------------------------------------------- printers
 
 
@@ -437,6 +460,20 @@ def build_parser() -> argparse.ArgumentParser:
     member = sub.add_parser("member", help="Membership related commands")
     member_sub = member.add_subparsers(dest="subcommand", parser_class=_Parser)
     leaf(member_sub, "list", "Lists all members in the cluster")
+    p = leaf(member_sub, "add", "Adds a member into the cluster")
+    p.add_argument("args", nargs="*")
+    p.add_argument("--peer-urls", default="", help="comma separated peer URLs for the new member.")
+    p.add_argument("--learner", action="store_true", help="indicates if the new member is raft learner")
+    p = leaf(member_sub, "remove", "Removes a member from the cluster")
+    p.add_argument("args", nargs="*")
+    p = leaf(member_sub, "update", "Updates a member in the cluster")
+    p.add_argument("args", nargs="*")
+    p.add_argument("--peer-urls", default="", help="comma separated peer URLs for the updated member.")
+    p = leaf(member_sub, "promote", "Promotes a non-voting member in the cluster")
+    p.add_argument("args", nargs="*")
+
+    p = leaf(sub, "move-leader", "Transfers leadership to another etcd cluster member.")
+    p.add_argument("args", nargs="*")
 
     leaf(sub, "version", "Prints the version of etcdctl")
     return parser
@@ -758,6 +795,140 @@ async def cmd_member_list(ctx: Ctx) -> None:
             ctx.out.line(", ".join(_member_row(m)))
 
 
+def parse_uint64_hex(text: str) -> int:
+    """Go's strconv.ParseUint(text, 16, 64), with its error text (etcdctl prints it verbatim)."""
+    value = 0
+    for ch in text:
+        digit = int(ch, 16) if ch in "0123456789abcdefABCDEF" else -1
+        if digit < 0:
+            break
+        value = value * 16 + digit
+        if value >= 2**64:
+            raise ValueError(f"strconv.ParseUint: parsing {go_quote(text.encode())}: value out of range")
+    else:
+        if text:
+            return value
+    raise ValueError(f"strconv.ParseUint: parsing {go_quote(text.encode())}: invalid syntax")
+
+
+def _member_id_arg(args: Sequence[str]) -> int:
+    """The one hex member ID of `member remove|update|promote`, checked as etcdctl does."""
+    if len(args) != 1:
+        raise CommandError(EXIT_BAD_ARGS, "member ID is not provided")
+    try:
+        return parse_uint64_hex(args[0])
+    except ValueError as exc:
+        raise CommandError(EXIT_BAD_ARGS, f"bad member ID arg ({exc}), expecting ID in Hex") from None
+
+
+def _rpc_output_only(ctx: Ctx) -> None:
+    """etcdctl prints these responses only as simple text or JSON; table and fields are refused.
+
+    etcdctl refuses in its printer, i.e. after the request already changed the cluster; the output and
+    exit code are the same here, but the refusal comes first so a wrong -w changes nothing.
+    """
+    fmt = ctx.printer.fmt
+    if fmt not in ("simple", "json"):
+        raise CommandError(EXIT_BAD_FEATURE, f"{fmt} not supported as output format")
+
+
+def _split_urls(text: str) -> list[str]:
+    return text.split(",")  # as etcdctl: strings.Split, empty parts are left for the server to refuse
+
+
+async def cmd_member_add(ctx: Ctx) -> None:
+    a = ctx.args
+    if not a.args:
+        raise CommandError(EXIT_BAD_ARGS, "member name not provided")
+    if len(a.args) > 1:
+        text = "too many arguments"
+        for arg in a.args:
+            if arg.lower().startswith("http"):
+                text += f", did you mean --peer-urls={arg}"
+        raise CommandError(EXIT_BAD_ARGS, text)
+    name = a.args[0]
+    if not a.peer_urls:
+        raise CommandError(EXIT_BAD_ARGS, "member peer urls not provided")
+    _rpc_output_only(ctx)
+    async with _client(ctx) as c:
+        resp: MemberAddResponse = await c.member_add(_split_urls(a.peer_urls), is_learner=a.learner)
+    if ctx.printer.fmt == "json":
+        ctx.out.line(dumps(j_member_add(resp)))
+        return
+    ctx.out.line(f"Member {resp.member.id:16x} added to cluster {resp.header.cluster_id:16x}")
+    # What the new member needs to join. etcdctl prints etcd's environment variable names; a trikv
+    # member reads the same values as TRIKV_NAME, TRIKV_INITIAL_CLUSTER, TRIKV_INITIAL_ADVERTISE_PEER_URLS
+    # and TRIKV_INITIAL_CLUSTER_STATE (or the YAML keys name, initial-cluster, ...), so the lines stay
+    # etcd's for scripts that parse them.
+    conf = [
+        f"{name if m.id == resp.member.id else m.name}={url}" for m in resp.members for url in m.peer_urls
+    ]
+    ctx.out.line()
+    ctx.out.line(f"ETCD_NAME={go_quote(name.encode())}")
+    ctx.out.line(f"ETCD_INITIAL_CLUSTER={go_quote(','.join(conf).encode())}")
+    ctx.out.line(f"ETCD_INITIAL_ADVERTISE_PEER_URLS={go_quote(a.peer_urls.encode())}")
+    ctx.out.line('ETCD_INITIAL_CLUSTER_STATE="existing"')
+
+
+def _member_changed(ctx: Ctx, member_id: int, verb: str, resp: MemberListResponse) -> None:
+    if ctx.printer.fmt == "json":
+        ctx.out.line(dumps(j_member_list(resp)))
+    else:
+        ctx.out.line(f"Member {member_id:16x} {verb} cluster {resp.header.cluster_id:16x}")
+
+
+async def cmd_member_remove(ctx: Ctx) -> None:
+    member_id = _member_id_arg(ctx.args.args)
+    _rpc_output_only(ctx)
+    async with _client(ctx) as c:
+        resp = await c.member_remove(member_id)
+    _member_changed(ctx, member_id, "removed from", resp)
+
+
+async def cmd_member_update(ctx: Ctx) -> None:
+    member_id = _member_id_arg(ctx.args.args)
+    if not ctx.args.peer_urls:
+        raise CommandError(EXIT_BAD_ARGS, "member peer urls not provided")
+    _rpc_output_only(ctx)
+    async with _client(ctx) as c:
+        resp = await c.member_update(member_id, _split_urls(ctx.args.peer_urls))
+    _member_changed(ctx, member_id, "updated in", resp)
+
+
+async def cmd_member_promote(ctx: Ctx) -> None:
+    # etcdctl 3.4/3.5 panics on `-w json` here (its JSON printer lacks MemberPromote); later etcdctl
+    # prints pb.MemberPromoteResponse, which is what this prints.
+    member_id = _member_id_arg(ctx.args.args)
+    _rpc_output_only(ctx)
+    async with _client(ctx) as c:
+        resp = await c.member_promote(member_id)
+    _member_changed(ctx, member_id, "promoted in", resp)
+
+
+async def cmd_move_leader(ctx: Ctx) -> None:
+    """etcdctl's way: ask each endpoint in turn for its status and send the request to the leader."""
+    a = ctx.args
+    if len(a.args) != 1:
+        raise CommandError(EXIT_BAD_ARGS, "move-leader command needs 1 argument")
+    try:
+        target = parse_uint64_hex(a.args[0])
+    except ValueError as exc:
+        raise CommandError(EXIT_BAD_ARGS, str(exc)) from None
+    _rpc_output_only(ctx)
+    for ep in ctx.endpoints:
+        async with _client(ctx, [ep]) as c:
+            status = await c.status()
+            if status.header.member_id != status.leader:
+                continue
+            resp: MoveLeaderResponse = await c.move_leader(target)
+        if ctx.printer.fmt == "json":
+            ctx.out.line(dumps({"header": j_header(resp.header)}))
+        else:
+            ctx.out.line(f"Leadership transferred from {status.leader:x} to {target:x}")
+        return
+    raise CommandError(EXIT_BAD_ARGS, f"no leader endpoint given at [{' '.join(ctx.endpoints)}]")
+
+
 async def cmd_version(ctx: Ctx) -> None:
     ctx.out.line(f"trikvctl version: {trikv.__version__}")
     ctx.out.line(f"API version: {API_VERSION}")
@@ -771,9 +942,16 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Ctx], Any]] = {
     ("endpoint", "health"): cmd_endpoint_health,
     ("endpoint", "status"): cmd_endpoint_status,
     ("member", "list"): cmd_member_list,
+    ("member", "add"): cmd_member_add,
+    ("member", "remove"): cmd_member_remove,
+    ("member", "update"): cmd_member_update,
+    ("member", "promote"): cmd_member_promote,
+    ("move-leader", None): cmd_move_leader,
     ("version", None): cmd_version,
 }
 _FIELDS_COMMANDS = {"put", "get", "del"}
+# Commands whose printer refuses table/fields with etcdctl's own message (see _rpc_output_only).
+_RPC_OUTPUT_COMMANDS = {"move-leader", "member add", "member remove", "member update", "member promote"}
 
 
 def error_text(exc: BaseException) -> str:
@@ -782,6 +960,10 @@ def error_text(exc: BaseException) -> str:
         return exc.text
     if isinstance(exc, (errors.NoEndpointsError, DeadlineExceededError)):
         return "context deadline exceeded"
+    if isinstance(exc, errors.OutcomeUnknownError) and isinstance(
+        exc.__cause__, (errors.EtcdError, DeadlineExceededError)
+    ):
+        return error_text(exc.__cause__)  # what etcdctl shows: the server's error or the deadline
     return str(exc)
 
 
@@ -799,7 +981,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = COMMANDS.get(key)
         if handler is None:
             raise CommandError(EXIT_ERROR, f"unknown command for {command!r}")
-        if args.write_out not in FORMATS or (args.write_out == "fields" and command not in _FIELDS_COMMANDS):
+        rpc_output = " ".join(k for k in key if k) in _RPC_OUTPUT_COMMANDS
+        if args.write_out not in FORMATS or (
+            args.write_out == "fields" and command not in _FIELDS_COMMANDS and not rpc_output
+        ):
             raise CommandError(EXIT_BAD_FEATURE, "unsupported output format")
         timeouts = []
         for flag, text in (
