@@ -21,6 +21,7 @@ import trio
 from tools import trikvctl
 from trikv.api import errors
 from trikv.api.protocol import Member
+from trikv.client import DeadlineExceededError
 
 from .fake_server import FakeServer, running
 
@@ -583,3 +584,17 @@ def test_move_leader(servers: list[FakeServer], capsys: pytest.CaptureFixture[st
     )
     assert (code, err) == (1, "Error: context deadline exceeded\n")
     assert f2.leader == 0x3333
+
+
+def test_outcome_unknown_shows_what_etcdctl_would() -> None:
+    """A write in doubt prints the server's error or the deadline, as etcdctl does for the same failure."""
+
+    def in_doubt(cause: BaseException) -> errors.OutcomeUnknownError:
+        try:
+            raise errors.OutcomeUnknownError("move_leader: in doubt") from cause
+        except errors.OutcomeUnknownError as exc:
+            return exc
+
+    assert trikvctl.error_text(in_doubt(errors.TimeoutError_())) == "etcdserver: request timed out"
+    assert trikvctl.error_text(in_doubt(DeadlineExceededError())) == "context deadline exceeded"
+    assert trikvctl.error_text(in_doubt(OSError("reset"))) == "move_leader: in doubt"
