@@ -80,6 +80,7 @@ class Scenario:
     p_crash_new_leader: float = 0.0  # a fresh leader crashes within `crash_leader_after` ticks
     crash_leader_after: tuple[int, int] = (1, 6)
     membership: bool = False
+    removed_stop_delay: int = ELECTION_TICK  # ticks a removed member keeps running (etcd: stopWithDelay)
     compaction: bool = False
     transfers: bool = True
     # forced events: (tick, kind) - guarantee every run sees a partition and a crash
@@ -104,6 +105,7 @@ class Scenario:
         sc.p_crash_after_vote = r.choice((0.0, 0.0, 0.05))
         sc.p_crash_new_leader = r.choice((0.0, 0.0, 0.0, 0.2))
         sc.membership = r.random() < 0.3
+        sc.removed_stop_delay = r.choice((1, ELECTION_TICK, ELECTION_TICK))
         sc.compaction = r.random() < 0.4
         sc.transfers = r.random() < 0.6
         sc.forced = [(r.randrange(150, 900), "partition"), (r.randrange(900, 1700), "crash")]
@@ -584,7 +586,7 @@ class Sim:
                 if victim is not None and victim.id not in cs.voters and victim.id not in cs.learners:
                     # like etcd's stopWithDelay: a removed leader first tells the others its commit index
                     if victim.stop_at < 0 and not victim.removed:
-                        victim.stop_at = self.now + ELECTION_TICK
+                        victim.stop_at = self.now + max(1, self.sc.removed_stop_delay)
                         self.log(f"n{victim.id} removed at {e.index}, stops at t{victim.stop_at}")
 
     def serve_reads(self, node: SimNode) -> None:
