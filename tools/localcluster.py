@@ -163,3 +163,32 @@ class Cluster:
 
     def logs(self) -> str:
         return "\n".join(f"===== {m.name}\n{m.log_text()[-6000:]}" for m in self.members)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tools.localcluster [DIR]`: run configs/node0..2.yaml on free loopback ports until Ctrl-C."""
+    import argparse
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("dir", nargs="?", help="work directory (default: a new temp dir)")
+    ap.add_argument("--log-level", default="info")
+    args = ap.parse_args(argv)
+    workdir = Path(args.dir or tempfile.mkdtemp(prefix="trikv-cluster-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(workdir, overrides={"log-level": args.log_level})
+    cluster.start()
+    print(",".join(cluster.endpoints), flush=True)
+    print(f"data and logs in {workdir}", file=sys.stderr, flush=True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        for m in cluster:
+            if m.alive:
+                m.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
