@@ -48,6 +48,9 @@ MAX_ROUNDS_PER_TICK = 200
 CRASH_POINTS = ("now", "before_persist", "after_persist", "mid_apply")
 
 
+MIN_ACCEPTED_PROPOSALS = 100  # per run (the issue: >= 100 proposals, >= 2,000 ticks)
+
+
 class SimulationFailure(AssertionError):
     """A checker found a violation; the message names the seed and how to replay it."""
 
@@ -900,6 +903,12 @@ class Sim:
     def _run(self) -> Sim:
         for _ in range(self.sc.ticks):
             self.step_tick()
+        # A run that spent its chaos without a leader long enough to take 100 proposals goes on (still
+        # under chaos, bounded) until it has: every run must exercise at least that much replication.
+        extra = 0
+        while self.proposed < MIN_ACCEPTED_PROPOSALS and extra < self.sc.ticks:
+            self.step_tick()
+            extra += 1
         self.check_logs()
         self.finish()
         return self
