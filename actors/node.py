@@ -190,6 +190,15 @@ class Node:
                 self._snapshot_index = replay.snapshot.index
             storage.set_hard_state(replay.hard_state)
             storage.append(replay.entries)
+            # Killed between creating the WAL and persisting the bootstrap entries: start over, the ids are
+            # derived from the config and come out the same.
+            bootstrap = (
+                replay.snapshot is None
+                and not replay.entries
+                and replay.hard_state.is_empty()
+                and cfg.initial_cluster_state == "new"
+                and cfg.initial_member_ids.get(cfg.name) == self.id
+            )
             log.info(
                 "restarting member %s in cluster %s: term %d, commit %d, %d WAL entries, consistent index %d",
                 format_id(self.id),

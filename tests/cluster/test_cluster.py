@@ -424,3 +424,34 @@ async def test_member_add_then_join_with_initial_cluster_state_existing(tmp_path
     finally:
         for m in [*founders, joiner]:
             m.kill()
+
+
+async def test_member_killed_before_its_bootstrap_was_persisted_restarts(tmp_path: Path) -> None:
+    """SIGKILL between creating the WAL and persisting the bootstrap entries must not leave a member
+    that cannot start: a WAL holding only its metadata is bootstrapped again with the same ids."""
+    from actors.config import config_from_file
+    from storage.files import OsFileSystem
+    from storage.wal import WAL
+    from trikv.api.records import WalMetadata
+
+    m = Cluster(tmp_path, config_files=[CONFIGS / "node0.yaml"]).members[0]  # a one-member cluster
+    cfg = config_from_file(m.config_path)
+    fs = OsFileSystem()
+    fs.makedirs(str(cfg.wal_dir.parent))
+    WAL.create(fs, str(cfg.wal_dir), WalMetadata(cfg.cluster_id, cfg.member_id)).close()
+    m.start()
+    try:
+        m.wait_ready()
+        async with trikv.connect([m.endpoint]) as cl:
+            with trio.fail_after(10):
+                while True:
+                    try:
+                        await cl.put("alive", "yes")
+                        break
+                    except errors.UnavailableError:
+                        await trio.sleep(0.1)
+            assert (await cl.get("alive")).kvs[0].value == b"yes"
+            st = await cl.status()
+            assert st.header.member_id == cfg.member_id and st.header.cluster_id == cfg.cluster_id
+    finally:
+        m.kill()
