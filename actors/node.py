@@ -862,7 +862,9 @@ class Node:
     async def _move_leader(self, target: int) -> protocol.MoveLeaderResponse:
         if self.role != StateType.LEADER:
             raise errors.NotLeaderError()
-        if target not in self.raw.status().conf_state.voters or target == self.id:
+        if target == self.id:
+            return protocol.MoveLeaderResponse(self._header())  # etcd: already the leader, nothing to do
+        if target not in self.raw.status().conf_state.voters:
             raise errors.BadLeaderTransfereeError()
         pending = Pending()
         self._inbox_send.send_nowait(TransferLeader(target, pending))
@@ -870,7 +872,7 @@ class Node:
             while self.lead != target:
                 await trio.sleep(self.cfg.tick_ms / 1000.0 / 2)
         if self.lead != target:
-            raise errors.TimeoutError_()
+            raise errors.LeaderTransferTimeoutError()
         return protocol.MoveLeaderResponse(self._header())
 
 

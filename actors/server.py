@@ -46,11 +46,7 @@ HTTP_RECEIVE_BYTES = 64 * 1024
 HTTP_IDLE_TIMEOUT = 300.0  # seconds to send a request head, and again its body (etcd: 5 min read timeout)
 
 
-class InternalError(errors.EtcdError):
-    """A backend bug surfaced to the client (gRPC Internal); the traceback is in the server's log."""
-
-    code = errors.GrpcCode.INTERNAL
-    message = "etcdserver: internal error"
+InternalError = errors.InternalError
 
 
 class Backend(Protocol):

@@ -145,11 +145,24 @@ NotSupportedForLearnerError = _etcd(
     "etcdserver: rpc not supported for learner",
     UnavailableError,
 )
+LeaderTransferTimeoutError = _etcd(
+    "LeaderTransferTimeoutError",
+    C.UNAVAILABLE,
+    "etcdserver: request timed out, leader transfer took too long",
+    UnavailableError,
+)
 BadLeaderTransfereeError = _etcd(
     "BadLeaderTransfereeError", C.FAILED_PRECONDITION, "etcdserver: bad leader transferee"
 )
 PermissionDeniedError = _etcd("PermissionDeniedError", C.PERMISSION_DENIED, "etcdserver: permission denied")
 del C
+
+
+class InternalError(EtcdError):
+    """A server bug surfaced to the client (gRPC Internal); the traceback is in the server's log."""
+
+    code = GrpcCode.INTERNAL
+    message = "etcdserver: internal error"
 
 
 class InvalidRequestError(EtcdError):
