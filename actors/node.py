@@ -14,6 +14,7 @@ import io
 import itertools
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ SNAPSHOT_CATCHUP_ENTRIES = 5000
 # every interval or limit. The WAL holds them durably meanwhile; a restart re-applies what the page file lacks.
 BACKEND_BATCH_INTERVAL = 0.1
 BACKEND_BATCH_LIMIT = 10000
+INLINE_FSYNC_BELOW = 0.0005  # seconds: WAL fsyncs faster than this run on the event loop
 COMPACTION_BATCH_LIMIT = 1000  # etcd's compaction-batch-limit: keys deleted per page-file transaction
 
 
@@ -164,6 +166,8 @@ class Node:
         self._batch_entries = 0
         self._committing: trio.Event | None = None
         self._join_info: PeerHelloReply | None = None
+        self._fsync_ewma = 0.0
+        self._thread_syncs = 0
 
     # ================================================================== startup
 
@@ -300,6 +304,7 @@ class Node:
             self._inbox_send,
             members=lambda: self.applier.members,
             snapshot_source=self._snapshot_bytes,
+            on_removed=self._removed.set,
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -310,6 +315,7 @@ class Node:
                     self.cluster_id,
                     self._inbox_send,
                     members=lambda: self.applier.members,
+                    removed=lambda: self.applier.removed,
                 )
                 self.peer_port = await nursery.start(peer_server.serve, peer_host, peer_port)
                 nursery.start_soon(self.transport.run)
@@ -512,7 +518,7 @@ class Node:
             await self._install_snapshot(rd.snapshot)
         if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
             self.wal.append(rd.entries, rd.hard_state)
-            await trio.to_thread.run_sync(self.wal.sync)
+            await self._sync_wal()
         if rd.snapshot is not None and rd.snapshot.meta.index > 0:
             raw_storage = self._raft_storage()
             raw_storage.apply_snapshot(rd.snapshot)
@@ -535,6 +541,23 @@ class Node:
         self._release_reads()
         raw.advance(rd)
         self._maybe_snapshot()
+
+    async def _sync_wal(self) -> None:
+        """One fsync per Ready. While the disk syncs fast, inline is cheaper than a thread hand-off (the Raft
+        loop waits for it either way); when fsyncs get slow, they leave the event loop so the client and
+        peer tasks keep running."""
+        if self._fsync_ewma < INLINE_FSYNC_BELOW and os.environ.get("TRIKV_FSYNC_THREAD") != "1":
+            t0 = time.perf_counter()
+            self.wal.sync()
+            took = time.perf_counter() - t0
+        else:
+            t0 = time.perf_counter()
+            await trio.to_thread.run_sync(self.wal.sync)
+            took = time.perf_counter() - t0
+            self._thread_syncs += 1
+            if self._thread_syncs % 64 == 0:
+                self._fsync_ewma = 0.0  # probe inline again now and then: the disk may be quiet again
+        self._fsync_ewma = 0.8 * self._fsync_ewma + 0.2 * took
 
     def _raft_storage(self) -> raft.MemoryStorage:
         return self.raw_storage

@@ -33,6 +33,7 @@ MAX_PEER_MESSAGE = 1 << 30  # snapshots carry the whole page file
 QUEUE_LIMIT = 4096  # messages per peer before we drop (Raft retransmits) and report the peer unreachable
 MAX_BATCH = 512  # messages coalesced into one frame
 RECEIVE_BUFFER = 1 << 16
+REMOVED = "the member has been permanently removed from the cluster"  # etcd's errMemberRemoved
 
 
 def _bytes(data: str | bytes) -> bytes:
@@ -122,6 +123,8 @@ class Peer:
         ) as ws:
             reply = await _hello(ws, PeerHello("stream", t.cluster_id, t.id, self.id))
             if not reply.ok:
+                if reply.error.startswith(REMOVED):
+                    t.removed_self()
                 if reply.error != self._last_refusal:
                     log.error("peer %s (%s) refused our connection: %s", format_id(self.id), url, reply.error)
                     self._last_refusal = reply.error
@@ -189,7 +192,9 @@ class Transport:
         *,
         members: Callable[[], Mapping[int, Member]],
         snapshot_source: Callable[[], bytes],
+        on_removed: Callable[[], None] = lambda: None,
     ) -> None:
+        self.on_removed = on_removed
         self.id = member_id
         self.cluster_id = cluster_id
         self.inbox = inbox
@@ -223,6 +228,10 @@ class Transport:
             if peer is not None:
                 peer.enqueue(m)
 
+    def removed_self(self) -> None:
+        """A member told us we were removed (we may never apply our own removal: nobody sends it to us)."""
+        self.on_removed()
+
     def unreachable(self, peer_id: int) -> None:
         from actors.node import Unreachable
 
@@ -244,11 +253,13 @@ class PeerServer:
         inbox: trio.MemorySendChannel[Any],
         *,
         members: Callable[[], Mapping[int, Member]],
+        removed: Callable[[], set[int]],
     ) -> None:
         self.id = member_id
         self.cluster_id = cluster_id
         self.inbox = inbox
         self.members = members
+        self.removed = removed
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -322,6 +333,10 @@ class PeerServer:
                 msgs = codec.decode(_bytes(data))
                 if not isinstance(msgs, (list, tuple)):
                     raise codec.CodecError("peer frame is not an array of messages")
+                if hello.from_id in self.removed():
+                    log.warning("closing the stream of removed member %s", format_id(hello.from_id))
+                    await ws.aclose()  # it reconnects, and the hello check tells it it was removed
+                    return
                 for m in msgs:
                     if not isinstance(m, Message) or m.to != self.id or m.frm != hello.from_id:
                         raise codec.CodecError("peer frame holds a message not addressed from/to this link")
@@ -342,6 +357,8 @@ class PeerServer:
             )
         if hello.to_id != self.id:
             return f"member ID mismatch: local member {format_id(self.id)}, addressed to {format_id(hello.to_id)}"
+        if hello.from_id in self.removed():
+            return f"{REMOVED} (member {format_id(hello.from_id)})"
         members = self.members()
         if members and hello.from_id not in members:
             return (
