@@ -56,15 +56,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("%s", warning)
     try:
         trio.run(_serve, cfg)
-    except (ConfigError, LockedError, StorageError) as exc:
-        print(f"trikv: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # e.g. the client or peer port is taken
-        print(f"trikv: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 0
+    except BaseException as exc:
+        # Startup problems (bad or foreign data, a taken port, a locked data dir) arrive wrapped in the
+        # nursery's exception group: one clear line, exit 1. Anything else is a bug: let it show.
+        cause = _expected_failure(exc)
+        if cause is None:
+            raise
+        print(f"trikv: {cause}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _expected_failure(exc: BaseException) -> BaseException | None:
+    if isinstance(exc, (ConfigError, LockedError, StorageError, OSError)):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _expected_failure(sub)
+            if found is not None:
+                return found
+    return None
 
 
 if __name__ == "__main__":

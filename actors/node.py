@@ -266,6 +266,25 @@ class Node:
         self.applied = 0
         return RawNode(config, storage)
 
+    def _stamp_identity(self) -> None:
+        """The page file carries the ids too (etcd keeps them in its backend): a page file of another cluster
+        next to this WAL is refused instead of silently mixed in. The member id is (re)written: a page file
+        installed from the leader's snapshot arrives with the leader's."""
+        cid = self.kv.meta_get(b"cluster_id")
+        if cid is not None and int.from_bytes(cid, "big") != self.cluster_id:
+            raise errors.CorruptionError(
+                self._db_path,
+                0,
+                f"page file belongs to cluster {format_id(int.from_bytes(cid, 'big'))}, "
+                f"the WAL to cluster {format_id(self.cluster_id)}",
+            )
+        mid = self.kv.meta_get(b"member_id")
+        if cid is None or mid is None or int.from_bytes(mid, "big") != self.id:
+            with self.kv.write() as batch:
+                batch.meta_put(b"cluster_id", self.cluster_id.to_bytes(8, "big"))
+                batch.meta_put(b"member_id", self.id.to_bytes(8, "big"))
+                batch.commit()
+
     def _raft_config(self, applied: int) -> raft.Config:
         return raft.Config(
             id=self.id,
@@ -298,6 +317,7 @@ class Node:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self._discover()
         self.raw, _ = self._open_storage()
+        self._stamp_identity()
         self.transport = Transport(
             self.id,
             self.cluster_id,
@@ -685,6 +705,7 @@ class Node:
             self.kv.close()
             self.pagefile.replace_from(io.BytesIO(snap.data))  # verifies, installs and reloads in place
             self.kv = KVStore(self.pagefile)
+            self._stamp_identity()
             self.applier = Applier(self.kv, self.id)
         self.wal.save_snapshot(SnapshotMeta(snap.meta.index, snap.meta.term, snap.meta.conf_state))
         self.applied = max(self.applied, snap.meta.index)

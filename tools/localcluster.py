@@ -131,6 +131,7 @@ class Cluster:
         overrides: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         files = config_files or [CONFIGS / f"node{i}.yaml" for i in range(3)]
         srcs = [yaml.safe_load(f.read_text()) for f in files]
         ports = {s["name"]: (free_port(), free_port()) for s in srcs}

@@ -455,3 +455,75 @@ async def test_member_killed_before_its_bootstrap_was_persisted_restarts(tmp_pat
             assert st.header.member_id == cfg.member_id and st.header.cluster_id == cfg.cluster_id
     finally:
         m.kill()
+
+
+async def test_page_file_of_another_cluster_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    import shutil
+
+    from actors.config import config_from_file
+
+    a = Cluster(tmp_path / "a", config_files=[CONFIGS / "node0.yaml"]).members[0]
+    b = Cluster(tmp_path / "b", config_files=[CONFIGS / "node0.yaml"], token="another-token").members[0]
+    for m in (a, b):
+        m.start()
+        m.wait_ready()
+        async with trikv.connect([m.endpoint]) as cl:
+            with trio.fail_after(10):
+                while True:
+                    try:
+                        await cl.put("k", m.name)
+                        break
+                    except errors.UnavailableError:
+                        await trio.sleep(0.1)
+        assert m.terminate() == 0
+    db_a, db_b = config_from_file(a.config_path).db_path, config_from_file(b.config_path).db_path
+    shutil.copyfile(db_b, db_a)
+    a.start()
+    assert a.proc is not None and a.proc.wait(20) == 1
+    lines = [ln for ln in a.log_text().splitlines() if ln.startswith("trikv:")]
+    assert lines and "belongs to cluster" in lines[-1] and str(db_a) in lines[-1]
+
+
+def test_taken_client_port_is_one_clear_line(tmp_path: Path) -> None:
+    import socket
+
+    m = Cluster(tmp_path, config_files=[CONFIGS / "node0.yaml"]).members[0]
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", m.client_port))
+        s.listen()
+        m.start()
+        assert m.proc is not None and m.proc.wait(20) == 1
+    text = m.log_text()
+    assert "Traceback" not in text
+    line = [ln for ln in text.splitlines() if ln.startswith("trikv:")][-1]
+    assert str(m.client_port) in line or "in use" in line.lower()
+
+
+async def test_corrupt_wal_is_refused_with_file_and_offset(tmp_path: Path) -> None:
+    from actors.config import config_from_file
+
+    m = Cluster(tmp_path, config_files=[CONFIGS / "node0.yaml"]).members[0]
+    m.start()
+    m.wait_ready()
+    async with trikv.connect([m.endpoint]) as cl:
+        with trio.fail_after(10):
+            while True:
+                try:
+                    await cl.put("k0", "v")
+                    break
+                except errors.UnavailableError:
+                    await trio.sleep(0.1)
+        for i in range(50):
+            await cl.put(f"k{i}", "v" * 100)
+    m.kill()
+    wal_dir = config_from_file(m.config_path).wal_dir
+    seg = sorted(p for p in wal_dir.iterdir() if p.suffix == ".wal")[0]
+    data = bytearray(seg.read_bytes())
+    used = len(data.rstrip(b"\0"))
+    data[used // 2] ^= 0xFF  # a flipped byte in the middle, valid records after it
+    seg.write_bytes(bytes(data))
+    m.start()
+    assert m.proc is not None and m.proc.wait(20) == 1
+    line = [ln for ln in m.log_text().splitlines() if ln.startswith("trikv:")][-1]
+    assert "corrupt" in line and seg.name in line
