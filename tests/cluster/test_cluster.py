@@ -4,6 +4,7 @@ keep clusters with different tokens apart, and refuse bad input without falling 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -305,8 +306,9 @@ def test_default_single_node_as_in_readme(tmp_path: Path) -> None:
         assert (tmp_path / "default.trikv" / "member" / "snap" / "db").exists()
         assert (tmp_path / "default.trikv" / "member" / "wal").is_dir()
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C in the README's terminal
         assert proc.wait(20) == 0
+    assert "Traceback" not in (tmp_path / "default.log").read_text()
 
 
 async def test_follower_far_behind_catches_up_from_a_snapshot(tmp_path: Path) -> None:
@@ -350,6 +352,7 @@ async def test_sigterm_on_leader_hands_leadership_over(cluster: Cluster) -> None
     assert code == 0
     log_text = cluster.members[leader].log_text()
     assert "leadership transfer starting" in log_text and "leadership transfer finished" in log_text
+    assert "Traceback" not in log_text
     others = [m.endpoint for i, m in enumerate(cluster.members) if i != leader]
     t0 = trio.current_time()
     await put_with_retry(others, "after-sigterm", "ok", t0 + 10)
