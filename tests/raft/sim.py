@@ -7,7 +7,8 @@ in an order that affects behaviour, and nothing reads a clock.
 Each node is a RawNode + MemoryStorage (lost on crash) and a `Durable` record (what it persisted: hard state,
 snapshot, entries, and the state machine, persisted together with each apply). The caller loop per Ready is the
 contract's one; a crash may be injected before the persist step, between persist and the after-persist messages,
-or in the middle of applying committed entries.
+or in the middle of applying committed entries; opt-in (`Scenario.p_leader_dies_mid_send`), a leader dies
+after a Ready that replicates or commits entries, of which only some messages went out.
 
 Checkers run inline (they fail the run with `SimulationFailure` at the first violation):
 - election safety: at most one leader per term;
@@ -82,6 +83,10 @@ class Scenario:
     restart_delay: tuple[int, int] = (5, 150)
     p_crash_new_leader: float = 0.0  # a fresh leader crashes within `crash_leader_after` ticks
     crash_leader_after: tuple[int, int] = (1, 6)
+    # a leader dies right after a Ready that replicates or commits entries, having sent only some of its
+    # messages (each kept with `keep_on_death`): entries end up on arbitrary minorities (Figure 8 shapes)
+    p_leader_dies_mid_send: float = 0.0
+    keep_on_death: float = 0.5
     membership: bool = False
     removed_stop_delay: int = ELECTION_TICK  # ticks a removed member keeps running (etcd: stopWithDelay)
     compaction: bool = False
@@ -405,6 +410,18 @@ class Sim:
         assert rn is not None and st is not None
         d = node.durable
         rd: Ready = rn.ready()
+        if (
+            self.sc.p_leader_dies_mid_send
+            and self.chaos
+            and (rd.soft_state.role if rd.soft_state is not None else node.role) == StateType.LEADER
+            and (rd.entries or rd.committed_entries)
+            and rd.messages
+            and self.rng.random() < self.sc.p_leader_dies_mid_send
+        ):
+            keep = self.sc.keep_on_death
+            rd.messages = [m for m in rd.messages if self.rng.random() < keep]
+            node.crash_point = node.crash_point or "now"  # persists and applies this Ready, then dies
+            self.log(f"n{node.id} dies after sending {[m.to for m in rd.messages]}")
         if rd.messages:
             for m in rd.messages:
                 if m.type in _AFTER_PERSIST:
