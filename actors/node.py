@@ -466,6 +466,7 @@ class Node:
                 or trio.current_time() - self._batch_started >= BACKEND_BATCH_INTERVAL
             ):
                 await self._commit_batch()
+                self._maybe_snapshot()
             if self._batch is None and self.kv.compact_revision > self.kv.finished_compact_revision:
                 # Physical compaction in small steps between batches (etcd's scheduled compaction).
                 await self._exclusive_in_thread(self._compact_step)
@@ -560,7 +561,6 @@ class Node:
             self._apply(rd.committed_entries)
         self._release_reads()
         raw.advance(rd)
-        self._maybe_snapshot()
 
     async def _sync_wal(self) -> None:
         """One fsync per Ready. While the disk syncs fast, inline is cheaper than a thread hand-off (the Raft
@@ -677,8 +677,8 @@ class Node:
         if self.applied - self._snapshot_index < self.cfg.snapshot_count:
             return
         index = self.kv.consistent_index  # durable: the page file committed it
-        if index <= self._snapshot_index:
-            return
+        if index <= self._snapshot_index or index != self.applied:
+            return  # only right after a commit caught up with apply: Raft's conf state is the one at `index`
         st = self.raw_storage
         cs = self.raw.status().conf_state
         snap = st.create_snapshot(index, cs, b"")
