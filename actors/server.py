@@ -24,7 +24,7 @@ import json
 import logging
 import types
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
 import attrs
@@ -587,10 +587,16 @@ async def serve_clients(
     *,
     max_request_bytes: int = protocol.DEFAULT_MAX_REQUEST_BYTES,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    routes: Mapping[str, Route] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the client API on host:port until cancelled; `await nursery.start(...)` returns the bound port."""
+    """Serve the client API on host:port until cancelled; `await nursery.start(...)` returns the bound port.
+
+    `routes` adds HTTP paths (e.g. actors.gateway.gateway_routes) to the built-in /health and /version.
+    """
     server = ClientServer(backend, max_request_bytes=max_request_bytes, max_in_flight=max_in_flight)
+    for path, handler in (routes or {}).items():
+        server.add_route(path, handler)
     await server.serve(host, port, task_status=task_status)
 
 
