@@ -349,7 +349,9 @@ def request_op(obj: Any) -> Any:
     """One RequestOp: exactly one of request_range / request_put / request_delete_range / request_txn."""
     f = _Fields(obj, "RequestOp")
     present = [name for name in _REQUEST_OPS if f.has(name)]
-    if len(present) != 1:
+    if not present:
+        raise errors.KeyNotFoundError()  # etcd's checkRequestOp answers an empty op so
+    if len(present) > 1:  # jsonpb would keep one of them at random (Go map order); refuse instead
         raise BadRequestError("etcdserver: a txn RequestOp must hold exactly one request")
     return _REQUEST_OPS[present[0]](f.raw(present[0]))
 

@@ -438,7 +438,7 @@ async def test_malformed_txn_parts(server: Server) -> None:
             '{"compare":[{"target":"SIZE"}]}',
             'unknown value "SIZE" for enum etcdserverpb.Compare_CompareTarget',
         ),
-        ('{"success":[{}]}', "exactly one request"),
+        ('{"success":[{}]}', "etcdserver: key not found"),
         ('{"success":[{"request_put":{},"request_range":{}}]}', "exactly one request"),
         ('{"success":{"request_put":{}}}', "TxnRequest.success"),
         ('{"compare":[{"target":"MOD","mod_revision":"x"}]}', "Compare.mod_revision of type int64"),
@@ -462,8 +462,10 @@ async def test_backend_errors_map_to_grpc_gateway_statuses(server: Server) -> No
 
 
 async def test_methods_and_unknown_paths(server: Server) -> None:
-    reply = await request(server.port, "/v3/kv/range", method="GET")
-    assert reply.status == 405 and reply.headers["allow"] == "POST"
+    for path in gateway.ENDPOINTS:
+        reply = await request(server.port, path, method="GET")
+        assert (reply.status, reply.body) == (405, b"Method Not Allowed\n"), path
+        assert reply.headers["allow"] == "POST"
     for path in ("/v3/watch", "/v3/lease/grant", "/v3/kv/nope", "/v3/"):
         reply = await request(server.port, path, "{}")
         assert (reply.status, reply.body) == (404, b"404 page not found\n"), path
