@@ -10,6 +10,7 @@ proposers, advance.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import logging
@@ -26,11 +27,13 @@ import trio
 from actors import raft
 from actors.apply import Applier
 from actors.config import ServerConfig
+from actors.gateway import gateway_routes
 from actors.identity import cluster_id as compute_cluster_id
 from actors.identity import format_id, valid_peer_url
 from actors.identity import member_id as compute_member_id
 from actors.peer import PeerServer, Transport, fetch_cluster_info
 from actors.raft import ProposalDropped, RawNode, StateType
+from actors.server import serve_clients
 from storage.files import FileSystem, OsFileSystem
 from storage.mvcc import ApplyBatch, KVStore
 from storage.pagefile import PageFile
@@ -341,13 +344,17 @@ class Node:
                 nursery.start_soon(self.transport.run)
                 nursery.start_soon(self._ticker)
                 nursery.start_soon(self._raft_loop)
-                from actors.server import serve_clients
-
                 self.client_ports = []
+                routes = gateway_routes(self, max_request_bytes=self.cfg.max_request_bytes)
                 for host, port in self.cfg.client_listen:
                     p = await nursery.start(
-                        lambda task_status, h=host, pt=port: serve_clients(
-                            self, h, pt, max_request_bytes=self.cfg.max_request_bytes, task_status=task_status
+                        functools.partial(
+                            serve_clients,
+                            self,
+                            host,
+                            port,
+                            max_request_bytes=self.cfg.max_request_bytes,
+                            routes=routes,
                         )
                     )
                     self.client_ports.append(p)

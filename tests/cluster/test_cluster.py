@@ -530,3 +530,60 @@ async def test_corrupt_wal_is_refused_with_file_and_offset(tmp_path: Path) -> No
     assert m.proc is not None and m.proc.wait(20) == 1
     line = [ln for ln in m.log_text().splitlines() if ln.startswith("trikv:")][-1]
     assert "corrupt" in line and seg.name in line
+
+
+async def test_etcd_json_gateway_on_a_real_cluster(cluster: Cluster) -> None:
+    """etcd's /v3 JSON gateway: a put through one member is read back through another, and the reference's
+    load generator (etcd_load.py, standard library only) runs against the cluster without errors."""
+    import base64
+    import http.client
+    import json
+
+    await find_leader(cluster)
+
+    def post(endpoint: str, path: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+        host, port = endpoint.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("POST", path, json.dumps(body))
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    st, put = await trio.to_thread.run_sync(
+        post, cluster.endpoints[0], "/v3/kv/put", {"key": b64(b"gw"), "value": b64(b"json")}
+    )
+    assert st == 200 and int(put["header"]["revision"]) >= 2  # type: ignore[index]
+    st, got = await trio.to_thread.run_sync(post, cluster.endpoints[1], "/v3/kv/range", {"key": b64(b"gw")})
+    assert st == 200 and got["count"] == "1"
+    assert got["kvs"][0]["value"] == b64(b"json")  # type: ignore[index]
+    st, err = await trio.to_thread.run_sync(post, cluster.endpoints[2], "/v3/kv/put", {"key": ""})
+    assert st == 400 and err["message"] == "etcdserver: key is not provided" and err["code"] == 3
+
+    load = ROOT.parent / "shared" / "reference" / "etcd_load.py"
+    if not load.exists():
+        pytest.skip("shared/reference/etcd_load.py is not beside the repository")
+    res = await trio.to_thread.run_sync(
+        lambda: subprocess.run(
+            [
+                sys.executable,
+                str(load),
+                "--endpoints",
+                ",".join(cluster.endpoints),
+                "--op",
+                "put",
+                "--procs",
+                "1",
+                "--clients",
+                "4",
+                "--duration",
+                "2",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["errors"] == 0 and summary["ops"] > 0
