@@ -52,6 +52,7 @@ class Member:
     peer_port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    command: tuple[str, ...] = (sys.executable, "-m", "actors.main")  # e.g. ("etcd",) for the yardstick
 
     @property
     def endpoint(self) -> str:
@@ -61,7 +62,7 @@ class Member:
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} already running"
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "actors.main", "--config-file", str(self.config_path)],
+            [*self.command, "--config-file", str(self.config_path)],
             cwd=str(self.config_path.parent),
             stdout=logf,
             stderr=subprocess.STDOUT,
@@ -129,6 +130,7 @@ class Cluster:
         config_files: list[Path] | None = None,
         token: str | None = None,
         overrides: dict[str, Any] | None = None,
+        command: tuple[str, ...] | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,10 @@ class Cluster:
             path = workdir / f"{cfg['name']}.yaml"
             path.write_text(yaml.safe_dump(cfg))
             cport, pport = ports[cfg["name"]]
-            self.members.append(Member(cfg["name"], path, cport, pport, workdir / f"{cfg['name']}.log"))
+            member = Member(cfg["name"], path, cport, pport, workdir / f"{cfg['name']}.log")
+            if command is not None:
+                member.command = command
+            self.members.append(member)
 
     @property
     def endpoints(self) -> list[str]:
