@@ -15,7 +15,6 @@ import io
 import itertools
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -548,13 +547,12 @@ class Node:
             self.wal.append(rd.entries, rd.hard_state)
             await self._sync_wal()
         if rd.snapshot is not None and rd.snapshot.meta.index > 0:
-            raw_storage = self._raft_storage()
-            raw_storage.apply_snapshot(rd.snapshot)
+            self.raw_storage.apply_snapshot(rd.snapshot)
         if rd.hard_state is not None:
-            self._raft_storage().set_hard_state(rd.hard_state)
+            self.raw_storage.set_hard_state(rd.hard_state)
             self.committed = rd.hard_state.commit
         if rd.entries:
-            self._raft_storage().append(rd.entries)
+            self.raw_storage.append(rd.entries)
             last = rd.entries[-1]
             raw.ack_persisted(last.term, last.index)
         if rd.messages_after_persist:
@@ -573,7 +571,7 @@ class Node:
         """One fsync per Ready. While the disk syncs fast, inline is cheaper than a thread hand-off (the Raft
         loop waits for it either way); when fsyncs get slow, they leave the event loop so the client and
         peer tasks keep running."""
-        if self._fsync_ewma < INLINE_FSYNC_BELOW and os.environ.get("TRIKV_FSYNC_THREAD") != "1":
+        if self._fsync_ewma < INLINE_FSYNC_BELOW:
             t0 = time.perf_counter()
             self.wal.sync()
             took = time.perf_counter() - t0
@@ -585,9 +583,6 @@ class Node:
             if self._thread_syncs % 64 == 0:
                 self._fsync_ewma = 0.0  # probe inline again now and then: the disk may be quiet again
         self._fsync_ewma = 0.8 * self._fsync_ewma + 0.2 * took
-
-    def _raft_storage(self) -> raft.MemoryStorage:
-        return self.raw_storage
 
     def _on_soft_state(self, ss: raft.SoftState) -> None:
         if ss.lead != self.lead:
