@@ -12,6 +12,7 @@ import argparse
 import base64
 import json
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -968,6 +969,8 @@ def error_text(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends us quietly, like any Unix tool
     out = Out()
     args_list = _normalise_bools(sys.argv[1:] if argv is None else list(argv))
     try:

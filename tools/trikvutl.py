@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import posixpath
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -169,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends us quietly, like any Unix tool
     args = build_parser().parse_args(None if argv is None else list(argv))
     try:
         if args.command == "wal":
