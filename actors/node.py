@@ -170,6 +170,8 @@ class Node:
         self._join_info: PeerHelloReply | None = None
         self._fsync_ewma = 0.0
         self._thread_syncs = 0
+        self._synced_term = -1  # term and vote of the last fsynced hard state (-1: sync the first one)
+        self._synced_vote = -1
 
     # ================================================================== startup
 
@@ -545,7 +547,10 @@ class Node:
             await self._install_snapshot(rd.snapshot)
         if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
             self.wal.append(rd.entries, rd.hard_state)
-            await self._sync_wal()
+            if self._must_sync(rd):
+                if rd.messages:
+                    await trio.lowlevel.checkpoint()  # let the peer tasks put the appends on the wire first
+                await self._sync_wal()
         if rd.snapshot is not None and rd.snapshot.meta.index > 0:
             self.raw_storage.apply_snapshot(rd.snapshot)
         if rd.hard_state is not None:
@@ -567,6 +572,15 @@ class Node:
         self._release_reads()
         raw.advance(rd)
 
+    def _must_sync(self, rd: raft.Ready) -> bool:
+        """etcd's rule: entries, a snapshot, or a new term or vote must be durable before anything else
+        happens; a hard state that only moved the commit index rides along with the next fsync (a lower
+        commit after a crash is recovered from the leader)."""
+        if rd.entries or rd.snapshot is not None:
+            return True
+        hs = rd.hard_state
+        return hs is not None and (hs.term != self._synced_term or hs.vote != self._synced_vote)
+
     async def _sync_wal(self) -> None:
         """One fsync per Ready. While the disk syncs fast, inline is cheaper than a thread hand-off (the Raft
         loop waits for it either way); when fsyncs get slow, they leave the event loop so the client and
@@ -583,6 +597,8 @@ class Node:
             if self._thread_syncs % 64 == 0:
                 self._fsync_ewma = 0.0  # probe inline again now and then: the disk may be quiet again
         self._fsync_ewma = 0.8 * self._fsync_ewma + 0.2 * took
+        hs = self.wal.hard_state
+        self._synced_term, self._synced_vote = hs.term, hs.vote
 
     def _on_soft_state(self, ss: raft.SoftState) -> None:
         if ss.lead != self.lead:
