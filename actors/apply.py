@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -26,6 +26,22 @@ log = logging.getLogger("trikv.apply")
 MEMBERS_BUCKET = b"members"
 REMOVED_BUCKET = b"members_removed"
 CONF_STATE_KEY = b"conf_state"
+
+
+T = TypeVar("T")
+
+
+def _decode_as(e: Entry, shape: type[T]) -> T | None:
+    """A committed entry that is not what its type says must not stop the apply loop on every member and
+    every restart (a poison pill): it is logged and consumed as a no-op."""
+    try:
+        value = codec.decode(e.data) if isinstance(e.data, bytes) else None
+    except codec.CodecError:
+        value = None
+    if not isinstance(value, shape):
+        log.error("skipping malformed %s entry at index %d (term %d)", e.type.name, e.index, e.term)
+        return None
+    return value
 
 
 def member_key(member_id: int) -> bytes:
@@ -87,7 +103,10 @@ class Applier:
         for e in entries:
             out.last_index, out.last_term = e.index, e.term
             if e.type == EntryType.CONF_CHANGE:
-                cc: ConfChange = codec.decode(e.data)
+                cc = _decode_as(e, ConfChange)
+                if cc is None:  # never proposed by a member of ours: consumed, no effect
+                    batch.set_consistent_index(e.index, e.term)
+                    continue
                 cs = apply_conf_change(cc)
                 out.conf_changed = True
                 out.conf_change_ids.append(cc.id)
@@ -99,8 +118,9 @@ class Applier:
             elif e.index <= ci:
                 continue  # its effect is already in the page file (replay after a restart)
             elif e.type == EntryType.NORMAL and e.data:
-                req: RaftRequest = codec.decode(e.data)
-                out.applied.append(Applied(req, self._apply_request(batch, req)))
+                req = _decode_as(e, RaftRequest)
+                if req is not None:
+                    out.applied.append(Applied(req, self._apply_request(batch, req)))
             batch.set_consistent_index(e.index, e.term)
         return out
 

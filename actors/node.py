@@ -24,7 +24,7 @@ import attrs
 import trio
 
 from actors import raft
-from actors.apply import Applier
+from actors.apply import MEMBERS_BUCKET, Applier, member_key
 from actors.config import ServerConfig
 from actors.gateway import gateway_routes
 from actors.identity import cluster_id as compute_cluster_id
@@ -41,8 +41,16 @@ from trikv import __version__
 from trikv.api import codec, errors, protocol, rpc
 from trikv.api.internal import MemberAttributes, PeerHelloReply, RaftRequest
 from trikv.api.protocol import Member
-from trikv.api.raftpb import Message, Snapshot
-from trikv.api.records import ConfChange, ConfChangeType, ConfState, SnapshotMeta, WalMetadata
+from trikv.api.raftpb import Message, MessageType, Snapshot
+from trikv.api.records import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    SnapshotMeta,
+    WalMetadata,
+)
 
 log = logging.getLogger("trikv.node")
 
@@ -126,6 +134,21 @@ InboxEvent = (
 )
 
 
+def _well_formed(e: Entry) -> bool:
+    """A forwarded proposal must carry what our own members propose, or it never enters the log."""
+    if not isinstance(e.data, bytes):
+        return False
+    try:
+        value = codec.decode(e.data) if e.data else None
+    except codec.CodecError:
+        return False
+    if e.type == EntryType.NORMAL:
+        return isinstance(value, RaftRequest)
+    if e.type == EntryType.CONF_CHANGE:
+        return isinstance(value, ConfChange)
+    return e.type == EntryType.NOOP
+
+
 class RequestIds:
     """Unique across restarts of this member: a time prefix plus a counter (etcd's idutil)."""
 
@@ -157,7 +180,6 @@ class Node:
         self._read_inflight: dict[bytes, list[Pending]] = {}
         self._read_issued_at = 0.0
         self._apply_waiters: list[tuple[int, Pending]] = []
-        self._read_ctx = itertools.count(1)
         self._conf_pending: dict[int, Pending] = {}
         self._transfer_pending: list[Pending] = []
         self._snapshot_index = 0
@@ -254,12 +276,16 @@ class Node:
                 f"{format_id(info.cluster_id)}; add it first with `trikvctl member add`"
             )
         self.id, self.cluster_id = mine[0].id, info.cluster_id
+        # The membership we were told goes into the page file BEFORE the WAL exists: a member killed before
+        # the leader's first entries arrive restarts knowing whom to answer (the leader's records replace it).
+        with self.kv.write() as batch:
+            for m in info.members:
+                batch.bucket_put(MEMBERS_BUCKET, member_key(m.id), codec.encode(m))
+            batch.commit()
         self.wal = WAL.create(
             self.fs, self._wal_dir, WalMetadata(self.cluster_id, self.id), max_wals=self.cfg.max_wals
         )
         self.applier = Applier(self.kv, self.id)
-        for m in info.members:  # in memory until the leader's entries or snapshot bring the real records
-            self.applier.members.setdefault(m.id, m)
         log.info(
             "joining cluster %s as member %s (%d members)",
             format_id(self.cluster_id),
@@ -369,6 +395,8 @@ class Node:
                 )
                 task_status.started()
                 await self._removed.wait()
+                # etcd's stopWithDelay: let the commit of our own removal and its answer go out first.
+                await trio.sleep(10 * self.cfg.tick_ms / 1000.0)
                 log.warning("member %s was removed from the cluster; stopping", format_id(self.id))
                 nursery.cancel_scope.cancel()
         finally:
@@ -484,6 +512,9 @@ class Node:
         if isinstance(ev, Tick):
             raw.tick()
         elif isinstance(ev, Message):
+            if ev.type == MessageType.PROP and not all(_well_formed(e) for e in ev.entries):
+                log.error("dropping a malformed proposal forwarded by %s", format_id(ev.frm))
+                return
             try:
                 raw.step(ev)
             except Exception:
@@ -527,7 +558,7 @@ class Node:
                 w.resolve(errors.NoLeaderError())
             self._read_waiting.clear()
             return
-        ctx = next(self._read_ctx).to_bytes(8, "big")
+        ctx = self._ids.next().to_bytes(8, "big")  # unique across members and restarts
         self._read_inflight[ctx] = self._read_waiting
         self._read_waiting = []
         self._read_issued_at = now
@@ -658,7 +689,13 @@ class Node:
     def _apply(self, entries: Sequence[Any]) -> None:
         batch = self._open_batch()
         self._batch_entries += len(entries)
-        outcome = self.applier.apply(batch, entries, self.raw.apply_conf_change)
+        try:
+            outcome = self.applier.apply(batch, entries, self.raw.apply_conf_change)
+        except BaseException:
+            # A bug mid-entry: never let shutdown commit half an entry; the WAL replays the whole batch.
+            self._batch = None
+            batch.rollback()
+            raise
         if outcome.last_index:
             self.applied = outcome.last_index
         if outcome.conf_changed:

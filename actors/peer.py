@@ -172,8 +172,9 @@ class Peer:
             ) as ws:
                 reply = await _hello(ws, PeerHello("snapshot", t.cluster_id, t.id, self.id))
                 if reply.ok:
-                    await ws.send_message(codec.encode([msg]))
-                    with trio.fail_after(60):
+                    # Bounded: a half-open link must not leave the follower waiting for a status forever.
+                    with trio.fail_after(60 + len(data) / (8 << 20)):
+                        await ws.send_message(codec.encode([msg]))
                         ack = codec.decode(_bytes(await ws.get_message()))
                     ok = bool(getattr(ack, "ok", False))
         except Exception as exc:  # any failure: Raft retries the snapshot later
@@ -340,6 +341,8 @@ class PeerServer:
                 for m in msgs:
                     if not isinstance(m, Message) or m.to != self.id or m.frm != hello.from_id:
                         raise codec.CodecError("peer frame holds a message not addressed from/to this link")
+                    if m.type == MessageType.SNAP and (m.snapshot is None or not m.snapshot.data):
+                        raise codec.CodecError("snapshot message without the page file")
                     await self.inbox.send(m)
                 if hello.kind == "snapshot":
                     await ws.send_message(codec.encode(PeerHelloReply(True)))

@@ -587,3 +587,40 @@ async def test_etcd_json_gateway_on_a_real_cluster(cluster: Cluster) -> None:
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["errors"] == 0 and summary["ops"] > 0
+
+
+async def test_malformed_peer_input_never_stops_a_member(cluster: Cluster) -> None:
+    """A peer link that passes the hello check but sends garbage frames, or a forwarded proposal whose
+    entry is not a request, is dropped and logged; nothing malformed reaches the log, every member serves."""
+    from actors.peer import PEER_PATH
+    from trikv.api.internal import PeerHello, PeerHelloReply
+    from trikv.api.raftpb import Message, MessageType
+    from trikv.api.records import Entry
+
+    leader = await find_leader(cluster)
+    async with trikv.connect([cluster.members[leader].endpoint]) as c:
+        st = await c.status()
+        members = (await c.member_list()).members
+    other = next(m.id for m in members if m.id != st.header.member_id)
+    url = f"ws://127.0.0.1:{cluster.members[leader].peer_port}{PEER_PATH}"
+    hello = PeerHello("stream", st.header.cluster_id, other, st.header.member_id)
+    poison = Message(
+        MessageType.PROP, to=st.header.member_id, frm=other, entries=(Entry(0, 0, data=b"\xffnot a request"),)
+    )
+    async with trio_websocket.open_websocket_url(url) as ws:
+        await ws.send_message(codec.encode(hello))
+        assert isinstance(codec.decode(await _binary(ws)), PeerHelloReply)
+        await ws.send_message(codec.encode([poison]))
+    async with trio_websocket.open_websocket_url(url) as ws:
+        await ws.send_message(codec.encode(hello))
+        await _binary(ws)
+        await ws.send_message(b"\x9f\x01garbage")  # not CBOR of messages: the link is dropped
+    await trio.sleep(0.5)
+    async with trikv.connect(cluster.endpoints) as c:
+        await c.put("after-poison", "ok")
+        for m in cluster.members:
+            async with trikv.connect([m.endpoint]) as one:
+                assert (await one.get("after-poison")).kvs[0].value == b"ok"
+    assert all(m.alive for m in cluster.members)
+    text = cluster.members[leader].log_text()
+    assert "dropping a malformed proposal" in text and "malformed frame" in text
