@@ -105,7 +105,8 @@ class Applier:
             if e.type == EntryType.CONF_CHANGE:
                 cc = _decode_as(e, ConfChange)
                 if cc is None:  # never proposed by a member of ours: consumed, no effect
-                    batch.set_consistent_index(e.index, e.term)
+                    if e.index > ci:
+                        batch.set_consistent_index(e.index, e.term)
                     continue
                 cs = apply_conf_change(cc)
                 out.conf_changed = True
