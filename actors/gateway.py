@@ -397,61 +397,66 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def header_json(h: rpc.ResponseHeader) -> dict[str, Any]:
+def _proto3(*fields: tuple[str, Any]) -> dict[str, Any]:
+    """proto3 JSON in declaration order: zero values are omitted, int64s are strings, bytes are base64."""
     d: dict[str, Any] = {}
-    if h.cluster_id:
-        d["cluster_id"] = str(h.cluster_id)
-    if h.member_id:
-        d["member_id"] = str(h.member_id)
-    if h.revision:
-        d["revision"] = str(h.revision)
-    if h.raft_term:
-        d["raft_term"] = str(h.raft_term)
+    for name, value in fields:
+        if isinstance(value, dict):  # a nested message is always written, even when empty
+            d[name] = value
+        elif not value:
+            continue
+        elif isinstance(value, bool):
+            d[name] = value
+        elif isinstance(value, int):
+            d[name] = str(value)
+        elif isinstance(value, bytes):
+            d[name] = _b64(value)
+        elif isinstance(value, (list, tuple)):
+            d[name] = list(value)
+        else:
+            d[name] = value
     return d
+
+
+def header_json(h: rpc.ResponseHeader) -> dict[str, Any]:
+    return _proto3(
+        ("cluster_id", h.cluster_id),
+        ("member_id", h.member_id),
+        ("revision", h.revision),
+        ("raft_term", h.raft_term),
+    )
 
 
 def kv_json(kv: rpc.KeyValue) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    if kv.key:
-        d["key"] = _b64(kv.key)
-    if kv.create_revision:
-        d["create_revision"] = str(kv.create_revision)
-    if kv.mod_revision:
-        d["mod_revision"] = str(kv.mod_revision)
-    if kv.version:
-        d["version"] = str(kv.version)
-    if kv.value:
-        d["value"] = _b64(kv.value)
-    if kv.lease:
-        d["lease"] = str(kv.lease)
-    return d
+    return _proto3(
+        ("key", kv.key),
+        ("create_revision", kv.create_revision),
+        ("mod_revision", kv.mod_revision),
+        ("version", kv.version),
+        ("value", kv.value),
+        ("lease", kv.lease),
+    )
 
 
 def range_json(r: rpc.RangeResponse) -> dict[str, Any]:
-    d: dict[str, Any] = {"header": header_json(r.header)}
-    if r.kvs:
-        d["kvs"] = [kv_json(kv) for kv in r.kvs]
-    if r.more:
-        d["more"] = True
-    if r.count:
-        d["count"] = str(r.count)
-    return d
+    return _proto3(
+        ("header", header_json(r.header)),
+        ("kvs", [kv_json(kv) for kv in r.kvs]),
+        ("more", r.more),
+        ("count", r.count),
+    )
 
 
 def put_json(r: rpc.PutResponse) -> dict[str, Any]:
-    d: dict[str, Any] = {"header": header_json(r.header)}
-    if r.prev_kv is not None:
-        d["prev_kv"] = kv_json(r.prev_kv)
-    return d
+    return _proto3(("header", header_json(r.header)), ("prev_kv", r.prev_kv and kv_json(r.prev_kv)))
 
 
 def delete_range_json(r: rpc.DeleteRangeResponse) -> dict[str, Any]:
-    d: dict[str, Any] = {"header": header_json(r.header)}
-    if r.deleted:
-        d["deleted"] = str(r.deleted)
-    if r.prev_kvs:
-        d["prev_kvs"] = [kv_json(kv) for kv in r.prev_kvs]
-    return d
+    return _proto3(
+        ("header", header_json(r.header)),
+        ("deleted", r.deleted),
+        ("prev_kvs", [kv_json(kv) for kv in r.prev_kvs]),
+    )
 
 
 def response_op_json(r: Any) -> dict[str, Any]:
@@ -467,12 +472,11 @@ def response_op_json(r: Any) -> dict[str, Any]:
 
 
 def txn_json(r: rpc.TxnResponse) -> dict[str, Any]:
-    d: dict[str, Any] = {"header": header_json(r.header)}
-    if r.succeeded:
-        d["succeeded"] = True
-    if r.responses:
-        d["responses"] = [response_op_json(op) for op in r.responses]
-    return d
+    return _proto3(
+        ("header", header_json(r.header)),
+        ("succeeded", r.succeeded),
+        ("responses", [response_op_json(op) for op in r.responses]),
+    )
 
 
 def compaction_json(r: rpc.CompactionResponse) -> dict[str, Any]:
@@ -481,47 +485,32 @@ def compaction_json(r: rpc.CompactionResponse) -> dict[str, Any]:
 
 def status_json(r: protocol.StatusResponse) -> dict[str, Any]:
     """etcd's StatusResponse declares camelCase proto names (dbSize, raftIndex, ...), hence these keys."""
-    d: dict[str, Any] = {"header": header_json(r.header)}
-    if r.version:
-        d["version"] = r.version
-    for key, number in (
+    return _proto3(
+        ("header", header_json(r.header)),
+        ("version", r.version),
         ("dbSize", r.db_size),
         ("leader", r.leader),
         ("raftIndex", r.raft_index),
         ("raftTerm", r.raft_term),
         ("raftAppliedIndex", r.raft_applied_index),
-    ):
-        if number:
-            d[key] = str(number)
-    if r.errors:
-        d["errors"] = list(r.errors)
-    if r.db_size_in_use:
-        d["dbSizeInUse"] = str(r.db_size_in_use)
-    if r.is_learner:
-        d["isLearner"] = True
-    return d
+        ("errors", r.errors),
+        ("dbSizeInUse", r.db_size_in_use),
+        ("isLearner", r.is_learner),
+    )
 
 
 def member_json(m: protocol.Member) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    if m.id:
-        d["ID"] = str(m.id)
-    if m.name:
-        d["name"] = m.name
-    if m.peer_urls:
-        d["peerURLs"] = list(m.peer_urls)
-    if m.client_urls:
-        d["clientURLs"] = list(m.client_urls)
-    if m.is_learner:
-        d["isLearner"] = True
-    return d
+    return _proto3(
+        ("ID", m.id),
+        ("name", m.name),
+        ("peerURLs", m.peer_urls),
+        ("clientURLs", m.client_urls),
+        ("isLearner", m.is_learner),
+    )
 
 
 def member_list_json(r: protocol.MemberListResponse) -> dict[str, Any]:
-    d: dict[str, Any] = {"header": header_json(r.header)}
-    if r.members:
-        d["members"] = [member_json(m) for m in r.members]
-    return d
+    return _proto3(("header", header_json(r.header)), ("members", [member_json(m) for m in r.members]))
 
 
 _GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
