@@ -45,7 +45,6 @@ from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.api.records import (
     ConfChange,
     ConfChangeType,
-    ConfState,
     Entry,
     EntryType,
     SnapshotMeta,
@@ -173,7 +172,6 @@ class Node:
         self.role = StateType.FOLLOWER
         self.applied = 0
         self.committed = 0
-        self.started = trio.Event()
         self._inbox_send, self._inbox_recv = trio.open_memory_channel[InboxEvent](math.inf)
         self._pending: dict[int, Pending] = {}
         self._read_waiting: list[Pending] = []
@@ -386,7 +384,6 @@ class Node:
                     )
                     self.client_ports.append(p)
                 nursery.start_soon(self._publish)
-                self.started.set()
                 log.info(
                     "member %s serving clients on %s, peers on %s",
                     format_id(self.id),
@@ -975,4 +972,4 @@ class Node:
         return protocol.MoveLeaderResponse(self._header())
 
 
-__all__ = ["ConfChangeType", "ConfState", "Node"]
+__all__ = ["Node"]
