@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import attrs
 
-from storage.mvcc import ApplyBatch, KVStore
 from trikv.api import codec, errors, rpc
 from trikv.api.internal import MemberAttributes, RaftRequest
 from trikv.api.protocol import Member
 from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType
+from trikv.storage.mvcc import ApplyBatch, KVStore
 
 log = logging.getLogger("trikv.apply")
 

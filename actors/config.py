@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import attrs
 import yaml
 
-from actors import identity
+from trikv.actors import identity
 from trikv.api.errors import ConfigError
 
 __all__ = [

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actors.server import Backend, HttpRequest, HttpResponse, Route, method_not_allowed
+from trikv.actors.server import Backend, HttpRequest, HttpResponse, Route, method_not_allowed
 from trikv.api import codec, errors, protocol, rpc
 
 log = logging.getLogger("trikv.gateway")

@@ -5,7 +5,7 @@ Why JSON lines like zap: operators grep/jq etcd logs by `msg` and fields; matchi
 can keep `logging.getLogger(__name__)`; fields travel in `extra={"fields": {...}}`, which `log()` and
 `FieldLogger` fill in for you.
 
-    from actors.logsetup import get_logger
+    from trikv.actors.logsetup import get_logger
     lg = get_logger(__name__)
     lg.info("added member", member_id="8e9e05c52164694d", peer_urls=["http://127.0.0.1:2380"])
 """

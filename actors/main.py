@@ -14,15 +14,15 @@ from collections.abc import Sequence
 
 import trio
 
-from actors import config as config_mod
-from actors.logsetup import setup_logging
+from trikv.actors import config as config_mod
+from trikv.actors.logsetup import setup_logging
 from trikv.api.errors import ConfigError, LockedError, StorageError
 
 log = logging.getLogger("trikv.main")
 
 
 async def _serve(cfg: config_mod.ServerConfig) -> None:
-    from actors.node import Node
+    from trikv.actors.node import Node
 
     node = Node(cfg)
     async with trio.open_nursery() as nursery:

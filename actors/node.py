@@ -23,21 +23,17 @@ from typing import Any
 import attrs
 import trio
 
-from actors import raft
-from actors.apply import MEMBERS_BUCKET, Applier, member_key
-from actors.config import ServerConfig
-from actors.gateway import gateway_routes
-from actors.identity import cluster_id as compute_cluster_id
-from actors.identity import format_id, valid_peer_url
-from actors.identity import member_id as compute_member_id
-from actors.peer import PeerServer, Transport, fetch_cluster_info
-from actors.raft import ProposalDropped, RawNode, StateType
-from actors.server import serve_clients
-from storage.files import FileSystem, OsFileSystem
-from storage.mvcc import ApplyBatch, KVStore
-from storage.pagefile import PageFile
-from storage.wal import WAL
 from trikv import __version__
+from trikv.actors import raft
+from trikv.actors.apply import MEMBERS_BUCKET, Applier, member_key
+from trikv.actors.config import ServerConfig
+from trikv.actors.gateway import gateway_routes
+from trikv.actors.identity import cluster_id as compute_cluster_id
+from trikv.actors.identity import format_id, valid_peer_url
+from trikv.actors.identity import member_id as compute_member_id
+from trikv.actors.peer import PeerServer, Transport, fetch_cluster_info
+from trikv.actors.raft import ProposalDropped, RawNode, StateType
+from trikv.actors.server import serve_clients
 from trikv.api import codec, errors, protocol, rpc
 from trikv.api.internal import MemberAttributes, PeerHelloReply, RaftRequest
 from trikv.api.protocol import Member
@@ -50,6 +46,10 @@ from trikv.api.records import (
     SnapshotMeta,
     WalMetadata,
 )
+from trikv.storage.files import FileSystem, OsFileSystem
+from trikv.storage.mvcc import ApplyBatch, KVStore
+from trikv.storage.pagefile import PageFile
+from trikv.storage.wal import WAL
 
 log = logging.getLogger("trikv.node")
 

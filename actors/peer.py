@@ -20,7 +20,7 @@ import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, WebSocketRequest
 
-from actors.identity import format_id
+from trikv.actors.identity import format_id
 from trikv.api import codec
 from trikv.api.internal import PeerHello, PeerHelloReply
 from trikv.api.protocol import Member
@@ -234,12 +234,12 @@ class Transport:
         self.on_removed()
 
     def unreachable(self, peer_id: int) -> None:
-        from actors.node import Unreachable
+        from trikv.actors.node import Unreachable
 
         self.inbox.send_nowait(Unreachable(peer_id))
 
     def snapshot_status(self, peer_id: int, ok: bool) -> None:
-        from actors.node import SnapshotStatus
+        from trikv.actors.node import SnapshotStatus
 
         self.inbox.send_nowait(SnapshotStatus(peer_id, ok))
 

@@ -32,7 +32,6 @@ from typing import Any, Protocol
 
 from sortedcontainers import SortedList
 
-from storage.keyindex import Generation, KeyIndex, bound, main_of, pack
 from trikv.api import codec
 from trikv.api.errors import (
     CompactedError,
@@ -62,6 +61,7 @@ from trikv.api.rpc import (
     TxnRequest,
     TxnResponse,
 )
+from trikv.storage.keyindex import Generation, KeyIndex, bound, main_of, pack
 
 KEY_BUCKET = b"key"
 MVCC_BUCKET = b"mvcc"

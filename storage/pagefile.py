@@ -32,8 +32,9 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import BinaryIO
 
-from storage.files import File, FileSystem
-from storage.pages import (
+from trikv.api.errors import CorruptionError, StorageError
+from trikv.storage.files import File, FileSystem
+from trikv.storage.pages import (
     BLOB,
     FREELIST,
     HDR,
@@ -49,7 +50,6 @@ from storage.pages import (
     Value,
     read_metas,
 )
-from trikv.api.errors import CorruptionError, StorageError
 
 __all__ = ["PageFile", "ReadTxn", "WriteTxn"]
 

@@ -16,8 +16,8 @@ import struct
 import zlib
 from itertools import accumulate, islice
 
-from storage.files import File
 from trikv.api.errors import CorruptionError
+from trikv.storage.files import File
 
 MAGIC = 0x54_4B_56_50  # "TKVP"
 VERSION = 1

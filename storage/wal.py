@@ -59,10 +59,10 @@ from typing import NamedTuple
 
 import attrs
 
-from storage.files import SECTOR, DirLock, File, FileSystem
 from trikv.api import codec
 from trikv.api.errors import CorruptionError, StorageError
 from trikv.api.records import Entry, EntryType, HardState, SnapshotMeta, WalMetadata
+from trikv.storage.files import SECTOR, DirLock, File, FileSystem
 
 MAX_RECORD = 16 << 20
 MAGIC = 0x5EA7

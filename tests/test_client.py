@@ -282,7 +282,7 @@ async def test_keepalive_fails_over_from_a_frozen_node(nursery: trio.Nursery) ->
 
 
 class _StoreBackend:
-    """actors.server's Backend over the fake's dict store: the real protocol edge, no cluster."""
+    """trikv.actors.server's Backend over the fake's dict store: the real protocol edge, no cluster."""
 
     def __init__(self) -> None:
         self.fake = FakeServer(FakeStore())
@@ -298,7 +298,7 @@ class _StoreBackend:
 
 
 async def test_interop_with_actors_server(nursery: trio.Nursery) -> None:
-    server = pytest.importorskip("actors.server")
+    server = pytest.importorskip("trikv.actors.server")
     port = await nursery.start(server.serve_clients, _StoreBackend(), "127.0.0.1", 0)
     async with trikv.connect([f"127.0.0.1:{port}"]) as c:
         results: dict[int, bytes] = {}

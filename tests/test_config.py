@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.config import (
+from trikv.actors.config import (
     DEFAULT_QUOTA_BYTES,
     HelpRequested,
     InfoRequested,
@@ -22,8 +22,8 @@ from actors.config import (
     config_from_file,
     load_config,
 )
-from actors.identity import format_id
-from actors.logsetup import get_logger, log, setup_logging
+from trikv.actors.identity import format_id
+from trikv.actors.logsetup import get_logger, log, setup_logging
 from trikv.api.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

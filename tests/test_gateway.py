@@ -18,9 +18,9 @@ import h11
 import pytest
 import trio
 
-from actors import gateway
-from actors.gateway import gateway_routes
-from actors.server import serve_clients
+from trikv.actors import gateway
+from trikv.actors.gateway import gateway_routes
+from trikv.actors.server import serve_clients
 from trikv.api import errors, protocol, rpc
 
 HOST = "127.0.0.1"

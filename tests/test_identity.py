@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.identity import (
+from trikv.actors.identity import (
     cluster_id,
     format_id,
     initial_member_ids,

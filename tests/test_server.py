@@ -17,8 +17,8 @@ import pytest
 import trio
 import trio_websocket
 
-from actors import server as server_mod
-from actors.server import serve_clients
+from trikv.actors import server as server_mod
+from trikv.actors.server import serve_clients
 from trikv.api import codec, errors, protocol, rpc
 from trikv.api.protocol import ERR, OK, WS_PATH
 

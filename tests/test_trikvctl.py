@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import trio
 
-from tools import trikvctl
 from trikv.api import errors
 from trikv.api.protocol import Member
 from trikv.client import DeadlineExceededError
+from trikv.tools import trikvctl
 
 from .fake_server import FakeServer, running
 

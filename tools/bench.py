@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.endpoints:
         result = run_bench(args, args.endpoints.split(","))
     else:
-        from tools.localcluster import Cluster
+        from trikv.tools.localcluster import Cluster
 
         with tempfile.TemporaryDirectory(prefix="trikv-bench-") as tmp:
             cluster = Cluster(Path(tmp))

@@ -4,7 +4,7 @@ Why: the core is pure Python and sits on every write; this tells whether it coul
 disk: each round the leader takes one batch of proposals, every message is delivered, every Ready is handled
 exactly as the contract's caller loop does (persist = append to MemoryStorage, then ack_persisted).
 
-    .venv/bin/python -m tools.bench_raft --seconds 5 [--batch 1 --batch 256] [--profile]
+    .venv/bin/python -m trikv.tools.bench_raft --seconds 5 [--batch 1 --batch 256] [--profile]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pstats
 import random
 import time
 
-from actors.raft import Config, MemoryStorage, RawNode, StateType
+from trikv.actors.raft import Config, MemoryStorage, RawNode, StateType
 from trikv.api.codec import decode
 from trikv.api.raftpb import Message
 from trikv.api.records import EntryType

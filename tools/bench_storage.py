@@ -27,12 +27,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from storage.files import OsFileSystem
-from storage.mvcc import FIRST_REVISION, KVStore
-from storage.pagefile import PageFile
-from storage.wal import WAL
 from trikv.api.records import Entry, HardState, WalMetadata
 from trikv.api.rpc import PutRequest, RangeRequest
+from trikv.storage.files import OsFileSystem
+from trikv.storage.mvcc import FIRST_REVISION, KVStore
+from trikv.storage.pagefile import PageFile
+from trikv.storage.wal import WAL
 
 
 def _pct(samples: list[float], p: float) -> float:

@@ -1,7 +1,7 @@
 """Real trikv member processes on 127.0.0.1, for acceptance tests and benchmarks.
 
 Configs come from configs/node*.yaml with hosts, ports and directories rewritten: random free loopback
-ports, a temp directory per test. Members are real `python -m actors.main` processes, killed with SIGKILL
+ports, a temp directory per test. Members are real `python -m trikv.actors.main` processes, killed with SIGKILL
 or stopped with SIGTERM like an operator would.
 """
 
@@ -52,7 +52,7 @@ class Member:
     peer_port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-    command: tuple[str, ...] = (sys.executable, "-m", "actors.main")  # e.g. ("etcd",) for the yardstick
+    command: tuple[str, ...] = (sys.executable, "-m", "trikv.actors.main")  # e.g. ("etcd",) for the yardstick
 
     @property
     def endpoint(self) -> str:
@@ -172,7 +172,7 @@ class Cluster:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tools.localcluster [DIR]`: run configs/node0..2.yaml on free loopback ports until Ctrl-C."""
+    """`python -m trikv.tools.localcluster [DIR]`: run configs/node0..2.yaml on free loopback ports until Ctrl-C."""
     import argparse
     import tempfile
 

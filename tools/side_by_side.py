@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.localcluster import CONFIGS, ROOT, Cluster
+from trikv.tools.localcluster import CONFIGS, ROOT, Cluster
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 WORKLOADS = [

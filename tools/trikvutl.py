@@ -17,8 +17,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from storage.files import OsFileSystem
-from storage.wal import (
+from trikv.api.errors import CorruptionError, TrikvError
+from trikv.api.records import Entry, HardState, SnapshotMeta, WalMetadata
+from trikv.storage.files import OsFileSystem
+from trikv.storage.wal import (
     REC_ENTRY,
     REC_HARDSTATE,
     REC_METADATA,
@@ -28,8 +30,6 @@ from storage.wal import (
     scan_segment,
     verify,
 )
-from trikv.api.errors import CorruptionError, TrikvError
-from trikv.api.records import Entry, HardState, SnapshotMeta, WalMetadata
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -116,7 +116,7 @@ def check(data_dir: str, wal_dir: str | None) -> int:
         problems += verify(fs, wdir)
     db = db_path_of(data_dir)
     try:
-        from storage.pagefile import PageFile
+        from trikv.storage.pagefile import PageFile
     except ImportError:
         print(f"{db}: page file check unavailable (storage.pagefile not installed)", file=sys.stderr)
     else:
@@ -136,7 +136,7 @@ def check(data_dir: str, wal_dir: str | None) -> int:
 
 
 def defrag(data_dir: str) -> int:
-    from storage.pagefile import PageFile
+    from trikv.storage.pagefile import PageFile
 
     fs = OsFileSystem()
     db = db_path_of(data_dir)

@@ -19,10 +19,10 @@ Contract: /work/prompts/raft_api.md (names fixed). Additions to the contract, do
 - Status.progress maps id -> ProgressStatus(match, next, state, is_learner) on a leader, {} otherwise.
 """
 
-from actors.raft.core import Config, ProposalDropped, Raft, ReadState, StateType, decode_conf_change
-from actors.raft.progress import ProgressState
-from actors.raft.rawnode import ProgressStatus, RawNode, Ready, SoftState, Status
-from actors.raft.storage import (
+from trikv.actors.raft.core import Config, ProposalDropped, Raft, ReadState, StateType, decode_conf_change
+from trikv.actors.raft.progress import ProgressState
+from trikv.actors.raft.rawnode import ProgressStatus, RawNode, Ready, SoftState, Status
+from trikv.actors.raft.storage import (
     LogCompactedError,
     LogUnavailableError,
     MemoryStorage,

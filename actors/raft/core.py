@@ -13,11 +13,11 @@ from typing import Any
 
 import attrs
 
-from actors.raft.log import RaftLog
-from actors.raft.progress import Progress, ProgressState
-from actors.raft.quorum import VoteResult, committed_index, has_quorum, quorum, vote_result
-from actors.raft.readonly import ReadOnly
-from actors.raft.storage import LogCompactedError, MemoryStorage, RaftError
+from trikv.actors.raft.log import RaftLog
+from trikv.actors.raft.progress import Progress, ProgressState
+from trikv.actors.raft.quorum import VoteResult, committed_index, has_quorum, quorum, vote_result
+from trikv.actors.raft.readonly import ReadOnly
+from trikv.actors.raft.storage import LogCompactedError, MemoryStorage, RaftError
 from trikv.api.codec import decode
 from trikv.api.errors import TrikvError
 from trikv.api.raftpb import Message, MessageType, Snapshot

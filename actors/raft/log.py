@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from actors.raft.storage import LogCompactedError, LogUnavailableError, MemoryStorage, RaftError, limit_size
+from trikv.actors.raft.storage import (
+    LogCompactedError,
+    LogUnavailableError,
+    MemoryStorage,
+    RaftError,
+    limit_size,
+)
 from trikv.api.raftpb import Snapshot
 from trikv.api.records import Entry
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from actors.raft.core import LOCAL_TYPES, Config, ProposalDropped, Raft, ReadState, StateType
-from actors.raft.progress import ProgressState
-from actors.raft.storage import MemoryStorage, RaftError
+from trikv.actors.raft.core import LOCAL_TYPES, Config, ProposalDropped, Raft, ReadState, StateType
+from trikv.actors.raft.progress import ProgressState
+from trikv.actors.raft.storage import MemoryStorage, RaftError
 from trikv.api.codec import encode
 from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState

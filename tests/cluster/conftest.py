@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tools.localcluster import Cluster
+from trikv.tools.localcluster import Cluster
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

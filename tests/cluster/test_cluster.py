@@ -16,8 +16,8 @@ import trio_websocket
 import yaml
 
 import trikv
-from tools.localcluster import CONFIGS, ROOT, Cluster, free_port, wait_port
 from trikv.api import codec, errors, protocol, rpc
+from trikv.tools.localcluster import CONFIGS, ROOT, Cluster, free_port, wait_port
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +174,7 @@ async def test_cluster_with_another_token_is_refused(cluster: Cluster, tmp_path:
     logf = tmp_path / "intruder.log"
     with open(logf, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "actors.main", "--config-file", str(path)],
+            [sys.executable, "-m", "trikv.actors.main", "--config-file", str(path)],
             cwd=str(tmp_path),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -255,7 +255,7 @@ def _run(args: list[str], cwd: Path, timeout: float = 30) -> subprocess.Complete
 def test_bad_config_file_is_one_clear_line_and_exit_1(tmp_path: Path, content: str, needle: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content)
-    res = _run(["-m", "actors.main", "--config-file", str(path)], tmp_path)
+    res = _run(["-m", "trikv.actors.main", "--config-file", str(path)], tmp_path)
     assert res.returncode == 1
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, res.stderr
@@ -264,12 +264,12 @@ def test_bad_config_file_is_one_clear_line_and_exit_1(tmp_path: Path, content: s
 
 
 def test_unreadable_config_file(tmp_path: Path) -> None:
-    res = _run(["-m", "actors.main", "--config-file", str(tmp_path / "missing.yaml")], tmp_path)
+    res = _run(["-m", "trikv.actors.main", "--config-file", str(tmp_path / "missing.yaml")], tmp_path)
     assert res.returncode == 1 and "missing.yaml" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_seed_configs_parse_but_are_never_started() -> None:
-    from actors.config import config_from_file
+    from trikv.actors.config import config_from_file
 
     for f in sorted(CONFIGS.glob("node*.yaml")):
         cfg = config_from_file(f)
@@ -285,7 +285,7 @@ def test_default_single_node_as_in_readme(tmp_path: Path) -> None:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 pytest.skip(f"port {port} is in use on this machine")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "actors.main"],
+        [sys.executable, "-m", "trikv.actors.main"],
         cwd=str(tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "default.log", "wb"),
@@ -295,13 +295,13 @@ def test_default_single_node_as_in_readme(tmp_path: Path) -> None:
         wait_port(2379)
         deadline = time.monotonic() + 15
         while True:
-            res = _run(["-m", "tools.trikvctl", "put", "foo", "bar"], tmp_path)
+            res = _run(["-m", "trikv.tools.trikvctl", "put", "foo", "bar"], tmp_path)
             if res.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert res.returncode == 0, res.stderr
         assert res.stdout == "OK\n"
-        res = _run(["-m", "tools.trikvctl", "get", "foo"], tmp_path)
+        res = _run(["-m", "trikv.tools.trikvctl", "get", "foo"], tmp_path)
         assert (res.returncode, res.stdout) == (0, "foo\nbar\n")
         assert (tmp_path / "default.trikv" / "member" / "snap" / "db").exists()
         assert (tmp_path / "default.trikv" / "member" / "wal").is_dir()
@@ -432,10 +432,10 @@ async def test_member_add_then_join_with_initial_cluster_state_existing(tmp_path
 async def test_member_killed_before_its_bootstrap_was_persisted_restarts(tmp_path: Path) -> None:
     """SIGKILL between creating the WAL and persisting the bootstrap entries must not leave a member
     that cannot start: a WAL holding only its metadata is bootstrapped again with the same ids."""
-    from actors.config import config_from_file
-    from storage.files import OsFileSystem
-    from storage.wal import WAL
+    from trikv.actors.config import config_from_file
     from trikv.api.records import WalMetadata
+    from trikv.storage.files import OsFileSystem
+    from trikv.storage.wal import WAL
 
     m = Cluster(tmp_path, config_files=[CONFIGS / "node0.yaml"]).members[0]  # a one-member cluster
     cfg = config_from_file(m.config_path)
@@ -463,7 +463,7 @@ async def test_member_killed_before_its_bootstrap_was_persisted_restarts(tmp_pat
 async def test_page_file_of_another_cluster_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     import shutil
 
-    from actors.config import config_from_file
+    from trikv.actors.config import config_from_file
 
     a = Cluster(tmp_path / "a", config_files=[CONFIGS / "node0.yaml"]).members[0]
     b = Cluster(tmp_path / "b", config_files=[CONFIGS / "node0.yaml"], token="another-token").members[0]
@@ -504,7 +504,7 @@ def test_taken_client_port_is_one_clear_line(tmp_path: Path) -> None:
 
 
 async def test_corrupt_wal_is_refused_with_file_and_offset(tmp_path: Path) -> None:
-    from actors.config import config_from_file
+    from trikv.actors.config import config_from_file
 
     m = Cluster(tmp_path, config_files=[CONFIGS / "node0.yaml"]).members[0]
     m.start()
@@ -592,7 +592,7 @@ async def test_etcd_json_gateway_on_a_real_cluster(cluster: Cluster) -> None:
 async def test_malformed_peer_input_never_stops_a_member(cluster: Cluster) -> None:
     """A peer link that passes the hello check but sends garbage frames, or a forwarded proposal whose
     entry is not a request, is dropped and logged; nothing malformed reaches the log, every member serves."""
-    from actors.peer import PEER_PATH
+    from trikv.actors.peer import PEER_PATH
     from trikv.api.internal import PeerHello, PeerHelloReply
     from trikv.api.raftpb import Message, MessageType
     from trikv.api.records import Entry

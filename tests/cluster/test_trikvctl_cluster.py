@@ -1,4 +1,4 @@
-"""Acceptance: `python -m tools.trikvctl` as an operator runs it, against three real member processes.
+"""Acceptance: `python -m trikv.tools.trikvctl` as an operator runs it, against three real member processes.
 
 The unit tests (tests/test_trikvctl.py) pin etcdctl's exact output against a fake server; this checks the
 same command lines against the real cluster API: membership changes go through Raft, leadership moves.
@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from tools import trikvctl
-from tools.localcluster import ROOT, Cluster, free_port
+from trikv.tools import trikvctl
+from trikv.tools.localcluster import ROOT, Cluster, free_port
 
 pytestmark = pytest.mark.slow
 
 
 def ctl(*argv: str, timeout: float = 30) -> tuple[int, str, str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.trikvctl", *argv],
+        [sys.executable, "-m", "trikv.tools.trikvctl", *argv],
         cwd=str(ROOT),
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

@@ -37,7 +37,7 @@ from typing import Any
 import attrs
 import cbor2
 
-from actors.raft import Config, MemoryStorage, ProposalDropped, RawNode, Ready, StateType
+from trikv.actors.raft import Config, MemoryStorage, ProposalDropped, RawNode, Ready, StateType
 from trikv.api.codec import decode
 from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState

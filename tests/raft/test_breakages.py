@@ -16,8 +16,8 @@ from collections.abc import Callable
 import attrs
 import pytest
 
-from actors.raft import StateType
 from tests.raft.sim import Scenario, Sim, SimNode, SimulationFailure
+from trikv.actors.raft import StateType
 from trikv.api.records import Entry, EntryType
 
 SEARCH = 300  # bound of the seed search for each breakage

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from actors.raft import ProposalDropped, StateType, decode_conf_change
 from tests.raft.test_core_pump import CS, Cluster
+from trikv.actors.raft import ProposalDropped, StateType, decode_conf_change
 from trikv.api.raftpb import MessageType
 from trikv.api.records import ConfChange, ConfChangeType
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from actors.raft import Config, MemoryStorage, RaftError, RawNode, StateType, decode_conf_change
 from tests.raft.test_core_pump import Cluster
+from trikv.actors.raft import Config, MemoryStorage, RaftError, RawNode, StateType, decode_conf_change
 from trikv.api.raftpb import Message, MessageType
 from trikv.api.records import HardState
 

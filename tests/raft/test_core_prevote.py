@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from actors.raft import StateType
 from tests.raft.test_core_pump import Cluster
+from trikv.actors.raft import StateType
 from trikv.api.raftpb import Message, MessageType
 
 MT = MessageType

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from actors.raft import Config, MemoryStorage, RawNode, ReadState, Ready, StateType, decode_conf_change
+from trikv.actors.raft import Config, MemoryStorage, RawNode, ReadState, Ready, StateType, decode_conf_change
 from trikv.api.codec import decode, encode
 from trikv.api.raftpb import Message, MessageType
 from trikv.api.records import ConfState, EntryType

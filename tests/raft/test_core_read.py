@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.raft import ReadState, StateType
 from tests.raft.test_core_pump import Cluster
+from trikv.actors.raft import ReadState, StateType
 from trikv.api.raftpb import MessageType
 
 MT = MessageType

@@ -7,8 +7,8 @@ from typing import Any
 import attrs
 import pytest
 
-from actors.raft import ProgressState, ProposalDropped, StateType
 from tests.raft.test_core_pump import Cluster
+from trikv.actors.raft import ProgressState, ProposalDropped, StateType
 from trikv.api.raftpb import Message, MessageType
 from trikv.api.records import Entry
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.raft import LogCompactedError, MemoryStorage, ProgressState, SnapshotOutOfDateError
 from tests.raft.test_core_pump import CS, Cluster
+from trikv.actors.raft import LogCompactedError, MemoryStorage, ProgressState, SnapshotOutOfDateError
 from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.api.records import ConfChange, ConfChangeType, Entry, SnapshotMeta
 

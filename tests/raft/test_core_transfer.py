@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from actors.raft import ProposalDropped, StateType
 from tests.raft.test_core_pump import Cluster
+from trikv.actors.raft import ProposalDropped, StateType
 from trikv.api.raftpb import MessageType
 
 MT = MessageType

@@ -130,7 +130,7 @@ class Backend:
         self.fs: Any = None
         self.pf: Any = None
         if kind == "pagefile":
-            from storage.files import CrashFileSystem
+            from trikv.storage.files import CrashFileSystem
 
             self.fs = CrashFileSystem()
             self.fs.makedirs("/data")
@@ -138,12 +138,12 @@ class Backend:
     def open_pagefile(self) -> Any:
         if self.kind == "memory":
             return MemoryPageFile(self.disk)
-        from storage.pagefile import PageFile
+        from trikv.storage.pagefile import PageFile
 
         return PageFile.open(self.fs, "/data/db")
 
     def open(self) -> Any:
-        from storage.mvcc import KVStore
+        from trikv.storage.mvcc import KVStore
 
         self.pf = self.open_pagefile()
         return KVStore(self.pf)
@@ -157,7 +157,7 @@ class Backend:
 def backend_kinds() -> list[str]:
     """'memory' always; 'pagefile' once storage/pagefile.py exists."""
     try:
-        import storage.pagefile  # noqa: F401
+        import trikv.storage.pagefile  # noqa: F401
     except ImportError:
         return ["memory"]
     return ["memory", "pagefile"]

@@ -12,9 +12,9 @@ import os
 import random
 import sys
 
-from storage.files import OsFileSystem
-from storage.wal import WAL
 from trikv.api.records import Entry, EntryType, HardState, WalMetadata
+from trikv.storage.files import OsFileSystem
+from trikv.storage.wal import WAL
 
 META = WalMetadata(cluster_id=5, member_id=9)
 SEGMENT_SIZE = 64 << 10
@@ -34,7 +34,7 @@ def main(datadir: str, seed: int) -> None:
     else:
         wal = WAL.create(fs, wal_dir, META, segment_size=SEGMENT_SIZE, max_wals=MAX_WALS)
     try:
-        from storage.pagefile import PageFile
+        from trikv.storage.pagefile import PageFile
     except ImportError:  # the page file is another engineer's module; the WAL part stands alone
         pf = None
     else:

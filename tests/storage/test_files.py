@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from storage.files import CrashFileSystem, OsFileSystem, SimulatedCrash
 from trikv.api.errors import LockedError
+from trikv.storage.files import CrashFileSystem, OsFileSystem, SimulatedCrash
 
 
 def test_os_file_roundtrip(tmp_path):

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from storage.mvcc import KEY_BUCKET, KVStore
 from tests.storage.memory_pagefile import Backend, backend_kinds
 from trikv.api.errors import (
     CompactedError,
@@ -31,6 +30,7 @@ from trikv.api.rpc import (
     SortTarget,
     TxnRequest,
 )
+from trikv.storage.mvcc import KEY_BUCKET, KVStore
 
 EQ, GT, LT, NE = CompareResult.EQUAL, CompareResult.GREATER, CompareResult.LESS, CompareResult.NOT_EQUAL
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from storage.mvcc import KVStore
 from trikv.api.rpc import CompactionRequest, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest
+from trikv.storage.mvcc import KVStore
 
-pagefile = pytest.importorskip("storage.pagefile")
-files = pytest.importorskip("storage.files")
+pagefile = pytest.importorskip("trikv.storage.pagefile")
+files = pytest.importorskip("trikv.storage.files")
 
 PATH = "/data/db"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.keyindex import KeyIndex, bound, main_of, pack
+from trikv.storage.keyindex import KeyIndex, bound, main_of, pack
 
 
 def build(*events: tuple[str, int]) -> KeyIndex:

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage.mvcc import KVStore, _check_static
 from tests.storage.memory_pagefile import Backend, backend_kinds
 from trikv.api.errors import (
     CompactedError,
@@ -45,6 +44,7 @@ from trikv.api.rpc import (
     TxnRequest,
     TxnResponse,
 )
+from trikv.storage.mvcc import KVStore, _check_static
 
 KEYS = [b"a", b"ab", b"b", b"c", b"d"]
 ENDS = [b"", b"", b"\0", b"b", b"c", b"ac", b"zz", b"a"]

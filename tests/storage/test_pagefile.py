@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from storage.files import CrashFileSystem, OsFileSystem
-from storage.pagefile import PageFile
 from trikv.api.errors import CorruptionError, StorageError
+from trikv.storage.files import CrashFileSystem, OsFileSystem
+from trikv.storage.pagefile import PageFile
 
 B = b"kv"
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from storage.files import CrashFileSystem, SimulatedCrash
-from storage.pagefile import PageFile
+from trikv.storage.files import CrashFileSystem, SimulatedCrash
+from trikv.storage.pagefile import PageFile
 
 State = dict[bytes, dict[bytes, bytes]]
 PS = 512  # small pages: deep trees, many pages per commit
@@ -167,7 +167,7 @@ def _sigkill_child(path: str) -> None:
     """Commit forever, printing each txid once commit() returned (run in a child process)."""
     import sys
 
-    from storage.files import OsFileSystem
+    from trikv.storage.files import OsFileSystem
 
     pf = PageFile.open(OsFileSystem(), path)
     with pf.write() as w:
@@ -192,7 +192,7 @@ def test_sigkill_mid_workload(tmp_path, commits: int) -> None:
     import subprocess
     import sys
 
-    from storage.files import OsFileSystem
+    from trikv.storage.files import OsFileSystem
 
     path = str(tmp_path / "db")
     code = f"from tests.storage.test_pagefile_crash import _sigkill_child; _sigkill_child({path!r})"

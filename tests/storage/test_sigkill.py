@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 
-from storage.files import OsFileSystem
-from storage.wal import WAL
 from tests.storage.sigkill_child import BUCKET, MAX_WALS, SEGMENT_SIZE, payload
+from trikv.storage.files import OsFileSystem
+from trikv.storage.wal import WAL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KILLS = 50
@@ -77,7 +77,7 @@ def verify(datadir: str, w_ack: int, p_ack: int) -> None:
     finally:
         wal.close()
     try:
-        from storage.pagefile import PageFile
+        from trikv.storage.pagefile import PageFile
     except ImportError:
         return
     db = os.path.join(datadir, "db")

@@ -9,8 +9,10 @@ import struct
 
 import pytest
 
-from storage.files import SECTOR, CrashFileSystem, OsFileSystem
-from storage.wal import (
+from trikv.api.errors import CorruptionError, LockedError, StorageError
+from trikv.api.records import Entry, EntryType, HardState, SnapshotMeta, WalMetadata
+from trikv.storage.files import SECTOR, CrashFileSystem, OsFileSystem
+from trikv.storage.wal import (
     HDR_SIZE,
     MAGIC,
     MAX_RECORD,
@@ -21,8 +23,6 @@ from storage.wal import (
     scan_segment,
     verify,
 )
-from trikv.api.errors import CorruptionError, LockedError, StorageError
-from trikv.api.records import Entry, EntryType, HardState, SnapshotMeta, WalMetadata
 
 META = WalMetadata(cluster_id=11, member_id=22)
 

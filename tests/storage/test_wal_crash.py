@@ -12,9 +12,9 @@ import random
 import attrs
 import pytest
 
-from storage.files import CrashFileSystem, SimulatedCrash
-from storage.wal import WAL, Replay
 from trikv.api.records import Entry, EntryType, HardState, SnapshotMeta, WalMetadata
+from trikv.storage.files import CrashFileSystem, SimulatedCrash
+from trikv.storage.wal import WAL, Replay
 
 META = WalMetadata(cluster_id=7, member_id=3)
 DIR = "/data/member/wal"

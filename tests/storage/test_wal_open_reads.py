@@ -10,11 +10,11 @@ import zlib
 
 import pytest
 
-import storage.wal as walmod
-from storage.files import SECTOR, CrashFileSystem, File, OsFileSystem
-from storage.wal import HDR_SIZE, MAGIC, MAX_RECORD, RECORD_TYPES, WAL, scan_file, scan_segment
+import trikv.storage.wal as walmod
 from trikv.api.errors import CorruptionError
 from trikv.api.records import Entry, EntryType, HardState, WalMetadata
+from trikv.storage.files import SECTOR, CrashFileSystem, File, OsFileSystem
+from trikv.storage.wal import HDR_SIZE, MAGIC, MAX_RECORD, RECORD_TYPES, WAL, scan_file, scan_segment
 
 META = WalMetadata(cluster_id=5, member_id=6)
 BIG = 64 << 20

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from storage.files import OsFileSystem
-from storage.wal import WAL, scan_segment
-from tools.trikvutl import db_path_of, main, wal_dir_of
 from trikv.api.records import ConfState, Entry, EntryType, HardState, SnapshotMeta, WalMetadata
+from trikv.storage.files import OsFileSystem
+from trikv.storage.wal import WAL, scan_segment
+from trikv.tools.trikvutl import db_path_of, main, wal_dir_of
 
 
 def make_data_dir(root: str) -> str:
@@ -19,7 +19,7 @@ def make_data_dir(root: str) -> str:
     wal.sync()
     wal.close()
     fs.makedirs(os.path.dirname(db_path_of(root)))
-    from storage.pagefile import PageFile
+    from trikv.storage.pagefile import PageFile
 
     pf = PageFile.open(fs, db_path_of(root))
     with pf.write() as tx:
@@ -88,7 +88,7 @@ def test_check_missing_wal_dir(tmp_path, capsys):
 
 def test_defrag_shrinks_and_keeps_contents(tmp_path, capsys):
     root = make_data_dir(str(tmp_path))
-    from storage.pagefile import PageFile
+    from trikv.storage.pagefile import PageFile
 
     fs = OsFileSystem()
     before = os.path.getsize(db_path_of(root))
@@ -125,6 +125,6 @@ def test_module_runs_as_a_program(tmp_path):
     root = make_data_dir(str(tmp_path))
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     res = subprocess.run(
-        [sys.executable, "-m", "tools.trikvutl", "check", root], cwd=here, capture_output=True, text=True
+        [sys.executable, "-m", "trikv.tools.trikvutl", "check", root], cwd=here, capture_output=True, text=True
     )
     assert res.returncode == 0 and "healthy" in res.stdout
