@@ -26,22 +26,15 @@ from __future__ import annotations
 
 import gc
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
 from sortedcontainers import SortedList
 
 from trikv.api import codec
-from trikv.api.errors import (
-    CompactedError,
-    DuplicateKeyError,
-    EmptyKeyError,
-    FutureRevError,
-    KeyNotFoundError,
-    LeaseProvidedError,
-    ValueProvidedError,
-)
+from trikv.api.checks import check_request, key_span
+from trikv.api.errors import CompactedError, FutureRevError, KeyNotFoundError
 from trikv.api.rpc import (
     CompactionRequest,
     CompactionResponse,
@@ -116,79 +109,13 @@ def _u64(data: bytes | None) -> int:
     return 0 if data is None else int(_U64.unpack(data)[0])
 
 
-def _key_span(key: bytes, range_end: bytes) -> tuple[bytes, bytes | None, bool]:
-    """(start, end or None for 'to the end', single key?) under etcd's range_end rules."""
-    if not range_end:
-        return key, key, True
-    if range_end == b"\0":
-        return key, None, False
-    return key, range_end, False
-
-
-def _check_put(req: PutRequest) -> None:
-    if not req.key:
-        raise EmptyKeyError()
-    if req.ignore_value and req.value:
-        raise ValueProvidedError()
-    if req.ignore_lease and req.lease:
-        raise LeaseProvidedError()
-
-
 def _check_static(req: Any) -> None:
-    """etcd's request checks that need no state: empty keys, flag conflicts, duplicate writes in a txn."""
-    if isinstance(req, PutRequest):
-        _check_put(req)
-    elif isinstance(req, (RangeRequest, DeleteRangeRequest)):
-        if not req.key:
-            raise EmptyKeyError()
-    elif isinstance(req, TxnRequest):
-        for c in req.compare:
-            if not c.key:
-                raise EmptyKeyError()
-        for op in (*req.success, *req.failure):
-            _check_static(op)
-        _txn_writes(req.success)
-        _txn_writes(req.failure)
+    """etcd's static checks again at apply (the handlers ran them before proposing): defense in depth.
 
-
-def _in_dels(key: bytes, dels: list[tuple[bytes, bytes | None, bool]]) -> bool:
-    for start, end, single in dels:
-        if single:
-            if key == start:
-                return True
-        elif key >= start and (end is None or key < end):
-            return True
-    return False
-
-
-def _txn_writes(ops: Sequence[Any]) -> tuple[set[bytes], list[tuple[bytes, bytes | None, bool]]]:
-    """(puts, delete spans) of one branch; DuplicateKeyError when a key is put twice or put and deleted.
-
-    Overlapping deletes are fine (as in etcd); then/else of a nested txn exclude each other.
+    No txn-ops bound and no size limit here: those are member flags, and an entry must apply alike on
+    every member.
     """
-    dels = [_key_span(op.key, op.range_end) for op in ops if isinstance(op, DeleteRangeRequest)]
-    puts: set[bytes] = set()
-    for op in ops:
-        if not isinstance(op, TxnRequest):
-            continue
-        puts_then, dels_then = _txn_writes(op.success)
-        puts_else, dels_else = _txn_writes(op.failure)
-        for k in puts_then:
-            if k in puts or _in_dels(k, dels):
-                raise DuplicateKeyError()
-            puts.add(k)
-        for k in puts_else:
-            if (k in puts and k not in puts_then) or _in_dels(k, dels):
-                raise DuplicateKeyError()
-            puts.add(k)
-        dels.extend(dels_then)
-        dels.extend(dels_else)
-    for op in ops:
-        if isinstance(op, PutRequest):
-            if op.key in puts or _in_dels(op.key, dels):
-                raise DuplicateKeyError()
-            puts.add(op.key)
-    return puts, dels
+    check_request(req, max_txn_ops=None)
 
 
 def _cmp(a: int | bytes, b: int | bytes) -> int:
@@ -336,7 +263,7 @@ class KVStore:
         elif rev < compacted:
             raise CompactedError()
         header = ResponseHeader(revision=current)
-        start, end, single = _key_span(req.key, req.range_end)
+        start, end, single = key_span(req.key, req.range_end)
         hits = self._visible(start, end, single, bound(rev))
         count = len(hits)
         if req.count_only:
@@ -473,7 +400,7 @@ class ApplyBatch:
         return self._s._range(self._tx, self.revision, self._compact_rev, req)
 
     def put(self, req: PutRequest) -> PutResponse:
-        _check_put(req)
+        _check_static(req)
         prev = self._current_kv(req.key) if (req.prev_kv or req.ignore_value or req.ignore_lease) else None
         if prev is None and (req.ignore_value or req.ignore_lease):
             raise KeyNotFoundError()
@@ -630,7 +557,7 @@ class ApplyBatch:
         ki.put(rev, create, version)
 
     def _do_delete(self, req: DeleteRangeRequest) -> tuple[int, list[KeyValue]]:
-        start, end, single = _key_span(req.key, req.range_end)
+        start, end, single = key_span(req.key, req.range_end)
         hits = self._s._visible(start, end, single, self._view())
         prev = [self._s._load(self._tx, *h) for h in hits] if req.prev_kv else []
         for key, _r, _c, _v in hits:
@@ -642,7 +569,7 @@ class ApplyBatch:
         return len(hits), prev
 
     def _compare(self, c: Compare) -> bool:
-        start, end, single = _key_span(c.key, c.range_end)
+        start, end, single = key_span(c.key, c.range_end)
         hits = self._s._visible(start, end, single, bound(self.revision))
         t = c.target
         if not hits:

@@ -74,6 +74,9 @@ KeyNotFoundError = _etcd("KeyNotFoundError", C.INVALID_ARGUMENT, "etcdserver: ke
 ValueProvidedError = _etcd("ValueProvidedError", C.INVALID_ARGUMENT, "etcdserver: value is provided")
 LeaseProvidedError = _etcd("LeaseProvidedError", C.INVALID_ARGUMENT, "etcdserver: lease is provided")
 TTLZeroError = _etcd("TTLZeroError", C.INVALID_ARGUMENT, "etcdserver: ttl is 0")
+InvalidSortOptionError = _etcd(
+    "InvalidSortOptionError", C.INVALID_ARGUMENT, "etcdserver: invalid sort option"
+)  # etcd >= 3.5's answer; etcd 3.4 has no check and fails at apply
 TooManyOpsError = _etcd(
     "TooManyOpsError", C.INVALID_ARGUMENT, "etcdserver: too many operations in txn request"
 )
