@@ -1,16 +1,23 @@
 """Server configuration: etcd's config-file keys, flags and environment, with etcd's defaults and checks.
 
-Why etcd's surface and not our own: operators (and the seed tutorial) already have etcd YAML files and
-command lines; trikv should start from them unchanged, and refuse them with the same one-line reasons.
+Why etcd's surface and not our own: operators (and the seed tutorial) already have etcd YAML files, command
+lines and `ETCD_*` environments (`trikvctl member add` prints one); trikv should start from them unchanged,
+and refuse them with the same one-line reasons.
 
-Sources, exactly one of:
-- `--config-file FILE` (or `TRIKV_CONFIG_FILE`): the YAML file is the whole configuration, as in etcd; any
-  other flag beside it is an error, `TRIKV_*` variables are ignored (with a warning).
-- flags (`--key value`, `--key=value`, `-key value`) over environment variables `TRIKV_<KEY>` (upper case,
-  '-' -> '_'), over etcd's embedded defaults.
+Sources, as etcd 3.4 (etcdmain/config.go, pkg/flags):
+- `--config-file FILE` (else `ETCD_CONFIG_FILE` / `TRIKV_CONFIG_FILE`): the YAML file is the whole
+  configuration; other flags and environment variables are ignored (etcd's info line is logged, and a
+  warning names what was ignored).
+- otherwise flags (`--key value`, `--key=value`, `-key value`; a flag given twice keeps the last value) over
+  environment variables `ETCD_<KEY>` or their alias `TRIKV_<KEY>` (upper case, '-' -> '_'), over etcd's
+  embedded defaults. Like etcd 3.4, a variable for a flag that is also on the command line is refused
+  ("conflicting environment variable ... is shadowed by corresponding command-line flag"), an unknown
+  `ETCD_*` / `TRIKV_*` variable is warned about ("unrecognized environment variable ETCD_FOO=bar").
 
-Every key etcd 3.3-3.6 knows is accepted; the ones trikv does not implement are ignored with a warning in
-`ServerConfig.warnings` (the caller logs them). A key etcd does not know is an error naming it.
+Every key etcd 3.4 reads (and the 3.5/3.6 additions) is accepted; the ones trikv does not implement are
+named in one warning in `ServerConfig.warnings` ("accepted and ignored"), except those whose value would
+change what the member is (TLS, discovery, proxy, force-new-cluster): those refuse to start with one line
+until they exist. A key etcd does not know is an error naming it.
 
 `--help` / `--version` raise `HelpRequested` / `VersionRequested` (subclasses of `InfoRequested`, NOT errors):
 the main prints `exc.text` on stdout and exits 0. Everything wrong raises `ConfigError` with one line.
@@ -38,6 +45,7 @@ from trikv.api.errors import ConfigError
 __all__ = [
     "DEFAULT_QUOTA_BYTES",
     "ENV_PREFIX",
+    "ETCD_ENV_PREFIX",
     "HelpRequested",
     "InfoRequested",
     "ServerConfig",
@@ -48,7 +56,15 @@ __all__ = [
     "version_text",
 ]
 
-ENV_PREFIX = "TRIKV_"
+ENV_PREFIX = "TRIKV_"  # trikv's alias of etcd's prefix
+ETCD_ENV_PREFIX = "ETCD_"
+ENV_PREFIXES = (ETCD_ENV_PREFIX, ENV_PREFIX)
+# TRIKV_* variables read elsewhere (not flags): never "unrecognized".
+OTHER_TRIKV_ENV = frozenset({"TRIKV_DEBUG_THIRD_PARTY"})
+CONFIG_FILE_LOADED = (
+    "loaded server configuration, other configuration command line flags and environment variables will be "
+    "ignored if provided"
+)
 DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024  # etcd's DefaultQuotaBytes
 MAX_QUOTA_BYTES = 8 * 1024 * 1024 * 1024  # etcd's MaxQuotaBytes: above it etcd only warns
 MAX_ELECTION_MS = 50000  # etcd's maxElectionMs
@@ -149,6 +165,26 @@ _IMPLEMENTED = [
     _impl("log-level", Kind.STR, "Log level: debug, info, warn, error, panic, or fatal."),
     _impl("log-outputs", Kind.LIST, "Where to write logs: stderr, stdout, default, or file paths."),
 ]
+
+
+_LEGACY_FLAGS = (
+    "cluster-active-size",
+    "cluster-remove-delay",
+    "cluster-sync-interval",
+    "config",
+    "force",
+    "max-result-buffer",
+    "max-retry-attempts",
+    "peer-heartbeat-interval",
+    "peer-election-timeout",
+    "retry-interval",
+    "snapshot",
+    "v",
+    "vv",
+)
+
+# Implemented keys whose value is parsed and checked but not acted on yet: named in the ignored warning.
+_PARSED_NOT_ACTED_ON = ("quota-backend-bytes", "auto-compaction-mode", "auto-compaction-retention")
 
 
 def _unimpl(kind: Kind, *keys: str, in_file: bool = True, as_flag: bool = True) -> list[_Opt]:
@@ -268,6 +304,7 @@ _UNIMPLEMENTED = [
         "v2-deprecation",
         "feature-gates",
         "cipher-suites",
+        "discovery-fallback",  # etcd 3.4 reads it from the file too (etcdmain configProxy)
     ),
     *_unimpl(
         Kind.ANY,
@@ -297,7 +334,6 @@ _UNIMPLEMENTED = [
         "peer-cert-allowed-cn",
         "peer-cert-allowed-hostname",
         "peer-crl-file",
-        "discovery-fallback",
         "raft-read-timeout",
         "raft-write-timeout",
         in_file=False,
@@ -315,6 +351,8 @@ _UNIMPLEMENTED = [
         "peer-skip-client-san-verification",
         in_file=False,
     ),
+    # etcd 0.4 flags etcd 3.4 still swallows (etcdmain `ignored`): bare, no value.
+    *_unimpl(Kind.BOOL, *_LEGACY_FLAGS, in_file=False),
 ]
 
 _OPTS: dict[str, _Opt] = {o.key: o for o in (*_IMPLEMENTED, *_UNIMPLEMENTED)}
@@ -334,8 +372,9 @@ def help_text() -> str:
         "",
         "  trikv --version | --help",
         "",
-        f"Every flag can also be given as an environment variable {ENV_PREFIX}<FLAG> (upper case, '-' -> '_');",
-        "a flag wins over its environment variable. Other etcd flags are accepted and ignored with a warning.",
+        f"Every flag can also be given as an environment variable {ETCD_ENV_PREFIX}<FLAG> (or {ENV_PREFIX}<FLAG>;",
+        "upper case, '-' -> '_'), as with etcd; a variable and its flag must not both be given. A flag given",
+        "twice keeps the last value. Other etcd flags are accepted and ignored with a warning.",
         "",
         "Flags:",
     ]
@@ -382,6 +421,9 @@ class ServerConfig:
     log_outputs: tuple[str, ...] = ("default",)
     config_file: str | None = None
     warnings: tuple[str, ...] = ()
+    # (level, message, fields): what etcd logs while reading its configuration (e.g. "recognized and used
+    # environment variable ..."); the main logs them once logging is set up.
+    notices: tuple[tuple[str, str, Mapping[str, str]], ...] = ()
 
     # ---- raft timing: etcd ticks once per heartbeat interval; heartbeat = 1 tick
     @property
@@ -543,38 +585,55 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> ServerConfig
     """
     flags, config_file = _parse_flags(argv)
     warnings: list[str] = []
-    if config_file is None and "config-file" not in flags:
-        env_file = environ.get(ENV_PREFIX + "CONFIG_FILE")
-        if env_file:
-            config_file = env_file
+    notices: list[tuple[str, str, Mapping[str, str]]] = []
+    if config_file is None:
+        # Read on its own first (as etcd does): it decides whether the rest of the environment counts.
+        config_file = _env_value(environ, "config-file") or None
     if config_file is not None:
+        notices.append(("info", CONFIG_FILE_LOADED, {"path": config_file}))
         if flags:
             given = ", ".join(f"--{k}" for k in flags)
-            raise ConfigError(
-                f"flags given beside --config-file: {given} (the config file is the whole configuration)"
-            )
-        ignored = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k != ENV_PREFIX + "CONFIG_FILE")
+            warnings.append(f"flags ignored because a config file is used ({config_file}): {given}")
+        ignored = sorted(
+            k
+            for k in environ
+            if _is_config_env(k) and k not in (_env_name(p, "config-file") for p in ENV_PREFIXES)
+        )
         if ignored:
             warnings.append(
-                f"environment variables ignored because a config file is used: {', '.join(ignored)}"
+                f"environment variables ignored because a config file is used ({config_file}): {', '.join(ignored)}"
             )
         values, explicit = _read_file(config_file, warnings)
     else:
-        values, explicit = _from_env(environ, warnings)
-        for key, raw in flags.items():
-            if key in values and f"env:{key}" in explicit:
-                warnings.append(f"flag --{key} shadows environment variable {_env_name(key)}")
-            values[key] = raw
-            explicit.add(key)
-    return _build(values, explicit, warnings, config_file)
+        values, explicit = _from_env(environ, flags, warnings, notices)
+        values.update(flags)
+        explicit.update(flags)
+    return _build(values, explicit, warnings, config_file, notices)
 
 
-def _env_name(key: str) -> str:
-    return ENV_PREFIX + key.upper().replace("-", "_")
+def _env_name(prefix: str, key: str) -> str:
+    return prefix + key.upper().replace("-", "_")
+
+
+def _is_config_env(name: str) -> bool:
+    """A variable in etcd's or trikv's configuration namespace (ETCDCTL_* is etcdctl's, not ours)."""
+    return name.startswith(ENV_PREFIXES) and name not in OTHER_TRIKV_ENV
+
+
+def _env_value(environ: Mapping[str, str], key: str) -> str:
+    """`ETCD_<KEY>` or its alias `TRIKV_<KEY>`; both given with different values is an error."""
+    etcd = environ.get(_env_name(ETCD_ENV_PREFIX, key), "")
+    ours = environ.get(_env_name(ENV_PREFIX, key), "")
+    if etcd and ours and etcd != ours:
+        raise ConfigError(
+            f"conflicting environment variables {_env_name(ETCD_ENV_PREFIX, key)}={etcd} and "
+            f"{_env_name(ENV_PREFIX, key)}={ours} (one is an alias of the other: unset one)"
+        )
+    return etcd or ours
 
 
 def _parse_flags(argv: Sequence[str]) -> tuple[dict[str, Any], str | None]:
-    """Go-flag-like parsing: -k v, --k v, --k=v; bare booleans; a value may be given only once."""
+    """Go-flag parsing as etcd's: -k v, --k v, --k=v; bare booleans; a flag given twice keeps the last value."""
     out: dict[str, Any] = {}
     config_file: str | None = None
     args = list(argv)
@@ -584,10 +643,10 @@ def _parse_flags(argv: Sequence[str]) -> tuple[dict[str, Any], str | None]:
         i += 1
         if arg == "--":
             if i < len(args):
-                raise ConfigError(f"unexpected argument {args[i]!r} (trikv takes only flags)")
+                raise ConfigError(f"'{args[i]}' is not a valid flag (trikv takes only flags)")
             break
         if not arg.startswith("-") or arg in ("-", "---"):
-            raise ConfigError(f"unexpected argument {arg!r} (trikv takes only flags)")
+            raise ConfigError(f"'{arg}' is not a valid flag (trikv takes only flags)")
         body = arg[2:] if arg.startswith("--") else arg[1:]
         key, eq, value = body.partition("=")
         if key in ("h", "help"):
@@ -606,31 +665,48 @@ def _parse_flags(argv: Sequence[str]) -> tuple[dict[str, Any], str | None]:
             else:
                 raise ConfigError(f"flag needs an argument: {arg}")
         if key == "config-file":
-            if config_file is not None:
-                raise ConfigError("flag --config-file given twice")
-            if not value:
-                raise ConfigError("flag --config-file needs a file name")
-            config_file = value
+            config_file = value or None  # etcd: an empty --config-file means none
             continue
-        if key in out:
-            raise ConfigError(f"flag --{key} given twice")
+        out.pop(key, None)  # keep the order of last appearance
         out[key] = value
     return out, config_file
 
 
-def _from_env(environ: Mapping[str, str], warnings: list[str]) -> tuple[dict[str, Any], set[str]]:
+def _from_env(
+    environ: Mapping[str, str],
+    flags: Mapping[str, Any],
+    warnings: list[str],
+    notices: list[tuple[str, str, Mapping[str, str]]],
+) -> tuple[dict[str, Any], set[str]]:
+    """etcd's SetFlagsFromEnv + verifyEnv over ETCD_* and the TRIKV_* aliases."""
     values: dict[str, Any] = {}
     explicit: set[str] = set()
-    known = {_env_name(o.key): o.key for o in _OPTS.values() if o.as_flag}
+    recognized: set[str] = set()
+    for opt in _OPTS.values():
+        if not opt.as_flag:
+            continue
+        names = [_env_name(p, opt.key) for p in ENV_PREFIXES]
+        present = [n for n in names if n in environ]
+        if not present:
+            continue
+        if opt.key in flags:
+            # etcd 3.4 (pkg/flags verifyEnv) stops here: the variable would silently lose to the flag.
+            raise ConfigError(
+                f'conflicting environment variable "{present[0]}" is shadowed by corresponding command-line flag '
+                "(either unset environment variable or disable flag)"
+            )
+        value = _env_value(environ, opt.key)
+        if not value:
+            continue  # etcd: an empty variable is not used (and so reported as unrecognized below)
+        used = [n for n in present if environ[n]]
+        recognized.update(used)
+        for n in used:
+            notices.append(("info", f"recognized and used environment variable {n}={environ[n]}", {}))
+        values[opt.key] = value
+        explicit.add(opt.key)
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG_FILE":
-            continue
-        key = known.get(name)
-        if key is None:
-            warnings.append(f"unrecognized environment variable {name}")
-            continue
-        values[key] = environ[name]
-        explicit.update((key, f"env:{key}"))
+        if _is_config_env(name) and name not in recognized:
+            warnings.append(f"unrecognized environment variable {name}={environ[name]}")
     return values, explicit
 
 
@@ -713,14 +789,50 @@ def parse_config_text(text: str, origin: str, warnings: list[str]) -> tuple[dict
         opt = _OPTS.get(key)
         if opt is None or not opt.in_file:
             raise ConfigError(f"unknown config key {key!r} in {origin}")
-        if value is None:
-            continue  # `key:` with nothing after it keeps the default, as in etcd
-        if key.endswith("-transport-security") and not isinstance(value, dict):
-            raise ConfigError(
-                f"invalid value for {key} in {origin}: expected a mapping, got {_describe(value)}"
-            )
+        if value is not None and key.endswith("-transport-security"):
+            _check_security_block(key, value, origin)
+        # `key:` with nothing after it keeps the default, as in etcd; it stays listed so that an
+        # unimplemented key is still named in the "accepted and ignored" warning.
         values[key] = value
-    return values, set(values)
+    return values, {k for k, v in values.items() if v is not None}
+
+
+_SECURITY_KEYS = {
+    # etcd 3.4 securityConfig, plus the 3.5/3.6 additions
+    "cert-file": Kind.STR,
+    "key-file": Kind.STR,
+    "client-cert-file": Kind.STR,
+    "client-key-file": Kind.STR,
+    "client-cert-auth": Kind.BOOL,
+    "trusted-ca-file": Kind.STR,
+    "auto-tls": Kind.BOOL,
+    "allowed-cn": Kind.LIST,
+    "allowed-hostname": Kind.LIST,
+    "skip-client-san-verification": Kind.BOOL,
+}
+
+
+def _check_security_block(key: str, value: Any, origin: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(f"invalid value for {key} in {origin}: expected a mapping, got {_describe(value)}")
+    for sub, v in value.items():
+        kind = _SECURITY_KEYS.get(sub) if isinstance(sub, str) else None
+        if kind is None:
+            raise ConfigError(f"unknown key {sub!r} in {key} in {origin}")
+        if kind is Kind.BOOL:
+            ok = v is None or isinstance(v, bool)
+        elif kind is Kind.LIST:
+            ok = (
+                v is None
+                or isinstance(v, str)
+                or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            )
+        else:
+            ok = v is None or isinstance(v, str)
+        if not ok:
+            raise ConfigError(
+                f"invalid value for {key}.{sub} in {origin}: expected a {kind.value}, got {_describe(v)}"
+            )
 
 
 # --------------------------------------------------------------------------- typed values
@@ -799,6 +911,10 @@ def _check_url(key: str, url: str, *, listen: bool) -> str:
         port = parts.port
     except ValueError as e:
         raise ConfigError(f"invalid URL {url!r} in {key}: {e}") from None
+    if parts.scheme in ("unix", "unixs"):
+        raise ConfigError(
+            f"invalid URL {url!r} in {key}: unix socket URLs are not supported by trikv (use http://IP:PORT)"
+        )
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"invalid URL {url!r} in {key}: URL scheme must be http or https")
     host = parts.hostname
@@ -808,7 +924,7 @@ def _check_url(key: str, url: str, *, listen: bool) -> str:
         raise ConfigError(f"invalid URL {url!r} in {key}: URL must not contain a path")
     if parts.username is not None:
         raise ConfigError(f"invalid URL {url!r} in {key}: URL must not contain user information")
-    if port == 0 and not listen:
+    if port == 0 and not listen and key != "advertise-client-urls":  # etcd accepts a client one (0.0.0.0:0)
         raise ConfigError(f"invalid URL {url!r} in {key}: an advertised URL needs a real port, not 0")
     if listen and host != "localhost":
         try:
@@ -874,16 +990,100 @@ def _parse_retention(mode: str, text: str) -> tuple[str, float] | None:
 # --------------------------------------------------------------------------- build + validate
 
 
+_REFUSED_WHEN_SET = {
+    # key -> why; these change what the member is, so ignoring them would start something else.
+    "discovery": "discovery is not implemented in trikv: bootstrap with --initial-cluster",
+    "discovery-srv": "DNS discovery is not implemented in trikv: bootstrap with --initial-cluster",
+    "discovery-endpoints": "discovery is not implemented in trikv: bootstrap with --initial-cluster",
+    "force-new-cluster": "--force-new-cluster is not implemented in trikv",
+}
+_TLS_FLAGS = {
+    "client": ("cert-file", "key-file", "auto-tls", "client-transport-security"),
+    "peer": ("peer-cert-file", "peer-key-file", "peer-auto-tls", "peer-transport-security"),
+}
+
+
+def _is_set(key: str, value: Any, from_text: bool) -> bool:
+    """Whether an unimplemented option asks for something (a non-empty string, a true boolean)."""
+    if value is None:
+        return False
+    if _OPTS[key].kind is Kind.BOOL:
+        return _as_bool(key, value, from_text)
+    return bool(str(value).strip())
+
+
+def _unsupported(values: dict[str, Any], from_text: bool, warnings: list[str]) -> None:
+    """Refuse what cannot be ignored safely; name everything else that is accepted and ignored, once."""
+    for key, why in _REFUSED_WHEN_SET.items():
+        if key in values and _is_set(key, values[key], from_text):
+            raise ConfigError(f"{why} ({_spell(key, from_text)} is set)")
+    proxy = values.get("proxy")
+    if proxy is not None and str(proxy).strip() not in ("", "off"):
+        raise ConfigError(
+            f"proxy mode is not implemented in trikv ({_spell('proxy', from_text)} is {proxy!r})"
+        )
+    ignored: list[str] = []
+    for key in values:
+        if key in _LEGACY_FLAGS:
+            warnings.append(f'flag "-{key}" is no longer supported - ignoring.')  # etcd's words
+        elif not _OPTS[key].implemented or key in _PARSED_NOT_ACTED_ON:
+            ignored.append(_spell(key, from_text))
+    if ignored:
+        what = "flags / environment variables" if from_text else "config keys"
+        warnings.append(f"{what} accepted and ignored (not implemented by trikv yet): {', '.join(ignored)}")
+
+
+def _spell(key: str, from_text: bool) -> str:
+    return f"--{key}" if from_text else key
+
+
+def _check_tls(
+    values: dict[str, Any],
+    from_text: bool,
+    listen: dict[str, tuple[str, ...]],
+    advertised: dict[str, tuple[str, ...]],
+) -> None:
+    """Until trikv has TLS: never plaintext on an https URL, never a silently ignored certificate."""
+    for side, (cert_key, key_key, auto_key, block_key) in _TLS_FLAGS.items():
+        block = values.get(block_key) or {}
+        auto = (auto_key in values and _is_set(auto_key, values[auto_key], from_text)) or block.get(
+            "auto-tls"
+        ) is True
+        if auto:
+            where = f"--{auto_key}" if from_text else f"{block_key} auto-tls"
+            raise ConfigError(
+                f"{where} is not supported: trikv does not implement TLS yet (use http:// URLs)"
+            )
+        given = [f"--{k}" for k in (cert_key, key_key) if k in values and _is_set(k, values[k], from_text)]
+        given += [f"{block_key} {k}" for k in ("cert-file", "key-file") if block.get(k)]
+        if given:
+            raise ConfigError(
+                f"TLS is not implemented in trikv yet: {', '.join(given)} cannot be used (remove it and use http:// URLs)"
+            )
+        for url in listen[side]:
+            if url.startswith("https://"):
+                flags = "--cert-file, --key-file" if side == "client" else "--peer-cert-file, --peer-key-file"
+                raise ConfigError(
+                    f"TLS key/cert ({flags}) must be provided for {side} url {url} with HTTPS scheme"
+                )
+    for key, urls in advertised.items():
+        for url in urls:
+            if url.startswith("https://"):
+                raise ConfigError(
+                    f"https URL {url} in {key}: trikv does not implement TLS yet (use http:// URLs)"
+                )
+
+
 def _build(
-    values: dict[str, Any], explicit: set[str], warnings: list[str], config_file: str | None
+    values: dict[str, Any],
+    explicit: set[str],
+    warnings: list[str],
+    config_file: str | None,
+    notices: Sequence[tuple[str, str, Mapping[str, str]]] = (),
 ) -> ServerConfig:
     from_text = config_file is None  # flags/env are strings; YAML has real types
-    for key, value in values.items():
-        opt = _OPTS[key]
-        if not opt.implemented:
-            shown = "" if opt.kind is Kind.ANY else f" (= {value!r})"
-            warnings.append(f"{key}{shown} is accepted for etcd compatibility but not implemented; ignored")
-    v = {k: values.get(k, d) for k, d in _DEFAULTS.items()}
+    _unsupported(values, from_text, warnings)
+    v = {k: (values[k] if values.get(k) is not None else d) for k, d in _DEFAULTS.items()}
 
     def s(k: str) -> str:
         return _as_str(k, v[k], from_text)
@@ -946,6 +1146,16 @@ def _build(
             "(the URL lists differ)"
         )
     identity.initial_member_ids(cluster, token)  # rejects two members with the same URLs
+    _check_tls(
+        values,
+        from_text,
+        {"client": listen_client, "peer": listen_peer},
+        {
+            "advertise-client-urls": adv_client,
+            "initial-advertise-peer-urls": adv_peer,
+            "initial-cluster": tuple(u for us in cluster.values() for u in us),
+        },
+    )
 
     heartbeat = i("heartbeat-interval")
     election = i("election-timeout")
@@ -1020,6 +1230,7 @@ def _build(
         log_outputs=outputs,
         config_file=config_file,
         warnings=tuple(warnings),
+        notices=tuple(notices),
     )
 
 
