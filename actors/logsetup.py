@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any, TextIO
 from trikv.api.errors import ConfigError
 
 __all__ = [
+    "THIRD_PARTY_ENV",
+    "THIRD_PARTY_LOGGERS",
     "FieldLogger",
     "JsonFormatter",
     "get_logger",
@@ -120,12 +123,33 @@ class _StdStream(logging.StreamHandler):
 _OURS = "_trikv_logsetup"
 
 
-def setup_logging(level: str, outputs: Sequence[str], logger: str = "zap") -> None:
+# Libraries under us that log per frame / per event at debug level.
+THIRD_PARTY_LOGGERS = (
+    "trio-websocket",
+    "trio_websocket",
+    "wsproto",
+    "h11",
+    "h2",
+    "hpack",
+    "hyperframe",
+    "trio",
+)
+THIRD_PARTY_ENV = "TRIKV_DEBUG_THIRD_PARTY"
+
+
+def _env_flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def setup_logging(
+    level: str, outputs: Sequence[str], logger: str = "zap", *, third_party: bool | None = None
+) -> None:
     """Send all logging (the root logger) as JSON lines to `outputs` at `level`; idempotent.
 
     outputs: "stderr", "stdout", "default" (= stderr), or file paths (appended to; the directory must
     exist). Raises ConfigError naming the first output that cannot be opened. Replaces only the handlers a
-    previous call installed.
+    previous call installed. Third-party loggers (THIRD_PARTY_LOGGERS) stay at warn or above even at debug
+    level, unless `third_party` is true (default: the environment variable TRIKV_DEBUG_THIRD_PARTY=1).
     """
     if logger not in ("zap", "capnslog"):
         raise ConfigError(f"unknown logger option {logger!r} (only 'zap' is supported)")
@@ -157,6 +181,10 @@ def setup_logging(level: str, outputs: Sequence[str], logger: str = "zap") -> No
         h.setFormatter(formatter)
         root.addHandler(h)
     root.setLevel(number)
+    quiet = not (third_party if third_party is not None else _env_flag(os.environ.get(THIRD_PARTY_ENV, "")))
+    for name in THIRD_PARTY_LOGGERS:
+        # Their per-frame debug lines drown ours: warn and above unless asked for.
+        logging.getLogger(name).setLevel(max(number, logging.WARNING) if quiet else logging.NOTSET)
 
 
 def log(logger: logging.Logger | str, level: str | int, msg: str, /, **fields: Any) -> None:
