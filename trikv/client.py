@@ -5,18 +5,31 @@ queue encoded items, a writer task coalesces everything queued in the same sched
 frame (framing costs tens of microseconds per message in pure Python), a reader task dispatches response
 items back to the waiting callers by id.
 
-Retry rules (why they are strict): reads (range, status, member_list) are retried on another endpoint
-or after a reconnect, until the request deadline. Writes (put, delete, txn, compact) are retried only
-when the request provably never reached a server (not sent before the connection died, or refused by
-the server before proposing: no leader / not capable / learner). Any other failure after sending raises
-`OutcomeUnknownError` with the cause chained, because a blind retry of an applied txn can turn a won
-lock into a lost one.
+Bounds: at most `max_in_flight` requests per connection are queued or awaiting their answer. A caller
+beyond that waits for a slot (backpressure, never an error and never an unbounded queue); the wait
+counts against its request deadline, and a request that times out while waiting never left.
+
+Retry rules (why they are strict, as etcd's clientv3, which retries a mutable request only when no
+connection existed): reads (range, status, member_list) are retried on another endpoint or after a
+reconnect, until the request deadline. Writes (put, delete, txn, compact, member changes) are retried
+only when the request provably never reached a server (not sent before the connection died, or refused
+by the server before proposing: no leader / not capable / learner). When a connection dies, every write
+that may have left on it raises `OutcomeUnknownError` at once, with the cause chained: a blind retry of
+an applied txn can turn a won lock into a lost one, and waiting for the deadline tells the caller nothing
+more.
+
+Failover after a lost member: a follower forwards a write to its leader, and a follower whose leader just
+died keeps forwarding into the void until its election timeout, after which the write can only time out
+on the server (outcome unknown). So after losing the connection to member M, a request that needs the
+leader is held (not sent) on another endpoint until that endpoint names a live leader other than M, for
+at most `LEADER_LOSS_HOLD` seconds after the loss (or until M answers a dial again): the write stays
+provably unsent, and goes out as soon as the survivors have elected a new leader.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -40,6 +53,14 @@ KeyLike = str | bytes
 # largest it accepts (etcd's client: MaxInt32; a big range response must not kill the connection).
 DEFAULT_MAX_SEND_BYTES = protocol.DEFAULT_MAX_REQUEST_BYTES + protocol.FRAME_OVERHEAD_BYTES
 DEFAULT_MAX_RECV_BYTES = 2**31 - 1
+
+# Requests per connection that may be queued or awaiting their answer; callers beyond it wait for a slot.
+DEFAULT_MAX_IN_FLIGHT = 1024
+
+# How long after losing member M a request that needs the leader is held on an endpoint that still names M
+# as its leader (or none): about two default election timeouts (1 s, randomised up to 2 s), plus a margin.
+LEADER_LOSS_HOLD = 3.0
+_LEADER_POLL = 0.05
 
 # Errors that prove a write was not proposed: the server refused it at the door.
 _SAFE_WRITE_RETRY: tuple[type[errors.EtcdError], ...] = (
@@ -164,20 +185,39 @@ class _Call:
 
 
 class _Conn:
-    """One WebSocket to one endpoint: a writer task coalesces queued items, a reader task dispatches."""
+    """One WebSocket to one endpoint: a writer task coalesces queued items, a reader task dispatches.
+
+    Bounded: a semaphore of `max_in_flight` slots is held by every request from queueing until its caller
+    stops waiting, so `_queued` and `_pending` never hold more; callers beyond it wait (backpressure).
+    """
 
     def __init__(
-        self, url: str, max_send: int, max_recv: int, keepalive: tuple[float, float] | None = None
+        self,
+        url: str,
+        max_send: int,
+        max_recv: int,
+        keepalive: tuple[float, float] | None = None,
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_lost: Callable[[_Conn], None] | None = None,
     ) -> None:
+        if max_in_flight < 1:
+            raise errors.ConfigError(f"max_in_flight must be at least 1 (got {max_in_flight})")
         self.url = url
         self.keepalive = keepalive
         self.max_send = max_send
         self.max_recv = max_recv
         self.dead = False
         self.error: BaseException | None = None
+        self.member_id = 0  # from the first answer's header: whom we lose if this connection dies
+        self.leader_checked = -math.inf  # when this member last named a leader we had not lost
+        self.probe_lock = trio.Lock()
+        self._on_lost = on_lost
         self._next_id = 1
+        self._slots = trio.Semaphore(max_in_flight)
+        self._queued: dict[int, _Call] = {}  # not yet taken by the writer, in arrival order
+        self._wake_writer = trio.lowlevel.ParkingLot()
         self._pending: dict[int, _Call] = {}
-        self._send, self._recv = trio.open_memory_channel[_Call](math.inf)
         self._scope: trio.CancelScope | None = None
         self._closing = False
         self._ws: trio_websocket.WebSocketConnection | None = None
@@ -216,7 +256,8 @@ class _Conn:
         self.dead = True
         if self.error is None:
             self.error = trio_websocket.ConnectionClosed(self._ws.closed if self._ws else None)
-        self._send.close()
+        # Every caller learns now, not at its deadline: unsent ones may go elsewhere, sent ones are in doubt.
+        self._queued.clear()
         pending, self._pending = self._pending, {}
         for call in pending.values():
             if call.state == _QUEUED:
@@ -227,6 +268,8 @@ class _Conn:
                 continue
             call.state = _DONE
             call.event.set()
+        if self._on_lost is not None and not self._closing:
+            self._on_lost(self)
 
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
@@ -250,33 +293,46 @@ class _Conn:
         return _Call(request_id, b"\x83" + codec.encode(request_id) + item_tail)
 
     async def request(self, call: _Call) -> Any:
-        """Queue `call` and wait for its answer; raises _NotSent/_LostAfterSend or the server's error."""
+        """Queue `call` and wait for its answer; raises _NotSent/_LostAfterSend or the server's error.
+
+        Waits for one of the connection's in-flight slots first (backpressure when all are taken)."""
         if self.dead:
             raise _NotSent(self.error)
-        self._pending[call.id] = call
-        self._send.send_nowait(call)
         try:
-            await call.event.wait()
-        except BaseException:
-            if call.state == _QUEUED:
-                call.state = _ABANDONED
-            self._pending.pop(call.id, None)
-            raise
+            self._slots.acquire_nowait()  # the common case costs no extra scheduling round
+        except trio.WouldBlock:
+            await self._slots.acquire()
+            if self.dead:
+                self._slots.release()
+                raise _NotSent(self.error) from None
+        try:
+            self._pending[call.id] = call
+            self._queued[call.id] = call
+            self._wake_writer.unpark()
+            try:
+                await call.event.wait()
+            except BaseException:
+                if call.state == _QUEUED:
+                    call.state = _ABANDONED
+                self._queued.pop(call.id, None)
+                self._pending.pop(call.id, None)
+                raise
+        finally:
+            self._slots.release()
         if call.error is not None:
             raise call.error
         return call.result
 
     async def _writer(self, ws: trio_websocket.WebSocketConnection) -> None:
         try:
-            async for first in self._recv:
-                # No extra checkpoint needed: trio wakes this task in the batch after the one in
-                # which `first` was queued, so every request queued in that tick is already here.
-                batch = [first]
-                while True:
-                    try:
-                        batch.append(self._recv.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+            while True:
+                if not self._queued:
+                    # No extra checkpoint needed after waking: trio runs this task in the batch after the
+                    # one that queued the first request, so every request queued in that tick is here.
+                    await self._wake_writer.park()
+                    continue
+                batch = list(self._queued.values())
+                self._queued.clear()
                 if ws.closed is not None:
                     # Known closed before a byte of this batch left: its calls stay QUEUED, and
                     # _die() reports them as never sent (safe to retry, even writes).
@@ -328,6 +384,9 @@ class _Conn:
                         continue  # a request we stopped waiting for, or id 0 (undecodable frame)
                     if status == protocol.OK:
                         call.result = result
+                        if not self.member_id:
+                            header = getattr(result, "header", None)
+                            self.member_id = getattr(header, "member_id", 0)
                     else:
                         call.error = errors.from_wire(result if isinstance(result, dict) else {})
                     call.state = _DONE
@@ -503,7 +562,11 @@ class Txn:
 
 
 class Client:
-    """A connection pool over the given endpoints; create it with `trikv.connect`."""
+    """A connection pool over the given endpoints; create it with `trikv.connect`.
+
+    At most `max_in_flight` requests per connection are queued or awaiting their answer; further callers
+    wait for a slot (backpressure), within their request deadline.
+    """
 
     def __init__(
         self,
@@ -516,7 +579,10 @@ class Client:
         max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
         keepalive_time: float | None = 2.0,
         keepalive_timeout: float = 6.0,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        if max_in_flight < 1:
+            raise errors.ConfigError(f"max_in_flight must be at least 1 (got {max_in_flight})")
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
@@ -529,6 +595,10 @@ class Client:
         self.max_send_bytes = max_send_bytes
         self.max_recv_bytes = max_recv_bytes
         self.keepalive = None if keepalive_time is None else (keepalive_time, keepalive_timeout)
+        self.max_in_flight = max_in_flight
+        self.leader_loss_hold = LEADER_LOSS_HOLD
+        self._lost: dict[int, float] = {}  # member id -> when our connection to it died (see _leader_gate)
+        self._member_of_url: dict[str, int] = {}
         self._active = 0
         self._conns: dict[str, _Conn] = {}
         self._dial_locks: dict[str, trio.Lock] = {}
@@ -553,7 +623,14 @@ class Client:
                 return conn
             if self._closed:
                 raise errors.ClientError("client is closed")
-            conn = _Conn(url, self.max_send_bytes, self.max_recv_bytes, self.keepalive)
+            conn = _Conn(
+                url,
+                self.max_send_bytes,
+                self.max_recv_bytes,
+                self.keepalive,
+                max_in_flight=self.max_in_flight,
+                on_lost=self._on_lost,
+            )
             ok = False
             with trio.move_on_after(self.dial_timeout):
                 ok = await self._nursery.start(conn.run)
@@ -563,7 +640,48 @@ class Client:
                     await conn.close()
                 return None
             self._conns[url] = conn
+            self._lost.pop(self._member_of_url.get(url, 0), None)  # it answers again: not lost after all
             return conn
+
+    def _on_lost(self, conn: _Conn) -> None:
+        """A connection died under us (not closed by us): remember whom we lost, for _leader_gate."""
+        if not self._closed and conn.member_id:
+            self._lost[conn.member_id] = trio.current_time()
+            self._member_of_url[conn.url] = conn.member_id
+
+    async def _leader_gate(self, conn: _Conn) -> None:
+        """Hold a request that needs the leader while `conn`'s member names a member we just lost (or no
+        leader): sent now, a write would be forwarded to a dead leader and could only time out on the
+        server, in doubt. Held, it stays provably unsent until the survivors elect a new leader. Bounded
+        by leader_loss_hold after the loss (a member that is alive but unreachable from here only)."""
+        while True:
+            now = trio.current_time()
+            for mid, lost_at in list(self._lost.items()):
+                if now - lost_at >= self.leader_loss_hold:
+                    del self._lost[mid]
+            if not self._lost or conn.leader_checked >= max(self._lost.values()):
+                return
+            async with conn.probe_lock:
+                if not self._lost or conn.leader_checked >= max(self._lost.values()):
+                    continue  # another request's probe just cleared this member
+                asked_at = trio.current_time()
+                leader = await self._probe_leader(conn)
+                if leader is None or (leader != 0 and leader not in self._lost):
+                    conn.leader_checked = asked_at
+                    continue
+            await trio.sleep(_LEADER_POLL)
+
+    @staticmethod
+    async def _probe_leader(conn: _Conn) -> int | None:
+        """The leader `conn`'s member names (0: none), or None when it cannot say (then nothing is held)."""
+        call = conn.new_call(codec.encode("status") + codec.encode(StatusRequest()))
+        try:
+            status = await conn.request(call)
+        except _LostAfterSend as exc:
+            raise _NotSent(*exc.args) from None  # the held request itself never left
+        except errors.EtcdError:
+            return None
+        return status.leader if isinstance(status, StatusResponse) else None
 
     async def _any_conn(self) -> _Conn:
         n = len(self._urls)
@@ -617,6 +735,11 @@ class Client:
         size = len(tail) + 11  # + item header, the widest request id, the frame header
         if size > self.max_send_bytes:
             raise MessageTooLargeError(size, self.max_send_bytes)
+        needs_leader = (
+            not idempotent
+            or (isinstance(payload, rpc.RangeRequest) and not payload.serializable)
+            or (isinstance(payload, MemberListRequest) and payload.linearizable)
+        )
         timeout = self.request_timeout if timeout is None else timeout
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         fixed_url = parse_endpoint(endpoint) if endpoint is not None else None
@@ -633,6 +756,8 @@ class Client:
                             raise errors.NoEndpointsError(f"endpoint {endpoint} could not be reached")
                     else:
                         conn = await self._any_conn()
+                    if needs_leader and self._lost:
+                        await self._leader_gate(conn)
                     call = conn.new_call(tail)
                     result = await conn.request(call)
                     if not isinstance(result, expect):
@@ -787,8 +912,12 @@ async def connect(
     keepalive_time: float | None = 2.0,
     keepalive_timeout: float = 6.0,
     lazy: bool = False,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> AsyncIterator[Client]:
-    """Open a client; unless `lazy`, waits until one endpoint answers (NoEndpointsError otherwise)."""
+    """Open a client; unless `lazy`, waits until one endpoint answers (NoEndpointsError otherwise).
+
+    `max_in_flight` bounds the requests per connection that are queued or awaiting an answer; callers
+    beyond it wait for a slot (backpressure)."""
     eps = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
     try:
         async with trio.open_nursery() as nursery:
@@ -801,6 +930,7 @@ async def connect(
                 max_recv_bytes=max_recv_bytes,
                 keepalive_time=keepalive_time,
                 keepalive_timeout=keepalive_timeout,
+                max_in_flight=max_in_flight,
             )
             try:
                 if not lazy:
