@@ -155,6 +155,8 @@ def _txn_writes(ops: Sequence[Any]) -> tuple[set[bytes], list[Span]]:
 
     etcd's checkIntervals. Overlapping deletes are fine (as in etcd); then/else of a nested txn exclude
     each other. Call it after the shape checks: it assumes every op is one of the four shapes.
+    One deliberate difference: a delete with range_end "\\0" covers every key from its start here; etcd's
+    interval tree reads "\\0" literally (an empty interval), so etcd lets such a txn also put a key in it.
     """
     dels = [key_span(op.key, op.range_end) for op in ops if isinstance(op, DeleteRangeRequest)]
     puts: set[bytes] = set()
