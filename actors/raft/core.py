@@ -56,8 +56,6 @@ class Config:
     check_quorum: bool = True
     pre_vote: bool = True
     applied: int = 0
-    # TEST ONLY planted bugs: "figure8", "readindex_no_heartbeat".
-    breakages: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -124,9 +122,6 @@ class Raft:
         self.pre_vote = config.pre_vote
         self.election_timeout = config.election_tick
         self.heartbeat_timeout = config.heartbeat_tick
-        self.breakages = config.breakages
-        self.figure8 = "figure8" in config.breakages
-        self.read_no_heartbeat = "readindex_no_heartbeat" in config.breakages
 
         self.term = 0
         self.vote = 0
@@ -630,13 +625,12 @@ class Raft:
         log = self.log
         if mci <= log.committed:
             return False
-        if not self.figure8:
-            # Figure 8: only an entry of the current term is committed by counting replicas.
-            try:
-                if log.term(mci) != self.term:
-                    return False
-            except LogCompactedError:
+        # Figure 8: only an entry of the current term is committed by counting replicas.
+        try:
+            if log.term(mci) != self.term:
                 return False
+        except LogCompactedError:
+            return False
         log.commit_to(mci)
         return True
 
@@ -692,9 +686,6 @@ class Raft:
     def start_read(self, m: Message) -> None:
         if len(self.voters) == 1 and self.id in self.voters:
             self.answer_read(m, self.log.committed)
-            return
-        if self.read_no_heartbeat:
-            self.answer_read(m, self.log.committed)  # PLANTED BUG: no leadership confirmation
             return
         self.read_only.add_request(self.log.committed, m)
         acks = self.read_only.recv_ack(self.id, m.context)

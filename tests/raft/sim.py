@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 import cbor2
 
+from tests.raft.broken import raw_node
 from trikv.actors.raft import Config, MemoryStorage, ProposalDropped, RawNode, Ready, StateType
 from trikv.api.codec import decode
 from trikv.api.raftpb import Message, MessageType, Snapshot
@@ -69,7 +70,7 @@ class Scenario:
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     max_uncommitted_entries_size: int = 0
-    breakages: frozenset[str] = frozenset()
+    breakages: frozenset[str] = frozenset()  # planted core bugs (tests/raft/broken.py)
     lose_vote_on_crash: bool = False  # harness breakage: the vote is not durable
     lose_tail_on_crash: bool = False  # harness breakage: the last Ready's entries were acked but not fsynced
     p_propose: float = 0.08
@@ -273,7 +274,6 @@ class Sim:
             check_quorum=sc.check_quorum,
             pre_vote=sc.pre_vote,
             applied=applied,
-            breakages=sc.breakages,
         )
 
     def start(self, node: SimNode) -> None:
@@ -286,7 +286,7 @@ class Sim:
         st.set_hard_state(d.hard_state)
         applied = d.snap_index()
         node.storage = st
-        node.rn = RawNode(self.config(node.id, applied), st)
+        node.rn = raw_node(self.config(node.id, applied), st, self.sc.breakages)
         node.applied = applied
         node.conf_state = st.initial_state()[1]
         if d.snapshot is None and not d.entries and node.bootstrap_voters:

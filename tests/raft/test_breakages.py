@@ -1,4 +1,4 @@
-"""The checkers must catch real bugs: plant one (Config.breakages, or a harness that forgets on crash the vote or
+"""The checkers must catch real bugs: plant one (a `BrokenRaft` from broken.py, or a harness that forgets on crash the vote or
 the entries of the last Ready it acknowledged),
 search a bounded range of shaped seeds, and demand that some seed fails with the right violation -- and that
 the same seed passes without the breakage (so it is the bug that was caught, not a harness artefact).
@@ -154,7 +154,7 @@ def test_breakage_is_caught(
 
 
 def test_figure8_is_caught_by_a_seed() -> None:
-    """Figure 8 rule off (Config.breakages={"figure8"}): some seed of `shape_figure8` among the first
+    """Figure 8 rule off (breakage "figure8", tests/raft/broken.py): some seed of `shape_figure8` among the first
     SEARCH (300) must lose a committed entry, seen by leader completeness or state machine safety.
 
     Measured when written (core at 18bc153): the first seed caught is 0 (leader completeness: the leader of

@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
+from tests.raft.broken import raw_node
 from trikv.actors.raft import Config, MemoryStorage, RawNode, ReadState, Ready, StateType, decode_conf_change
 from trikv.api.codec import decode, encode
 from trikv.api.raftpb import Message, MessageType
@@ -30,10 +31,12 @@ class Cluster:
         *,
         seed: int = 1,
         bootstrap: bool = True,
+        breakages: frozenset[str] = frozenset(),
         **cfg: Any,
     ) -> None:
         self.ids = list(ids)
         self.cfg = cfg
+        self.breakages = breakages  # planted core bugs (tests/raft/broken.py)
         self.seed = seed
         self.nodes: dict[int, RawNode] = {}
         self.storages: dict[int, MemoryStorage] = {}
@@ -56,7 +59,7 @@ class Cluster:
 
     def add_node(self, i: int, bootstrap_voters: list[int] | None = None) -> RawNode:
         st = MemoryStorage()
-        node = RawNode(self.config(i), st)
+        node = raw_node(self.config(i), st, self.breakages)
         if bootstrap_voters is not None:
             node.bootstrap(bootstrap_voters)
         self.nodes[i] = node
@@ -145,7 +148,7 @@ class Cluster:
         """Crash and restart node i from its storage (what the WAL would replay); volatile state is lost."""
         st = self.storages[i]
         snap = st.snapshot()
-        node = RawNode(self.config(i), st)
+        node = raw_node(self.config(i), st, self.breakages)
         self.nodes[i] = node
         self.sm[i] = list(decode(snap.data)) if snap.data else []
         self.conf[i] = snap.meta.conf_state
