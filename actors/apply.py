@@ -30,6 +30,15 @@ CONF_STATE_KEY = b"conf_state"
 
 T = TypeVar("T")
 
+# The one table from a request's type to its effect on the key space.
+_KV_APPLY: dict[type, Callable[[ApplyBatch, Any], Any]] = {
+    rpc.PutRequest: ApplyBatch.put,
+    rpc.DeleteRangeRequest: ApplyBatch.delete_range,
+    rpc.TxnRequest: ApplyBatch.txn,
+    rpc.RangeRequest: ApplyBatch.range,
+    rpc.CompactionRequest: ApplyBatch.compact,
+}
+
 
 def _decode_as(e: Entry, shape: type[T]) -> T | None:
     """A committed entry that is not what its type says must not stop the apply loop on every member and
@@ -84,6 +93,10 @@ class Applier:
             for k, _ in batch.bucket_range(REMOVED_BUCKET):
                 self.removed.add(int.from_bytes(k, "big"))
 
+    def is_learner(self, member_id: int) -> bool:
+        m = self.members.get(member_id)
+        return bool(m and m.is_learner)
+
     def conf_state(self) -> ConfState | None:
         raw = self.kv.meta_get(CONF_STATE_KEY)
         return None if raw is None else codec.decode(raw)
@@ -128,23 +141,16 @@ class Applier:
     # ------------------------------------------------------------------ requests
 
     def _apply_request(self, batch: ApplyBatch, req: RaftRequest) -> Any:
+        p = req.payload
         try:
-            p = req.payload
-            if req.op == "put" and isinstance(p, rpc.PutRequest):
-                return batch.put(p)
-            if req.op == "delete_range" and isinstance(p, rpc.DeleteRangeRequest):
-                return batch.delete_range(p)
-            if req.op == "txn" and isinstance(p, rpc.TxnRequest):
-                return batch.txn(p)
-            if req.op == "range" and isinstance(p, rpc.RangeRequest):
-                return batch.range(p)
-            if req.op == "compact" and isinstance(p, rpc.CompactionRequest):
-                return batch.compact(p)
-            if req.op == "publish" and isinstance(p, MemberAttributes):
+            if isinstance(p, MemberAttributes):
                 return self._publish(batch, p)
-            return errors.InvalidRequestError(f"etcdserver: unknown request {req.op!r}")
+            apply = _KV_APPLY.get(type(p))
+            if apply is None:
+                return errors.InvalidRequestError(f"etcdserver: unknown request {type(p).__name__}")
+            return apply(batch, p)
         except errors.EtcdError as exc:
-            log.warning("failed to apply request: %s (op=%s)", exc, req.op)
+            log.warning("failed to apply request: %s (%s)", exc, type(p).__name__)
             return exc
 
     def _publish(self, batch: ApplyBatch, attrs_: MemberAttributes) -> None:

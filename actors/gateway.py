@@ -534,21 +534,20 @@ def error_response(err: errors.EtcdError) -> HttpResponse:
     return HttpResponse(HTTP_STATUS.get(int(err.code), 500), go_json(body), "application/json", _METADATA)
 
 
-# path -> (backend op, request decoder, response encoder)
-ENDPOINTS: dict[str, tuple[str, Callable[[Any], Any], Callable[[Any], dict[str, Any]]]] = {
-    "/v3/kv/range": ("range", range_request, range_json),
-    "/v3/kv/put": ("put", put_request, put_json),
-    "/v3/kv/deleterange": ("delete_range", delete_range_request, delete_range_json),
-    "/v3/kv/txn": ("txn", txn_request, txn_json),
-    "/v3/kv/compaction": ("compact", compaction_request, compaction_json),
-    "/v3/maintenance/status": ("status", status_request, status_json),
-    "/v3/cluster/member/list": ("member_list", member_list_request, member_list_json),
+# path -> (request decoder, response encoder); the request's type picks its handler
+ENDPOINTS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]]] = {
+    "/v3/kv/range": (range_request, range_json),
+    "/v3/kv/put": (put_request, put_json),
+    "/v3/kv/deleterange": (delete_range_request, delete_range_json),
+    "/v3/kv/txn": (txn_request, txn_json),
+    "/v3/kv/compaction": (compaction_request, compaction_json),
+    "/v3/maintenance/status": (status_request, status_json),
+    "/v3/cluster/member/list": (member_list_request, member_list_json),
 }
 
 
 def _endpoint(
     backend: Backend,
-    op: str,
     decode: Callable[[Any], Any],
     encode: Callable[[Any], dict[str, Any]],
     max_request_bytes: int,
@@ -561,7 +560,7 @@ def _endpoint(
             # Only a body above the limit can hold a request above it (base64 inflates, never shrinks).
             if len(req.body) > max_request_bytes and len(codec.encode(request)) > max_request_bytes:
                 raise errors.RequestTooLargeError()
-            result = await backend.handle(op, request)
+            result = await backend.handle(request)
             body = go_json(encode(result))
         except errors.EtcdError as err:
             return error_response(err)
@@ -578,8 +577,8 @@ def gateway_routes(
 ) -> Mapping[str, Route]:
     """The gateway's path -> handler table, for `serve_clients(..., routes=...)` / ClientServer.add_route."""
     return {
-        path: _endpoint(backend, op, decode, encode, max_request_bytes)
-        for path, (op, decode, encode) in ENDPOINTS.items()
+        path: _endpoint(backend, decode, encode, max_request_bytes)
+        for path, (decode, encode) in ENDPOINTS.items()
     }
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
 
+import attrs
 import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, WebSocketRequest
 
+from trikv.actors.events import Inbox, SnapshotStatus
 from trikv.actors.identity import format_id
 from trikv.api import codec
 from trikv.api.internal import PeerHello, PeerHelloReply
@@ -34,6 +35,16 @@ QUEUE_LIMIT = 4096  # messages per peer before we drop (Raft retransmits) and re
 MAX_BATCH = 512  # messages coalesced into one frame
 RECEIVE_BUFFER = 1 << 16
 REMOVED = "the member has been permanently removed from the cluster"  # etcd's errMemberRemoved
+
+
+@attrs.frozen
+class ClusterView:
+    """What the peer actors know of the cluster: our ids and the applied membership (read live)."""
+
+    member_id: int
+    cluster_id: int
+    members: Callable[[], Mapping[int, Member]]
+    removed: Callable[[], set[int]]
 
 
 def _bytes(data: str | bytes) -> bytes:
@@ -187,19 +198,17 @@ class Transport:
 
     def __init__(
         self,
-        member_id: int,
-        cluster_id: int,
-        inbox: trio.MemorySendChannel[Any],
+        view: ClusterView,
+        inbox: Inbox,
         *,
-        members: Callable[[], Mapping[int, Member]],
         snapshot_source: Callable[[], bytes],
         on_removed: Callable[[], None] = lambda: None,
     ) -> None:
         self.on_removed = on_removed
-        self.id = member_id
-        self.cluster_id = cluster_id
+        self.view = view
+        self.id = view.member_id
+        self.cluster_id = view.cluster_id
         self.inbox = inbox
-        self.members = members
         self.snapshot_source = snapshot_source
         self.peers: dict[int, Peer] = {}
         self.nursery: trio.Nursery
@@ -213,7 +222,7 @@ class Transport:
     def sync_members(self) -> None:
         if not hasattr(self, "nursery"):
             return
-        wanted = {mid: m for mid, m in self.members().items() if mid != self.id}
+        wanted = {mid: m for mid, m in self.view.members().items() if mid != self.id}
         for mid in list(self.peers):
             if mid not in wanted or self.peers[mid].urls != wanted[mid].peer_urls:
                 self.peers.pop(mid).cancel_scope.cancel()
@@ -234,33 +243,26 @@ class Transport:
         self.on_removed()
 
     def unreachable(self, peer_id: int) -> None:
-        from trikv.actors.node import Unreachable
-
-        self.inbox.send_nowait(Unreachable(peer_id))
+        self.inbox.unreachable(peer_id)
 
     def snapshot_status(self, peer_id: int, ok: bool) -> None:
-        from trikv.actors.node import SnapshotStatus
+        self.inbox.control(SnapshotStatus(peer_id, ok))
 
-        self.inbox.send_nowait(SnapshotStatus(peer_id, ok))
+    def is_active(self, peer_id: int) -> bool:
+        peer = self.peers.get(peer_id)
+        return peer is not None and peer.connected
 
 
 class PeerServer:
     """Accepts peer connections on listen-peer-urls and feeds checked Raft messages to the Node's inbox."""
 
-    def __init__(
-        self,
-        member_id: int,
-        cluster_id: int,
-        inbox: trio.MemorySendChannel[Any],
-        *,
-        members: Callable[[], Mapping[int, Member]],
-        removed: Callable[[], set[int]],
-    ) -> None:
-        self.id = member_id
-        self.cluster_id = cluster_id
+    def __init__(self, view: ClusterView, inbox: Inbox) -> None:
+        self.view = view
+        self.id = view.member_id
+        self.cluster_id = view.cluster_id
         self.inbox = inbox
-        self.members = members
-        self.removed = removed
+        self.members = view.members
+        self.removed = view.removed
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -343,7 +345,7 @@ class PeerServer:
                         raise codec.CodecError("peer frame holds a message not addressed from/to this link")
                     if m.type == MessageType.SNAP and (m.snapshot is None or not m.snapshot.data):
                         raise codec.CodecError("snapshot message without the page file")
-                    await self.inbox.send(m)
+                    self.inbox.deliver(m)  # a full inbox drops it and reports us unreachable
                 if hello.kind == "snapshot":
                     await ws.send_message(codec.encode(PeerHelloReply(True)))
         except ConnectionClosed:

@@ -50,10 +50,10 @@ InternalError = errors.InternalError
 
 
 class Backend(Protocol):
-    """What the Node offers the client server (actors/node.py implements it)."""
+    """What the client surfaces call (actors/handlers.py implements it)."""
 
-    async def handle(self, op: str, request: Any) -> Any:
-        """Serve one request: `op` is a key of protocol.OPS and `request` an instance of its shape.
+    async def handle(self, request: Any) -> Any:
+        """Serve one request: an instance of one of the request shapes (the wire op names it in protocol.OPS).
 
         Returns the response shape; raises EtcdError subclasses. May be cancelled (client gone).
         """
@@ -536,7 +536,7 @@ class _Session:
 
     async def _run(self, request_id: int, op: str, payload: Any) -> None:
         try:
-            result = await self.backend.handle(op, payload)
+            result = await self.backend.handle(payload)
             item = protocol.ok_item(request_id, result)
         except errors.EtcdError as err:
             item = protocol.error_item(request_id, err)

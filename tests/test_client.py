@@ -13,7 +13,7 @@ import wsproto.events
 
 import trikv
 from trikv import client as tc
-from trikv.api import errors, rpc
+from trikv.api import errors, protocol, rpc
 from trikv.client import DeadlineExceededError, MessageTooLargeError
 
 from .fake_server import DROP, HANG, FakeServer, FakeStore, running
@@ -287,8 +287,8 @@ class _StoreBackend:
     def __init__(self) -> None:
         self.fake = FakeServer(FakeStore())
 
-    async def handle(self, op: str, request: Any) -> Any:
-        return self.fake.apply(op, request)
+    async def handle(self, request: Any) -> Any:
+        return self.fake.apply(protocol.op_of(request), request)
 
     async def health(self) -> tuple[bool, str]:
         return True, ""

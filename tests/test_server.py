@@ -60,7 +60,8 @@ class FakeBackend:
     def header(self) -> rpc.ResponseHeader:
         return rpc.ResponseHeader(cluster_id=1, member_id=2, revision=self.rev, raft_term=3)
 
-    async def handle(self, op: str, req: Any) -> Any:
+    async def handle(self, req: Any) -> Any:
+        op = protocol.op_of(req)
         key = getattr(req, "key", b"k")
         if key == b"":
             raise errors.EmptyKeyError()

@@ -104,6 +104,14 @@ def _ops() -> None:
 _ops()
 
 
+def op_of(request: Any) -> str:
+    """The wire op name of a request shape (the inverse of OPS)."""
+    for name, shape in OPS.items():
+        if type(request) is shape:
+            return name
+    raise KeyError(type(request).__name__)
+
+
 def encode_frame(items: list[list[Any]]) -> bytes:
     return codec.encode(items)
 

@@ -1,0 +1,200 @@
+"""The backend: the page file's one writer, driven in order by the Raft loop (etcd's apply + backend).
+
+Committed entries go into one open page-file transaction (etcd's backend batching) that is committed every
+`BATCH_INTERVAL` or `BATCH_LIMIT` entries in a worker thread; the WAL already holds them durably, and a
+restart re-applies what the page file lacks. Reads go through the open batch, so they see every applied
+entry, and wait while a worker thread writes the page file (it is not thread-safe).
+
+The writer lock orders the page file's writers: the Raft loop holds it while a batch is open, the Compactor
+takes it between batches for one step of physical compaction (trio's Lock is fair, so neither starves).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import trio
+
+from trikv.actors.apply import Applier, ApplyOutcome
+from trikv.actors.events import Pending, ToThread, Waiters, to_thread
+from trikv.api import rpc
+from trikv.api.raftpb import Snapshot
+from trikv.api.records import ConfChange, ConfState, Entry
+from trikv.storage.mvcc import ApplyBatch, KVStore
+from trikv.storage.pagefile import PageFile
+
+log = logging.getLogger("trikv.backend")
+
+BATCH_INTERVAL = 0.1  # seconds an applied entry may wait in the open batch
+BATCH_LIMIT = 10000  # entries per batch
+
+
+class Backend:
+    """Owns the page file, the MVCC store, the Applier and the open batch; `applied` is its progress."""
+
+    def __init__(
+        self,
+        pagefile: PageFile,
+        kv: KVStore,
+        applier: Applier,
+        waiters: Waiters,
+        *,
+        applied: int,
+        run_sync: ToThread[Any] = to_thread,
+    ) -> None:
+        self.pagefile = pagefile
+        self.kv = kv
+        self.applier = applier
+        self.waiters = waiters
+        self.applied = applied
+        self._run_sync = run_sync
+        self._batch: ApplyBatch | None = None
+        self._batch_started = 0.0
+        self._batch_entries = 0
+        self._writer = trio.Lock()
+        self._busy: trio.Event | None = None  # set while a worker thread writes the page file
+        self._apply_waiters: list[tuple[int, Pending]] = []
+        # Told after every durable commit / when a compaction was scheduled (the Snapshotter, the Compactor).
+        self.on_commit: Callable[[int, ConfState | None], None] = lambda index, cs: None
+        self.on_compaction_scheduled: Callable[[], None] = lambda: None
+
+    # ------------------------------------------------------------------ apply (the Raft loop)
+
+    async def apply(
+        self, entries: Sequence[Entry], apply_conf_change: Callable[[ConfChange], ConfState]
+    ) -> ApplyOutcome:
+        batch = await self._open_batch()
+        self._batch_entries += len(entries)
+        compaction_before = self.kv.compact_revision
+        try:
+            outcome = self.applier.apply(batch, entries, apply_conf_change)
+        except BaseException:
+            # A bug mid-entry: never let shutdown commit half an entry; the WAL replays the whole batch.
+            self._batch = None
+            batch.rollback()
+            self._writer.release()
+            raise
+        if outcome.last_index:
+            self.applied = outcome.last_index
+        for cc_id in outcome.conf_change_ids:
+            self.waiters.resolve_conf_change(cc_id)
+        for a in outcome.applied:
+            if a.request.member_id == self.applier.self_id:
+                self.waiters.resolve(a.request.request_id, a.response)
+        if self.kv.compact_revision != compaction_before:
+            self.on_compaction_scheduled()
+        self._release_reads()
+        return outcome
+
+    async def _open_batch(self) -> ApplyBatch:
+        if self._batch is None:
+            await self._writer.acquire()
+            self._batch = self.kv.write()
+            self._batch_started = trio.current_time()
+            self._batch_entries = 0
+        return self._batch
+
+    def commit_due(self) -> bool:
+        return self._batch is not None and (
+            self._batch_entries >= BATCH_LIMIT or trio.current_time() - self._batch_started >= BATCH_INTERVAL
+        )
+
+    async def commit(self) -> None:
+        """Commit the open batch in a worker thread (reads wait meanwhile), then tell the Snapshotter."""
+        batch = self._batch
+        if batch is None:
+            return
+        try:
+            await self._in_thread(batch.commit)
+        finally:
+            self._batch = None
+            self._writer.release()
+        self.on_commit(self.kv.consistent_index, self.applier.conf_state())
+
+    def commit_now(self) -> None:
+        """At shutdown: what was applied is in the WAL anyway; this only saves replay time."""
+        if self._batch is not None:
+            batch, self._batch = self._batch, None
+            batch.commit()
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        self._busy = trio.Event()
+        try:
+            return await self._run_sync(fn)
+        finally:
+            self._busy.set()
+            self._busy = None
+
+    async def exclusive(self, fn: Callable[[], Any]) -> Any:
+        """Run a page-file writer step (physical compaction) between batches, in a worker thread."""
+        async with self._writer:
+            return await self._in_thread(fn)
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def install(self, snap: Snapshot, stamp: Callable[[KVStore], None]) -> None:
+        """A follower received the leader's page file: install it in place of ours."""
+        log.info("installing snapshot at index %d (%d bytes)", snap.meta.index, len(snap.data))
+        await self.commit()
+        if snap.data:
+            async with self._writer:
+                self.kv.close()
+                self.pagefile.replace_from(io.BytesIO(snap.data))  # verifies, installs and reloads in place
+                self.kv = KVStore(self.pagefile)
+                stamp(self.kv)
+                self.applier = Applier(self.kv, self.applier.self_id)
+        self.applied = max(self.applied, snap.meta.index)
+        self._release_reads()
+
+    def snapshot_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        self.pagefile.write_snapshot(buf)
+        return buf.getvalue()
+
+    # ------------------------------------------------------------------ reads
+
+    def wait_applied(self, index: int, pending: Pending) -> None:
+        if index <= self.applied:
+            pending.resolve(index)
+        else:
+            self._apply_waiters.append((index, pending))
+
+    def _release_reads(self) -> None:
+        if not self._apply_waiters:
+            return
+        keep = []
+        for index, w in self._apply_waiters:
+            if index <= self.applied:
+                w.resolve(index)
+            else:
+                keep.append((index, w))
+        self._apply_waiters = keep
+
+    async def range(self, req: rpc.RangeRequest) -> rpc.RangeResponse:
+        """Reads see every applied entry: through the open batch if there is one (etcd's read buffer)."""
+        while self._busy is not None:
+            await self._busy.wait()
+        if self._batch is not None:
+            return self._batch.range(req)
+        return self.kv.range(req)
+
+    @property
+    def revision(self) -> int:
+        return self._batch.revision if self._batch is not None else self.kv.current_revision
+
+    def close(self) -> None:
+        try:
+            self.commit_now()
+        except Exception:
+            log.exception("could not commit the last page-file batch (the WAL replays it)")
+        for closer in (self.kv, self.pagefile):
+            try:
+                closer.close()
+            except Exception:  # closing after a failure must not mask it
+                log.exception("error while closing storage")
+
+
+__all__ = ["BATCH_INTERVAL", "BATCH_LIMIT", "Backend"]

@@ -1,0 +1,76 @@
+"""One table from request type to its typed handler, shared by every client surface.
+
+The CBOR WebSocket server, the JSON gateway (and later gRPC) only convert shapes and call `handle(request)`.
+Here, before anything is proposed: etcd's static checks (trikv.api.checks), so nothing invalid enters the
+Raft log, and the learner rule (a learner answers only Status and serializable Range, everything else
+gets "etcdserver: rpc not supported for learner").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from trikv.actors.cluster import ClusterApi
+from trikv.actors.kv import KVApi
+from trikv.api import errors, protocol, rpc
+from trikv.api.checks import check_request
+
+CLUSTER_VERSION = "3.4.0"
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+class Handlers:
+    """Implements the client server's Backend protocol (actors/server.py)."""
+
+    def __init__(self, kv: KVApi, cluster: ClusterApi, *, version: str, max_txn_ops: int) -> None:
+        self.kv, self.cluster = kv, cluster
+        self._version = version
+        self.max_txn_ops = max_txn_ops
+        self.table: dict[type, Handler] = {
+            rpc.RangeRequest: kv.range,
+            rpc.PutRequest: kv.write,
+            rpc.DeleteRangeRequest: kv.write,
+            rpc.TxnRequest: kv.write,
+            rpc.CompactionRequest: kv.write,
+            protocol.StatusRequest: kv.status,
+            protocol.MemberListRequest: cluster.member_list,
+            protocol.MemberAddRequest: cluster.member_add,
+            protocol.MemberRemoveRequest: cluster.member_remove,
+            protocol.MemberUpdateRequest: cluster.member_update,
+            protocol.MemberPromoteRequest: cluster.member_promote,
+            protocol.MoveLeaderRequest: cluster.move_leader,
+        }
+
+    def _learner_may(self, request: Any) -> bool:
+        return isinstance(request, protocol.StatusRequest) or (
+            isinstance(request, rpc.RangeRequest) and request.serializable
+        )
+
+    async def handle(self, request: Any) -> Any:
+        handler = self.table.get(type(request))
+        if handler is None:
+            raise errors.InvalidRequestError(f"etcdserver: unknown request {type(request).__name__}")
+        if self.is_learner() and not self._learner_may(request):
+            raise errors.NotSupportedForLearnerError()
+        check_request(request, max_txn_ops=self.max_txn_ops)
+        return await handler(request)
+
+    def is_learner(self) -> bool:
+        return self.kv.backend.applier.is_learner(self.kv.ident.member_id)
+
+    async def health(self) -> tuple[bool, str]:
+        if self.kv.raft_status.lead == 0:
+            return False, "RAFT NO LEADER"
+        try:
+            await self.kv.range(rpc.RangeRequest(b"health"))
+        except errors.EtcdError as exc:
+            return False, str(exc)
+        return True, ""
+
+    def version(self) -> dict[str, str]:
+        return {"etcdserver": self._version, "etcdcluster": CLUSTER_VERSION}
+
+
+__all__ = ["CLUSTER_VERSION", "Handlers"]
