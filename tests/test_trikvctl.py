@@ -198,7 +198,8 @@ def test_argument_errors_and_exit_codes(
     code, _, err = run(capsys, srv, "put", "k", "v", "--lease=zz")
     assert code == 128 and err.startswith("Error: bad lease ID (")
     assert run(capsys, srv, "get", "foo", "--consistency=x")[0] == 4
-    assert run(capsys, srv, "get", "foo", "-w", "protobuf")[0] == 4
+    assert run(capsys, srv, "get", "foo", "-w", "table") == (4, "", "Error: table not supported as output format\n")
+    assert run(capsys, srv, "get", "foo", "-w", "xml") == (4, "", "Error: unsupported output format\n")
     code, _, err = run(capsys, srv, "get", "foo", "--nosuchflag")
     assert (code, err) == (1, "Error: unknown flag: --nosuchflag\n")
     code, _, err = run(capsys, srv, "nosuchcommand")
@@ -517,7 +518,7 @@ def test_member_argument_errors(servers: list[FakeServer], capsys: pytest.Captur
         "",
         "Error: fields not supported as output format\n",
     )
-    assert run(capsys, srv, "member", "add", "x", url, "-w", "protobuf") == (
+    assert run(capsys, srv, "member", "add", "x", url, "-w", "xml") == (
         4,
         "",
         "Error: unsupported output format\n",

@@ -1,16 +1,20 @@
-"""trikvctl: etcdctl's command line, output formats and exit codes, on the trikv client.
+"""trikvctl: etcdctl 3.4's command line, environment, output formats and exit codes, for trikv.
 
-Output is written to match etcdctl 3.4/3.5 byte for byte where the shapes allow (simple lines, the JSON
-dialect with base64 keys and omitted zero fields, tablewriter tables), so scripts written for etcdctl
-keep working. Exit codes are etcdctl's: 1 server/RPC error, 4 unsupported feature or format,
-128 bad arguments.
+Output matches etcdctl byte for byte where the shapes allow (see `ctl_print`), so scripts written for
+etcdctl keep working. Exit codes are etcdctl's (ctlv3/command/error.go): 1 error, 2 bad connection,
+3 invalid input, 4 bad feature (a valid flag with an unsupported value, e.g. `get -w table`), 5
+interrupted, 6 I/O, 128 bad arguments. No Python traceback ever reaches the user: every failure is the
+one `Error: ...` line etcdctl prints, and Ctrl-C ends the process by SIGINT, as a Go program dies.
+
+Start-up cost matters for a CLI used in shell loops, so the unary commands here run on the blocking
+transport (`trikv.blocking`) and never import trio; streaming commands (watch, lease keep-alive) may
+use the Trio client when they arrive.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
+import os
 import re
 import signal
 import sys
@@ -18,27 +22,74 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-import attrs
-import trio
-
 import trikv
 from trikv.api import errors, rpc
-from trikv.api.protocol import (
-    Member,
-    MemberAddResponse,
-    MemberListResponse,
-    MoveLeaderResponse,
-    StatusResponse,
+from trikv.api.protocol import MemberAddResponse, MemberListResponse, StatusResponse
+from trikv.blocking import BlockingClient
+from trikv.ops import DeadlineExceededError
+from trikv.tools.ctl_print import (
+    Out,
+    Printer,
+    dumps,
+    go_duration,
+    go_quote,
+    humanize_bytes,
+    j_header,
+    j_member,
+    j_member_add,
+    j_member_list,
+    j_status,
+    parse_go_duration,
+    render_table,
 )
-from trikv.client import DeadlineExceededError, connect
+
+__all__ = [
+    "STATUS_HEADER",
+    "error_text",
+    "go_duration",
+    "go_quote",
+    "humanize_bytes",
+    "main",
+    "parse_go_duration",
+    "parse_uint64_hex",
+    "render_table",
+]
 
 EXIT_ERROR = 1
+EXIT_BAD_CONNECTION = 2
 EXIT_INVALID_INPUT = 3
 EXIT_BAD_FEATURE = 4
+EXIT_INTERRUPTED = 5
+EXIT_IO = 6
 EXIT_BAD_ARGS = 128
 
 API_VERSION = "3.4"
-FORMATS = ("simple", "json", "table", "fields")
+ENV_PREFIX = "ETCDCTL"
+FORMATS = ("simple", "json", "protobuf", "fields", "table")
+
+# What each command can print, as etcdctl 3.4's printers: anything else is "<fmt> not supported as
+# output format" (exit 4). etcdctl refuses in its printer, after the request; here the refusal comes
+# first, so a wrong -w changes nothing. `compaction` prints the same line whatever -w says.
+_KV_FORMATS = frozenset({"simple", "json", "fields", "protobuf"})
+_RPC_FORMATS = frozenset({"simple", "json", "protobuf"})
+SUPPORTED_FORMATS: dict[str, frozenset[str]] = {
+    "put": _KV_FORMATS,
+    "get": _KV_FORMATS,
+    "del": _KV_FORMATS,
+    "compaction": frozenset(FORMATS),
+    "endpoint health": frozenset({"simple", "json", "fields", "table"}),
+    "endpoint status": frozenset({"simple", "json", "fields", "table"}),
+    "member list": frozenset(FORMATS),
+    "member add": _RPC_FORMATS,
+    "member remove": _RPC_FORMATS,
+    "member update": _RPC_FORMATS,
+    # etcdctl 3.4 panics on any format but simple here (its printers lack MemberPromote); later
+    # etcdctl prints pb.MemberPromoteResponse as JSON, which is what this does.
+    "member promote": frozenset({"simple", "json"}),
+    "move-leader": _RPC_FORMATS,
+}
+
+# Command-level boolean flags: cobra takes --flag=true/false as well as --flag.
 _BOOL_FLAGS = frozenset(
     {
         "--prev-kv",
@@ -54,6 +105,8 @@ _BOOL_FLAGS = frozenset(
         "--learner",
     }
 )
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 class CommandError(Exception):
@@ -73,421 +126,284 @@ class _Exit(Exception):
         self.code = code
 
 
-# --------------------------------------------------------------------------- output helpers
+# --------------------------------------------------------------------------- global flags and ETCDCTL_*
 
 
-class Out:
-    """Bytes to stdout (keys and values are bytes, not necessarily UTF-8); text to stderr."""
+class GlobalFlag:
+    """One of etcdctl's global flags: settable on the command line or as ETCDCTL_<NAME>."""
 
-    def line(self, data: bytes | str = b"") -> None:
-        raw = data.encode() if isinstance(data, str) else data
-        sys.stdout.flush()
-        buffer = getattr(sys.stdout, "buffer", None)
-        if buffer is not None:
-            buffer.write(raw + b"\n")
-            buffer.flush()
+    def __init__(self, name: str, kind: str, default: str, help_text: str, short: str = "") -> None:
+        self.name = name
+        self.kind = kind  # "str", "bool", "duration", "list"
+        self.default = default
+        self.help = help_text
+        self.short = short
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return f"{ENV_PREFIX}_{self.dest.upper()}"
+
+
+GLOBAL_FLAGS = (
+    GlobalFlag(
+        "command-timeout", "duration", "5s", "timeout for short running command (excluding dial timeout)"
+    ),
+    GlobalFlag("debug", "bool", "false", "enable client-side debug logging"),
+    GlobalFlag("dial-timeout", "duration", "2s", "dial timeout for client connections"),
+    GlobalFlag(
+        "discovery-srv",
+        "str",
+        "",
+        "domain name to query for SRV records describing cluster endpoints (not supported by trikvctl: "
+        "list the members' client URLs in --endpoints)",
+        short="-d",
+    ),
+    GlobalFlag(
+        "endpoints",
+        "list",
+        "127.0.0.1:2379",
+        "trikv endpoints: client URLs of cluster members (host:port or http://host:port), comma separated",
+    ),
+    GlobalFlag("hex", "bool", "false", "print byte strings as hex encoded strings"),
+    GlobalFlag("keepalive-time", "duration", "2s", "keepalive time for client connections"),
+    GlobalFlag("keepalive-timeout", "duration", "6s", "keepalive timeout for client connections"),
+    GlobalFlag(
+        "write-out",
+        "str",
+        "simple",
+        "set the output format (fields, json, protobuf, simple, table)",
+        short="-w",
+    ),
+)
+_GLOBAL_BOOLS = {f"--{f.name}" for f in GLOBAL_FLAGS if f.kind == "bool"}
+
+
+def parse_go_bool(text: str) -> bool:
+    """Go's strconv.ParseBool."""
+    if text in _GO_TRUE:
+        return True
+    if text in _GO_FALSE:
+        return False
+    raise ValueError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
+
+
+def _now_capnslog() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1e6):06d}"
+
+
+def apply_env(args: argparse.Namespace, out: Out, environ: dict[str, str]) -> None:
+    """etcdctl's flags.SetPflagsFromEnv: ETCDCTL_<FLAG> sets each global flag the command line left unset.
+
+    Only global flags are read from the environment; command flags never are. An ETCDCTL_* variable
+    that names no global flag is warned about (capnslog's line, as etcdctl prints it). Where etcdctl
+    3.4 stops with "conflicting environment variable ... is shadowed by corresponding command-line
+    flag", the command-line flag wins here, so `--endpoints=$ETCDCTL_ENDPOINTS` style scripts work.
+    A value that does not parse is an error here (etcdctl silently keeps the default).
+    """
+    known = {f.env for f in GLOBAL_FLAGS} | {f"{ENV_PREFIX}_API"}
+    for flag in GLOBAL_FLAGS:
+        if getattr(args, flag.dest, None) is not None:
+            continue
+        raw = environ.get(flag.env, "")
+        value = raw if raw else flag.default
+        if flag.kind == "bool":
+            try:
+                setattr(args, flag.dest, parse_go_bool(value))
+            except ValueError as exc:
+                raise CommandError(EXIT_ERROR, f'invalid value "{raw}" for {flag.env}: {exc}') from None
         else:
-            sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
-
-    def err(self, text: str) -> None:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-
-
-def go_duration(seconds: float) -> str:
-    """Go's time.Duration.String(): 1.411027ms, 2.5s, 1m0.5s."""
-    ns = round(seconds * 1e9)
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-
-    def frac(value: int, unit: int, digits: int) -> str:
-        whole, rest = divmod(value, unit)
-        text = str(whole)
-        if rest:
-            text += "." + str(rest).rjust(digits, "0").rstrip("0")
-        return text
-
-    if ns < 1_000:
-        return f"{sign}{ns}ns"
-    if ns < 1_000_000:
-        return f"{sign}{frac(ns, 1_000, 3)}µs"
-    if ns < 1_000_000_000:
-        return f"{sign}{frac(ns, 1_000_000, 6)}ms"
-    hours, ns = divmod(ns, 3600 * 10**9)
-    minutes, ns = divmod(ns, 60 * 10**9)
-    text = frac(ns, 10**9, 9) + "s"
-    if hours:
-        return f"{sign}{hours}h{minutes}m{text}"
-    if minutes:
-        return f"{sign}{minutes}m{text}"
-    return sign + text
+            setattr(args, flag.dest, value)
+        if raw and flag.kind == "duration":
+            try:
+                parse_go_duration(raw)
+            except ValueError as exc:
+                raise CommandError(EXIT_ERROR, f'invalid value "{raw}" for {flag.env}: {exc}') from None
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX + "_") and name not in known:
+            out.err(
+                f"{_now_capnslog()} W | pkg/flags: unrecognized environment variable {name}={environ[name]}"
+            )
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_go_duration(text: str) -> float:
-    """Go's time.ParseDuration (what etcdctl's --dial-timeout / --command-timeout take)."""
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise ValueError(f'time: invalid duration "{text}"')
-    return total
-
-
-def humanize_bytes(size: int) -> str:
-    """go-humanize's Bytes (SI units), as etcdctl prints DB SIZE: 20 kB, 126 MB."""
-    if size < 10:
-        return f"{size} B"
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
-    exp = 0
-    while size >= 1000 ** (exp + 1) and exp < len(units) - 1:
-        exp += 1
-    val = int(size / 1000**exp * 10 + 0.5) / 10
-    return f"{val:.0f} {units[exp]}" if val >= 10 else f"{val:.1f} {units[exp]}"
-
-
-def go_quote(data: bytes) -> str:
-    """Go's %q of a string: what the fields format prints for keys and values."""
-    out = ['"']
-    simple = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-    for ch in data.decode("utf-8", "surrogateescape"):
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in simple:
-            out.append(simple[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """olekukonko/tablewriter as etcdctl configures it: centred header, right-aligned cells."""
-    widths = [len(h) for h in header]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    border = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def centre(text: str, width: int) -> str:
-        gap = width - len(text)
-        return " " * (gap // 2) + text + " " * (gap - gap // 2)
-
-    lines = [
-        border,
-        "|" + "|".join(f" {centre(h, w)} " for h, w in zip(header, widths, strict=True)) + "|",
-        border,
-    ]
-    for row in rows:
-        lines.append("|" + "|".join(f" {cell.rjust(w)} " for cell, w in zip(row, widths, strict=True)) + "|")
-    lines.append(border)
-    return lines
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _omit_zero(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    """Go's `json:",omitempty"`: zero numbers, false, empty strings and empty lists are left out."""
-    return {k: v for k, v in pairs if v not in (0, "", [], None)}
-
-
-def j_header(h: rpc.ResponseHeader) -> dict[str, Any]:
-    return _omit_zero(
-        [
-            ("cluster_id", h.cluster_id),
-            ("member_id", h.member_id),
-            ("revision", h.revision),
-            ("raft_term", h.raft_term),
-        ]
-    )
-
-
-def j_kv(kv: rpc.KeyValue) -> dict[str, Any]:
-    return _omit_zero(
-        [
-            ("key", _b64(kv.key) if kv.key else ""),
-            ("create_revision", kv.create_revision),
-            ("mod_revision", kv.mod_revision),
-            ("version", kv.version),
-            ("value", _b64(kv.value) if kv.value else ""),
-            ("lease", kv.lease),
-        ]
-    )
-
-
-def j_range(r: rpc.RangeResponse) -> dict[str, Any]:
-    return {
-        "header": j_header(r.header),
-        **_omit_zero([("kvs", [j_kv(kv) for kv in r.kvs]), ("more", r.more), ("count", r.count)]),
-    }
-
-
-def j_put(r: rpc.PutResponse) -> dict[str, Any]:
-    out: dict[str, Any] = {"header": j_header(r.header)}
-    if r.prev_kv is not None:
-        out["prev_kv"] = j_kv(r.prev_kv)
-    return out
-
-
-def j_delete(r: rpc.DeleteRangeResponse) -> dict[str, Any]:
-    return {
-        "header": j_header(r.header),
-        **_omit_zero([("deleted", r.deleted), ("prev_kvs", [j_kv(kv) for kv in r.prev_kvs])]),
-    }
-
-
-def j_status(s: StatusResponse) -> dict[str, Any]:
-    return {
-        "header": j_header(s.header),
-        **_omit_zero(
-            [
-                ("version", s.version),
-                ("dbSize", s.db_size),
-                ("leader", s.leader),
-                ("raftIndex", s.raft_index),
-                ("raftTerm", s.raft_term),
-                ("raftAppliedIndex", s.raft_applied_index),
-                ("errors", list(s.errors)),
-                ("dbSizeInUse", s.db_size_in_use),
-                ("isLearner", s.is_learner),
-            ]
-        ),
-    }
-
-
-def j_member(m: Member) -> dict[str, Any]:
-    return _omit_zero(
-        [
-            ("ID", m.id),
-            ("name", m.name),
-            ("peerURLs", list(m.peer_urls)),
-            ("clientURLs", list(m.client_urls)),
-            ("isLearner", m.is_learner),
-        ]
-    )
-
-
-def j_member_add(r: MemberAddResponse) -> dict[str, Any]:
-    """pb.MemberAddResponse through Go's encoding/json: header, member, then members (omitted if empty)."""
-    out: dict[str, Any] = {"header": j_header(r.header), "member": j_member(r.member)}
-    if r.members:
-        out["members"] = [j_member(m) for m in r.members]
-    return out
-
-
-def j_member_list(r: MemberListResponse) -> dict[str, Any]:
-    """pb.MemberRemove/Update/PromoteResponse: the header and the membership after the change."""
-    out: dict[str, Any] = {"header": j_header(r.header)}
-    if r.members:
-        out["members"] = [j_member(m) for m in r.members]
-    return out
-
-
-# --------------------------------------------------------------------------- printers
-
-
-class Printer:
-    def __init__(self, fmt: str, out: Out) -> None:
-        self.fmt = fmt
-        self.out = out
-        self.value_only = False
-
-    def kv(self, kv: rpc.KeyValue) -> None:
-        if not self.value_only:
-            self.out.line(kv.key)
-        self.out.line(kv.value)
-
-    # fields format (etcdctl's fieldsPrinter)
-    def f_header(self, h: rpc.ResponseHeader) -> None:
-        for name, val in (
-            ("ClusterID", h.cluster_id),
-            ("MemberID", h.member_id),
-            ("Revision", h.revision),
-            ("RaftTerm", h.raft_term),
-        ):
-            self.out.line(f'"{name}" : {val}')
-
-    def f_kv(self, prefix: str, kv: rpc.KeyValue) -> None:
-        self.out.line(f'"{prefix}Key" : {go_quote(kv.key)}')
-        self.out.line(f'"{prefix}CreateRevision" : {kv.create_revision}')
-        self.out.line(f'"{prefix}ModRevision" : {kv.mod_revision}')
-        self.out.line(f'"{prefix}Version" : {kv.version}')
-        self.out.line(f'"{prefix}Value" : {go_quote(kv.value)}')
-        self.out.line(f'"{prefix}Lease" : {kv.lease}')
-
-    def put(self, r: rpc.PutResponse) -> None:
-        if self.fmt == "json":
-            self.out.line(dumps(j_put(r)))
-        elif self.fmt == "fields":
-            self.f_header(r.header)
-            if r.prev_kv is not None:
-                self.f_kv("Prev", r.prev_kv)
-        else:
-            self.out.line("OK")
-            if r.prev_kv is not None:
-                self.kv(r.prev_kv)
-
-    def get(self, r: rpc.RangeResponse) -> None:
-        if self.fmt == "json":
-            self.out.line(dumps(j_range(r)))
-        elif self.fmt == "fields":
-            self.f_header(r.header)
-            for kv in r.kvs:
-                self.f_kv("", kv)
-            self.out.line(f'"More" : {str(r.more).lower()}')
-            self.out.line(f'"Count" : {r.count}')
-        else:
-            for kv in r.kvs:
-                self.kv(kv)
-
-    def delete(self, r: rpc.DeleteRangeResponse) -> None:
-        if self.fmt == "json":
-            self.out.line(dumps(j_delete(r)))
-        elif self.fmt == "fields":
-            self.f_header(r.header)
-            self.out.line(f'"Deleted" : {r.deleted}')
-            for kv in r.prev_kvs:
-                self.f_kv("Prev", kv)
-        else:
-            self.out.line(str(r.deleted))
-            for kv in r.prev_kvs:
-                self.kv(kv)
+def _go_flag_value(flag: GlobalFlag, value: Any) -> str:
+    """How Go's pflag prints a flag's value (what --debug lists)."""
+    if flag.kind == "bool":
+        return "true" if value else "false"
+    if flag.kind == "list":
+        return "[" + ",".join(e.strip() for e in str(value).split(",")) + "]"
+    if flag.kind == "duration":
+        return go_duration(parse_go_duration(str(value)))
+    return str(value)
 
 
 # --------------------------------------------------------------------------- argument parsing
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse with cobra's error lines (every one exits 1 through etcdctl's ExitWithError)."""
+
     def error(self, message: str) -> NoReturn:
         match = re.match(r"unrecognized arguments: (\S+)", message)
         if match:
             raise CommandError(EXIT_ERROR, f"unknown flag: {match.group(1)}")
-        match = re.match(r"argument (?:command|subcommand): invalid choice: '([^']*)'", message)
+        match = re.match(r"argument (?:command|subcommand|COMMAND|SUBCOMMAND): invalid choice: '([^']*)'", message)
         if match:
             raise CommandError(
                 EXIT_ERROR,
                 f'unknown command "{match.group(1)}" for "{self.prog}"\n'
                 f"Run '{self.prog} --help' for usage.",
             )
+        match = re.match(r"argument (?:-\w, )?(--[\w-]+): expected one argument", message)
+        if match:
+            raise CommandError(EXIT_ERROR, f"flag needs an argument: {match.group(1)}")
+        match = re.match(r"argument (--[\w-]+): invalid int value: '(.*)'", message, re.S)
+        if match:
+            flag, text = match.groups()
+            raise CommandError(
+                EXIT_ERROR,
+                f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: parsing "{text}": invalid syntax',
+            )
         raise CommandError(EXIT_ERROR, message)
 
 
-def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    def default(value: str) -> Any:
-        return argparse.SUPPRESS if suppress else value
-
-    parser.add_argument("--endpoints", default=default("127.0.0.1:2379"), help="gRPC endpoints")
-    parser.add_argument(
-        "-w", "--write-out", dest="write_out", default=default("simple"), help="output format"
-    )
-    parser.add_argument("--dial-timeout", default=default("2s"), help="dial timeout")
-    parser.add_argument("--command-timeout", default=default("5s"), help="timeout per command")
+def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The global flags, on the root parser (default None: unset) and on every command (suppressed)."""
+    group = parser.add_argument_group("global options")
+    for flag in GLOBAL_FLAGS:
+        names = [f"--{flag.name}", *([flag.short] if flag.short else [])]
+        default = None if top else argparse.SUPPRESS
+        shown = flag.default or '""'
+        text = f"{flag.help} (default {shown}; env {flag.env})"
+        if flag.kind == "bool":
+            group.add_argument(*names, dest=flag.dest, action="store_true", default=default, help=text)
+            # --hex=false: _normalise_args turns it into this hidden spelling
+            group.add_argument(
+                f"--{flag.name}=false",
+                dest=flag.dest,
+                action="store_false",
+                default=default,
+                help=argparse.SUPPRESS,
+            )
+        else:
+            metavar = {"duration": "DURATION", "list": "ENDPOINTS"}.get(flag.kind, "STRING")
+            group.add_argument(*names, dest=flag.dest, default=default, metavar=metavar, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="trikvctl", description="A simple command line client for trikv.")
-    _globals(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = _Parser(
+        prog="trikvctl",
+        description="A simple command line client for trikv (etcdctl's commands, flags and output).",
+        epilog="Every global option can also be set as an environment variable ETCDCTL_<OPTION> "
+        "(e.g. ETCDCTL_ENDPOINTS); an option on the command line wins.",
+    )
+    _globals(parser, top=True)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    def leaf(parent: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
-        _globals(p, suppress=True)
+    def leaf(parent: Any, name: str, help_text: str, usage_args: str = "") -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
+        _globals(p, top=False)
         return p
 
     p = leaf(sub, "put", "Puts the given key into the store")
-    p.add_argument("args", nargs="*")
-    p.add_argument("--prev-kv", action="store_true")
-    p.add_argument("--lease", default="0")
-    p.add_argument("--ignore-value", action="store_true")
-    p.add_argument("--ignore-lease", action="store_true")
+    p.add_argument("args", nargs="*", metavar="<key> <value>", help="the value may come from stdin instead")
+    p.add_argument(
+        "--prev-kv", action="store_true", help="return the previous key-value pair before modification"
+    )
+    p.add_argument("--lease", default="0", help="lease ID (in hexadecimal) to attach to the key")
+    p.add_argument("--ignore-value", action="store_true", help="updates the key using its current value")
+    p.add_argument("--ignore-lease", action="store_true", help="updates the key using its current lease")
 
     p = leaf(sub, "get", "Gets the key or a range of keys")
-    p.add_argument("args", nargs="*")
-    p.add_argument("--consistency", default="l")
-    p.add_argument("--order", default="")
-    p.add_argument("--sort-by", default="")
-    p.add_argument("--limit", type=int, default=0)
-    p.add_argument("--prefix", action="store_true")
-    p.add_argument("--from-key", action="store_true")
-    p.add_argument("--rev", type=int, default=0)
-    p.add_argument("--keys-only", action="store_true")
-    p.add_argument("--count-only", action="store_true")
-    p.add_argument("--print-value-only", action="store_true")
+    p.add_argument("args", nargs="*", metavar="<key> [range_end]")
+    p.add_argument("--consistency", default="l", help="Linearizable(l) or Serializable(s)")
+    p.add_argument("--order", default="", help="Order of results; ASCEND or DESCEND (ASCEND by default)")
+    p.add_argument("--sort-by", default="", help="Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION")
+    p.add_argument("--limit", type=int, default=0, help="Maximum number of results")
+    p.add_argument("--prefix", action="store_true", help="Get keys with matching prefix")
+    p.add_argument(
+        "--from-key",
+        action="store_true",
+        help="Get keys that are greater than or equal to the given key using byte compare",
+    )
+    p.add_argument("--rev", type=int, default=0, help="Specify the kv revision")
+    p.add_argument("--keys-only", action="store_true", help="Get only the keys")
+    p.add_argument("--count-only", action="store_true", help="Get only the count (with --write-out=fields)")
+    p.add_argument(
+        "--print-value-only",
+        action="store_true",
+        help='Only write values when using the "simple" output format',
+    )
 
     p = leaf(sub, "del", "Removes the specified key or range of keys [key, range_end)")
-    p.add_argument("args", nargs="*")
-    p.add_argument("--prefix", action="store_true")
-    p.add_argument("--prev-kv", action="store_true")
-    p.add_argument("--from-key", action="store_true")
+    p.add_argument("args", nargs="*", metavar="<key> [range_end]")
+    p.add_argument("--prefix", action="store_true", help="delete keys with matching prefix")
+    p.add_argument("--prev-kv", action="store_true", help="return deleted key-value pairs")
+    p.add_argument(
+        "--from-key",
+        action="store_true",
+        help="delete keys that are greater than or equal to the given key using byte compare",
+    )
 
-    p = leaf(sub, "compaction", "Compacts the event history in etcd")
-    p.add_argument("args", nargs="*")
-    p.add_argument("--physical", action="store_true")
+    p = leaf(sub, "compaction", "Compacts the event history in trikv")
+    p.add_argument("args", nargs="*", metavar="<revision>")
+    p.add_argument(
+        "--physical",
+        action="store_true",
+        help="'true' to wait for compaction to physically remove all old revisions",
+    )
 
-    endpoint = sub.add_parser("endpoint", help="Endpoint related commands")
-    endpoint_sub = endpoint.add_subparsers(dest="subcommand", parser_class=_Parser)
+    endpoint = sub.add_parser(
+        "endpoint", help="Endpoint related commands", description="Endpoint related commands"
+    )
+    endpoint_sub = endpoint.add_subparsers(dest="subcommand", parser_class=_Parser, metavar="SUBCOMMAND")
     for name, text in (
         ("health", "Checks the healthiness of endpoints specified in `--endpoints` flag"),
         ("status", "Prints out the status of endpoints specified in `--endpoints` flag"),
     ):
         p = leaf(endpoint_sub, name, text)
-        p.add_argument("--cluster", action="store_true")
+        p.add_argument(
+            "--cluster", action="store_true", help="use all endpoints from the cluster member list"
+        )
 
-    member = sub.add_parser("member", help="Membership related commands")
-    member_sub = member.add_subparsers(dest="subcommand", parser_class=_Parser)
+    member = sub.add_parser(
+        "member", help="Membership related commands", description="Membership related commands"
+    )
+    member_sub = member.add_subparsers(dest="subcommand", parser_class=_Parser, metavar="SUBCOMMAND")
     leaf(member_sub, "list", "Lists all members in the cluster")
     p = leaf(member_sub, "add", "Adds a member into the cluster")
-    p.add_argument("args", nargs="*")
+    p.add_argument("args", nargs="*", metavar="<memberName>")
     p.add_argument("--peer-urls", default="", help="comma separated peer URLs for the new member.")
     p.add_argument("--learner", action="store_true", help="indicates if the new member is raft learner")
     p = leaf(member_sub, "remove", "Removes a member from the cluster")
-    p.add_argument("args", nargs="*")
+    p.add_argument("args", nargs="*", metavar="<memberID>", help="the member ID in hexadecimal")
     p = leaf(member_sub, "update", "Updates a member in the cluster")
-    p.add_argument("args", nargs="*")
+    p.add_argument("args", nargs="*", metavar="<memberID>", help="the member ID in hexadecimal")
     p.add_argument("--peer-urls", default="", help="comma separated peer URLs for the updated member.")
     p = leaf(member_sub, "promote", "Promotes a non-voting member in the cluster")
-    p.add_argument("args", nargs="*")
+    p.add_argument("args", nargs="*", metavar="<memberID>", help="the member ID in hexadecimal")
 
-    p = leaf(sub, "move-leader", "Transfers leadership to another etcd cluster member.")
-    p.add_argument("args", nargs="*")
+    p = leaf(sub, "move-leader", "Transfers leadership to another trikv cluster member.")
+    p.add_argument("args", nargs="*", metavar="<transferee-member-id>", help="the member ID in hexadecimal")
 
-    leaf(sub, "version", "Prints the version of etcdctl")
+    leaf(sub, "version", "Prints the version of trikvctl")
     return parser
 
 
-def _normalise_bools(argv: Sequence[str]) -> list[str]:
+def _normalise_args(argv: Sequence[str]) -> list[str]:
     """cobra accepts --flag=true/false for boolean flags; argparse's store_true does not."""
     out: list[str] = []
     for arg in argv:
         name, eq, val = arg.partition("=")
-        if eq and name in _BOOL_FLAGS and val.lower() in ("true", "false", "1", "0", "t", "f"):
-            if val.lower() in ("true", "1", "t"):
+        if eq and (name in _BOOL_FLAGS or name in _GLOBAL_BOOLS) and val in (*_GO_TRUE, *_GO_FALSE):
+            if val in _GO_TRUE:
                 out.append(name)
+            elif name in _GLOBAL_BOOLS:
+                out.append(f"{name}=false")  # explicit false: wins over ETCDCTL_<FLAG>
             continue
         out.append(arg)
     return out
@@ -496,23 +412,40 @@ def _normalise_bools(argv: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- commands
 
 
-@attrs.define
 class Ctx:
-    args: argparse.Namespace
-    out: Out
-    printer: Printer
-    endpoints: list[str]
-    dial_timeout: float
-    command_timeout: float
+    """What every command gets: its arguments, the printer, and how to reach the cluster."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        out: Out,
+        printer: Printer,
+        endpoints: list[str],
+        dial_timeout: float,
+        command_timeout: float,
+    ) -> None:
+        self.args = args
+        self.out = out
+        self.printer = printer
+        self.endpoints = endpoints
+        self.dial_timeout = dial_timeout
+        self.command_timeout = command_timeout
 
 
-def _client(ctx: Ctx, endpoints: Sequence[str] | None = None) -> Any:
-    return connect(
-        list(endpoints or ctx.endpoints),
-        dial_timeout=ctx.dial_timeout,
-        request_timeout=ctx.command_timeout,
-        lazy=True,
-    )
+def _client(ctx: Ctx, endpoints: Sequence[str] | None = None) -> BlockingClient:
+    try:
+        return BlockingClient(
+            list(endpoints or ctx.endpoints),
+            dial_timeout=ctx.dial_timeout,
+            request_timeout=ctx.command_timeout,
+        )
+    except errors.ConfigError as exc:  # clientv3.New refused the configuration
+        raise CommandError(EXIT_BAD_CONNECTION, str(exc)) from None
+
+
+def arg_bytes(text: str) -> bytes:
+    """A command-line argument as the bytes the user typed, UTF-8 or not (etcdctl takes them as is)."""
+    return os.fsencode(text)
 
 
 def _read_stdin() -> bytes:
@@ -521,18 +454,18 @@ def _read_stdin() -> bytes:
     return data.encode() if isinstance(data, str) else data
 
 
-async def cmd_put(ctx: Ctx) -> None:
+def cmd_put(ctx: Ctx) -> None:
     a = ctx.args
     usage = "put command needs 1 argument and input from stdin or 2 arguments"
     if not a.args:
         raise CommandError(EXIT_BAD_ARGS, usage)
-    key = a.args[0]
+    key = arg_bytes(a.args[0])
     if a.ignore_value and len(a.args) > 1:
         raise CommandError(EXIT_BAD_ARGS, "put command needs only 1 argument when 'ignore-value' is set")
     value = b""
     if not a.ignore_value:
         if len(a.args) > 1:
-            value = a.args[1].encode()
+            value = arg_bytes(a.args[1])
         else:
             try:
                 value = _read_stdin()
@@ -541,8 +474,8 @@ async def cmd_put(ctx: Ctx) -> None:
             if not value:
                 raise CommandError(EXIT_BAD_ARGS, usage)
     lease = parse_lease(a.lease)
-    async with _client(ctx) as c:
-        resp = await c.put(
+    with _client(ctx) as c:
+        resp = c.put(
             key,
             value,
             lease=lease,
@@ -554,19 +487,20 @@ async def cmd_put(ctx: Ctx) -> None:
 
 
 def parse_lease(text: str) -> int:
-    try:
+    """Go's strconv.ParseInt(text, 16, 64), refused with etcdctl's "bad lease ID" line (exit 128)."""
+    reason = "invalid syntax"
+    if re.fullmatch(r"[+-]?[0-9a-fA-F]+", text):
         value = int(text, 16)
-        if not re.fullmatch(r"[+-]?[0-9a-fA-F]+", text) or not -(2**63) <= value < 2**63:
-            raise ValueError
-    except ValueError:
-        raise CommandError(
-            EXIT_BAD_ARGS,
-            f'bad lease ID (strconv.ParseInt: parsing "{text}": invalid syntax), expecting ID in Hex',
-        ) from None
-    return value
+        if -(2**63) <= value < 2**63:
+            return value
+        reason = "value out of range"
+    raise CommandError(
+        EXIT_BAD_ARGS,
+        f"bad lease ID (strconv.ParseInt: parsing {go_quote(arg_bytes(text))}: {reason}), expecting ID in Hex",
+    )
 
 
-def _range_args(a: argparse.Namespace, name: str) -> tuple[str, str | None]:
+def _range_args(a: argparse.Namespace, name: str) -> tuple[bytes, bytes | None]:
     if not a.args:
         raise CommandError(
             EXIT_BAD_ARGS, f"{name} command needs one argument as key and an optional argument as range_end"
@@ -582,8 +516,8 @@ def _range_args(a: argparse.Namespace, name: str) -> tuple[str, str | None]:
                 EXIT_BAD_ARGS,
                 "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
             )
-        range_end = a.args[1]
-    return a.args[0], range_end
+        range_end = arg_bytes(a.args[1])
+    return arg_bytes(a.args[0]), range_end
 
 
 _SORT_TARGETS = {
@@ -597,7 +531,7 @@ _SORT_TARGETS = {
 _SORT_ORDERS = {"": rpc.SortOrder.NONE, "ASCEND": rpc.SortOrder.ASCEND, "DESCEND": rpc.SortOrder.DESCEND}
 
 
-async def cmd_get(ctx: Ctx) -> None:
+def cmd_get(ctx: Ctx) -> None:
     a = ctx.args
     key, range_end = _range_args(a, "get")
     if a.keys_only and a.count_only:
@@ -612,8 +546,8 @@ async def cmd_get(ctx: Ctx) -> None:
     target = _SORT_TARGETS.get(a.sort_by.upper())
     if target is None:
         raise CommandError(EXIT_BAD_FEATURE, f"bad sort target {a.sort_by}")
-    async with _client(ctx) as c:
-        resp = await c.get(
+    with _client(ctx) as c:
+        resp = c.get(
             key,
             range_end,
             prefix=a.prefix,
@@ -636,15 +570,15 @@ async def cmd_get(ctx: Ctx) -> None:
     ctx.printer.get(resp)
 
 
-async def cmd_del(ctx: Ctx) -> None:
+def cmd_del(ctx: Ctx) -> None:
     a = ctx.args
     key, range_end = _range_args(a, "del")
-    async with _client(ctx) as c:
-        resp = await c.delete(key, range_end, prefix=a.prefix, from_key=a.from_key, prev_kv=a.prev_kv)
+    with _client(ctx) as c:
+        resp = c.delete(key, range_end, prefix=a.prefix, from_key=a.from_key, prev_kv=a.prev_kv)
     ctx.printer.delete(resp)
 
 
-async def cmd_compaction(ctx: Ctx) -> None:
+def cmd_compaction(ctx: Ctx) -> None:
     a = ctx.args
     if len(a.args) != 1:
         raise CommandError(EXIT_BAD_ARGS, "compaction command needs 1 argument")
@@ -652,19 +586,19 @@ async def cmd_compaction(ctx: Ctx) -> None:
         rev = int(a.args[0])
     except ValueError:
         raise CommandError(
-            EXIT_BAD_ARGS, f'strconv.ParseInt: parsing "{a.args[0]}": invalid syntax'
+            EXIT_BAD_ARGS, f"strconv.ParseInt: parsing {go_quote(arg_bytes(a.args[0]))}: invalid syntax"
         ) from None
-    async with _client(ctx) as c:
-        await c.compact(rev, physical=a.physical)
+    with _client(ctx) as c:
+        c.compact(rev, physical=a.physical)
     ctx.out.line(f"compacted revision {rev}")
 
 
-async def _cluster_endpoints(ctx: Ctx) -> list[str]:
+def _cluster_endpoints(ctx: Ctx) -> list[str]:
     if not ctx.args.cluster:
         return ctx.endpoints
     try:
-        async with _client(ctx) as c:
-            members = await c.member_list()
+        with _client(ctx) as c:
+            members = c.member_list()
     except errors.TrikvError as exc:
         raise CommandError(
             EXIT_ERROR, f"failed to fetch endpoints from etcd cluster member list: {error_text(exc)}"
@@ -672,26 +606,30 @@ async def _cluster_endpoints(ctx: Ctx) -> list[str]:
     return [url for m in members.members for url in m.client_urls]
 
 
-async def cmd_endpoint_health(ctx: Ctx) -> None:
-    endpoints = await _cluster_endpoints(ctx)
+def cmd_endpoint_health(ctx: Ctx) -> None:
+    import threading  # only this command probes in parallel
+
+    endpoints = _cluster_endpoints(ctx)
     results: dict[int, dict[str, Any]] = {}
 
-    async def probe(i: int, ep: str) -> None:
+    def probe(i: int, ep: str) -> None:
         start = time.perf_counter()
         error = ""
         try:
-            async with _client(ctx, [ep]) as c:
-                await c.get("health")
+            with _client(ctx, [ep]) as c:
+                c.get(b"health")
         except errors.PermissionDeniedError:
             pass  # the request went through consensus: the member is healthy
-        except errors.TrikvError as exc:
+        except (errors.TrikvError, CommandError) as exc:
             error = error_text(exc)
         took = go_duration(time.perf_counter() - start)
         results[i] = {"endpoint": ep, "health": not error, "took": took, "error": error}
 
-    async with trio.open_nursery() as nursery:
-        for i, ep in enumerate(endpoints):
-            nursery.start_soon(probe, i, ep)
+    threads = [threading.Thread(target=probe, args=(i, ep), daemon=True) for i, ep in enumerate(endpoints)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     health = [results[i] for i in range(len(endpoints))]
     fmt = ctx.printer.fmt
     if fmt == "json":
@@ -704,6 +642,8 @@ async def cmd_endpoint_health(ctx: Ctx) -> None:
         rows = [[h["endpoint"], str(h["health"]).lower(), h["took"], h["error"]] for h in health]
         for line in render_table(["ENDPOINT", "HEALTH", "TOOK", "ERROR"], rows):
             ctx.out.line(line)
+    elif fmt == "fields":
+        ctx.printer.endpoint_health_fields(health)
     else:
         for h in health:
             if h["health"]:
@@ -745,14 +685,14 @@ STATUS_HEADER = [
 ]
 
 
-async def cmd_endpoint_status(ctx: Ctx) -> None:
-    endpoints = await _cluster_endpoints(ctx)
+def cmd_endpoint_status(ctx: Ctx) -> None:
+    endpoints = _cluster_endpoints(ctx)
     statuses: list[tuple[str, StatusResponse]] = []
     failed = False
-    async with _client(ctx, endpoints) as c:
+    with _client(ctx, endpoints) as c:
         for ep in endpoints:
             try:
-                statuses.append((ep, await c.status(ep)))
+                statuses.append((ep, c.status(ep)))
             except errors.TrikvError as exc:
                 failed = True
                 ctx.out.err(f"Failed to get the status of endpoint {ep} ({error_text(exc)})")
@@ -762,6 +702,8 @@ async def cmd_endpoint_status(ctx: Ctx) -> None:
     elif fmt == "table":
         for line in render_table(STATUS_HEADER, [_status_row(ep, s) for ep, s in statuses]):
             ctx.out.line(line)
+    elif fmt == "fields":
+        ctx.printer.endpoint_status_fields(statuses)
     else:
         for ep, s in statuses:
             ctx.out.line(", ".join(_status_row(ep, s)))
@@ -769,7 +711,7 @@ async def cmd_endpoint_status(ctx: Ctx) -> None:
         raise _Exit(EXIT_ERROR)
 
 
-def _member_row(m: Member) -> list[str]:
+def _member_row(m: Any) -> list[str]:
     return [
         f"{m.id:x}",
         "started" if m.name else "unstarted",
@@ -780,13 +722,17 @@ def _member_row(m: Member) -> list[str]:
     ]
 
 
-async def cmd_member_list(ctx: Ctx) -> None:
-    async with _client(ctx) as c:
-        resp: MemberListResponse = await c.member_list()
+def cmd_member_list(ctx: Ctx) -> None:
+    with _client(ctx) as c:
+        resp: MemberListResponse = c.member_list()
     fmt = ctx.printer.fmt
     if fmt == "json":
         body = {"header": j_header(resp.header), "members": [j_member(m) for m in resp.members]}
         ctx.out.line(dumps(body))
+    elif fmt == "protobuf":
+        ctx.printer.protobuf(resp)
+    elif fmt == "fields":
+        ctx.printer.member_list_fields(resp)
     elif fmt == "table":
         header = ["ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"]
         for line in render_table(header, [_member_row(m) for m in resp.members]):
@@ -805,11 +751,11 @@ def parse_uint64_hex(text: str) -> int:
             break
         value = value * 16 + digit
         if value >= 2**64:
-            raise ValueError(f"strconv.ParseUint: parsing {go_quote(text.encode())}: value out of range")
+            raise ValueError(f"strconv.ParseUint: parsing {go_quote(arg_bytes(text))}: value out of range")
     else:
         if text:
             return value
-    raise ValueError(f"strconv.ParseUint: parsing {go_quote(text.encode())}: invalid syntax")
+    raise ValueError(f"strconv.ParseUint: parsing {go_quote(arg_bytes(text))}: invalid syntax")
 
 
 def _member_id_arg(args: Sequence[str]) -> int:
@@ -822,22 +768,11 @@ def _member_id_arg(args: Sequence[str]) -> int:
         raise CommandError(EXIT_BAD_ARGS, f"bad member ID arg ({exc}), expecting ID in Hex") from None
 
 
-def _rpc_output_only(ctx: Ctx) -> None:
-    """etcdctl prints these responses only as simple text or JSON; table and fields are refused.
-
-    etcdctl refuses in its printer, i.e. after the request already changed the cluster; the output and
-    exit code are the same here, but the refusal comes first so a wrong -w changes nothing.
-    """
-    fmt = ctx.printer.fmt
-    if fmt not in ("simple", "json"):
-        raise CommandError(EXIT_BAD_FEATURE, f"{fmt} not supported as output format")
-
-
 def _split_urls(text: str) -> list[str]:
     return text.split(",")  # as etcdctl: strings.Split, empty parts are left for the server to refuse
 
 
-async def cmd_member_add(ctx: Ctx) -> None:
+def cmd_member_add(ctx: Ctx) -> None:
     a = ctx.args
     if not a.args:
         raise CommandError(EXIT_BAD_ARGS, "member name not provided")
@@ -850,63 +785,60 @@ async def cmd_member_add(ctx: Ctx) -> None:
     name = a.args[0]
     if not a.peer_urls:
         raise CommandError(EXIT_BAD_ARGS, "member peer urls not provided")
-    _rpc_output_only(ctx)
-    async with _client(ctx) as c:
-        resp: MemberAddResponse = await c.member_add(_split_urls(a.peer_urls), is_learner=a.learner)
+    with _client(ctx) as c:
+        resp: MemberAddResponse = c.member_add(_split_urls(a.peer_urls), is_learner=a.learner)
     if ctx.printer.fmt == "json":
         ctx.out.line(dumps(j_member_add(resp)))
         return
+    if ctx.printer.fmt == "protobuf":
+        ctx.printer.protobuf(resp)
+        return
     ctx.out.line(f"Member {resp.member.id:16x} added to cluster {resp.header.cluster_id:16x}")
-    # What the new member needs to join. etcdctl prints etcd's environment variable names; a trikv
-    # member reads the same values as TRIKV_NAME, TRIKV_INITIAL_CLUSTER, TRIKV_INITIAL_ADVERTISE_PEER_URLS
-    # and TRIKV_INITIAL_CLUSTER_STATE (or the YAML keys name, initial-cluster, ...), so the lines stay
-    # etcd's for scripts that parse them.
+    # What the new member needs to join, as etcdctl prints it: etcd's variable names, which a trikv
+    # member reads as etcd does (and the same values as TRIKV_* or the YAML keys).
     conf = [
         f"{name if m.id == resp.member.id else m.name}={url}" for m in resp.members for url in m.peer_urls
     ]
     ctx.out.line()
-    ctx.out.line(f"ETCD_NAME={go_quote(name.encode())}")
-    ctx.out.line(f"ETCD_INITIAL_CLUSTER={go_quote(','.join(conf).encode())}")
-    ctx.out.line(f"ETCD_INITIAL_ADVERTISE_PEER_URLS={go_quote(a.peer_urls.encode())}")
+    ctx.out.line(f"ETCD_NAME={go_quote(arg_bytes(name))}")
+    ctx.out.line(f"ETCD_INITIAL_CLUSTER={go_quote(arg_bytes(','.join(conf)))}")
+    ctx.out.line(f"ETCD_INITIAL_ADVERTISE_PEER_URLS={go_quote(arg_bytes(a.peer_urls))}")
     ctx.out.line('ETCD_INITIAL_CLUSTER_STATE="existing"')
 
 
 def _member_changed(ctx: Ctx, member_id: int, verb: str, resp: MemberListResponse) -> None:
     if ctx.printer.fmt == "json":
         ctx.out.line(dumps(j_member_list(resp)))
+    elif ctx.printer.fmt == "protobuf":
+        ctx.printer.protobuf(resp)
     else:
         ctx.out.line(f"Member {member_id:16x} {verb} cluster {resp.header.cluster_id:16x}")
 
 
-async def cmd_member_remove(ctx: Ctx) -> None:
+def cmd_member_remove(ctx: Ctx) -> None:
     member_id = _member_id_arg(ctx.args.args)
-    _rpc_output_only(ctx)
-    async with _client(ctx) as c:
-        resp = await c.member_remove(member_id)
+    with _client(ctx) as c:
+        resp = c.member_remove(member_id)
     _member_changed(ctx, member_id, "removed from", resp)
 
 
-async def cmd_member_update(ctx: Ctx) -> None:
+def cmd_member_update(ctx: Ctx) -> None:
     member_id = _member_id_arg(ctx.args.args)
     if not ctx.args.peer_urls:
         raise CommandError(EXIT_BAD_ARGS, "member peer urls not provided")
-    _rpc_output_only(ctx)
-    async with _client(ctx) as c:
-        resp = await c.member_update(member_id, _split_urls(ctx.args.peer_urls))
+    with _client(ctx) as c:
+        resp = c.member_update(member_id, _split_urls(ctx.args.peer_urls))
     _member_changed(ctx, member_id, "updated in", resp)
 
 
-async def cmd_member_promote(ctx: Ctx) -> None:
-    # etcdctl 3.4/3.5 panics on `-w json` here (its JSON printer lacks MemberPromote); later etcdctl
-    # prints pb.MemberPromoteResponse, which is what this prints.
+def cmd_member_promote(ctx: Ctx) -> None:
     member_id = _member_id_arg(ctx.args.args)
-    _rpc_output_only(ctx)
-    async with _client(ctx) as c:
-        resp = await c.member_promote(member_id)
+    with _client(ctx) as c:
+        resp = c.member_promote(member_id)
     _member_changed(ctx, member_id, "promoted in", resp)
 
 
-async def cmd_move_leader(ctx: Ctx) -> None:
+def cmd_move_leader(ctx: Ctx) -> None:
     """etcdctl's way: ask each endpoint in turn for its status and send the request to the leader."""
     a = ctx.args
     if len(a.args) != 1:
@@ -915,27 +847,28 @@ async def cmd_move_leader(ctx: Ctx) -> None:
         target = parse_uint64_hex(a.args[0])
     except ValueError as exc:
         raise CommandError(EXIT_BAD_ARGS, str(exc)) from None
-    _rpc_output_only(ctx)
     for ep in ctx.endpoints:
-        async with _client(ctx, [ep]) as c:
-            status = await c.status()
+        with _client(ctx, [ep]) as c:
+            status = c.status()
             if status.header.member_id != status.leader:
                 continue
-            resp: MoveLeaderResponse = await c.move_leader(target)
+            resp = c.move_leader(target)
         if ctx.printer.fmt == "json":
             ctx.out.line(dumps({"header": j_header(resp.header)}))
+        elif ctx.printer.fmt == "protobuf":
+            ctx.printer.protobuf(resp)
         else:
             ctx.out.line(f"Leadership transferred from {status.leader:x} to {target:x}")
         return
     raise CommandError(EXIT_BAD_ARGS, f"no leader endpoint given at [{' '.join(ctx.endpoints)}]")
 
 
-async def cmd_version(ctx: Ctx) -> None:
+def cmd_version(ctx: Ctx) -> None:
     ctx.out.line(f"trikvctl version: {trikv.__version__}")
     ctx.out.line(f"API version: {API_VERSION}")
 
 
-COMMANDS: dict[tuple[str, str | None], Callable[[Ctx], Any]] = {
+COMMANDS: dict[tuple[str, str | None], Callable[[Ctx], None]] = {
     ("put", None): cmd_put,
     ("get", None): cmd_get,
     ("del", None): cmd_del,
@@ -950,60 +883,91 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Ctx], Any]] = {
     ("move-leader", None): cmd_move_leader,
     ("version", None): cmd_version,
 }
-_FIELDS_COMMANDS = {"put", "get", "del"}
-# Commands whose printer refuses table/fields with etcdctl's own message (see _rpc_output_only).
-_RPC_OUTPUT_COMMANDS = {"move-leader", "member add", "member remove", "member update", "member promote"}
 
 
 def error_text(exc: BaseException) -> str:
     """What etcdctl prints after `Error: ` for this failure."""
+    if isinstance(exc, CommandError):
+        return exc.message
     if isinstance(exc, errors.EtcdError):
         return exc.text
-    if isinstance(exc, (errors.NoEndpointsError, DeadlineExceededError)):
-        return "context deadline exceeded"
-    if isinstance(exc, errors.OutcomeUnknownError) and isinstance(
-        exc.__cause__, (errors.EtcdError, DeadlineExceededError)
+    if isinstance(exc, errors.NoEndpointsError) or type(exc).__name__ == "DeadlineExceededError":
+        return "context deadline exceeded"  # the blocking transport's or the Trio client's deadline
+    cause = exc.__cause__
+    if (
+        isinstance(exc, errors.OutcomeUnknownError)
+        and cause is not None
+        and (
+            isinstance(cause, (errors.EtcdError, DeadlineExceededError))
+            or type(cause).__name__ == "DeadlineExceededError"
+        )
     ):
-        return error_text(exc.__cause__)  # what etcdctl shows: the server's error or the deadline
+        return error_text(cause)  # what etcdctl shows: the server's error or the deadline
     return str(exc)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None and hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends us quietly, like any Unix tool
-    out = Out()
-    args_list = _normalise_bools(sys.argv[1:] if argv is None else list(argv))
+def _prepare(args: argparse.Namespace, command: str, out: Out) -> Ctx:
+    """etcdctl's clientConfigFromCmd: environment, --debug, endpoints, timeouts and the printer."""
+    apply_env(args, out, dict(os.environ))
+    if args.debug:
+        for flag in GLOBAL_FLAGS:
+            out.err(f"{flag.env}={_go_flag_value(flag, getattr(args, flag.dest))}")
+    if args.discovery_srv:
+        raise CommandError(
+            EXIT_BAD_FEATURE,
+            "--discovery-srv is not supported by trikvctl (no DNS SRV discovery); "
+            "list the members' client URLs in --endpoints or ETCDCTL_ENDPOINTS",
+        )
+    timeouts = []
+    for option, text in (("--dial-timeout", args.dial_timeout), ("--command-timeout", args.command_timeout)):
+        try:
+            timeouts.append(parse_go_duration(text))
+        except ValueError as exc:
+            raise CommandError(EXIT_ERROR, f'invalid argument "{text}" for "{option}" flag: {exc}') from None
+    for option, text in (
+        ("--keepalive-time", args.keepalive_time),
+        ("--keepalive-timeout", args.keepalive_timeout),
+    ):
+        try:
+            parse_go_duration(text)  # accepted and checked: unary commands finish within --command-timeout
+        except ValueError as exc:
+            raise CommandError(EXIT_ERROR, f'invalid argument "{text}" for "{option}" flag: {exc}') from None
+    fmt = args.write_out
+    if fmt not in FORMATS:
+        raise CommandError(EXIT_BAD_FEATURE, "unsupported output format")
+    if fmt not in SUPPORTED_FORMATS.get(command, frozenset(FORMATS)):
+        raise CommandError(EXIT_BAD_FEATURE, f"{fmt} not supported as output format")
+    endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    if not endpoints:
+        raise CommandError(EXIT_BAD_CONNECTION, "etcdclient: no available endpoints")
+    dial_timeout, command_timeout = timeouts
+    return Ctx(args, out, Printer(fmt, out, is_hex=args.hex), endpoints, dial_timeout, command_timeout)
+
+
+def run(argv: Sequence[str], out: Out) -> int:
+    """Parse and run one command; every expected failure becomes etcdctl's line and exit code."""
     try:
+        api = os.environ.get(f"{ENV_PREFIX}_API", "")
+        if api not in ("", "3"):
+            out.err(f"unsupported API version {api}")
+            return EXIT_ERROR
         parser = build_parser()
-        args = parser.parse_args(args_list)
+        args = parser.parse_args(_normalise_args(argv))
         command = getattr(args, "command", None)
         if command is None:
             parser.print_help()
             return 0
         key = (command, getattr(args, "subcommand", None))
         handler = COMMANDS.get(key)
-        if handler is None:
-            raise CommandError(EXIT_ERROR, f"unknown command for {command!r}")
-        rpc_output = " ".join(k for k in key if k) in _RPC_OUTPUT_COMMANDS
-        if args.write_out not in FORMATS or (
-            args.write_out == "fields" and command not in _FIELDS_COMMANDS and not rpc_output
-        ):
-            raise CommandError(EXIT_BAD_FEATURE, "unsupported output format")
-        timeouts = []
-        for flag, text in (
-            ("--dial-timeout", args.dial_timeout),
-            ("--command-timeout", args.command_timeout),
-        ):
-            try:
-                timeouts.append(parse_go_duration(text))
-            except ValueError as exc:
-                raise CommandError(
-                    EXIT_ERROR, f'invalid argument "{text}" for "{flag}" flag: {exc}'
-                ) from None
-        dial_timeout, command_timeout = timeouts
-        endpoints = [e for e in args.endpoints.split(",") if e]
-        ctx = Ctx(args, out, Printer(args.write_out, out), endpoints, dial_timeout, command_timeout)
-        trio.run(handler, ctx)
+        if handler is None:  # `trikvctl member`: cobra prints the command's help
+            parser.parse_args([command, "--help"])
+            return 0
+        name = " ".join(k for k in key if k)
+        if handler is cmd_version:
+            ctx = Ctx(args, out, Printer("simple", out), [], 0.0, 0.0)
+        else:
+            ctx = _prepare(args, name, out)
+        handler(ctx)
     except CommandError as exc:
         out.err(f"Error: {exc.message}")
         return exc.code
@@ -1012,9 +976,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.TrikvError as exc:
         out.err(f"Error: {error_text(exc)}")
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
     return 0
+
+
+def _die_by_sigint() -> NoReturn:
+    """Ctrl-C: end the way the shell expects (killed by SIGINT, status 130), not with exit 1 or a trace."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(1)  # the signal is delivered at once; this is never reached in practice
+    os._exit(128 + signal.SIGINT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script. Given argv (tests), it returns the exit code; as a program it never traces."""
+    as_program = argv is None
+    if as_program and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends us quietly, like any Unix tool
+    out = Out()
+    try:
+        return run(sys.argv[1:] if argv is None else list(argv), out)
+    except KeyboardInterrupt:
+        # The blocking client's `with` blocks closed their sockets while this unwound.
+        if as_program:
+            _die_by_sigint()
+        return 128 + signal.SIGINT
+    except BrokenPipeError:
+        return EXIT_IO
+    except OSError as exc:
+        out.err(f"Error: {exc}")
+        return EXIT_IO
+    except Exception as exc:  # a bug: still one line, never a traceback
+        out.err(f"Error: {exc!r}")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":
