@@ -1,5 +1,5 @@
 """Member and cluster ids must equal real etcd's for the same configuration (values from etcd docs and the
-etcd 3.4.23 reference run in /work/shared/reference/etcd-3.4-reference.md)."""
+etcd 3.4.23 reference run recorded in the project's etcd 3.4 reference)."""
 
 from __future__ import annotations
 

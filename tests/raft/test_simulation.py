@@ -38,16 +38,14 @@ def run_checked(seed: int) -> Sim:
 
 
 @pytest.mark.parametrize("chunk", range(CHUNKS))
-def test_simulation_chunk(chunk: int, raft_seed: int | None) -> None:
-    if raft_seed is not None:
-        pytest.skip("--raft-seed given: only test_replay_seed runs")
+def test_simulation_chunk(chunk: int) -> None:
     for seed in range(chunk * PER_CHUNK, (chunk + 1) * PER_CHUNK):
         run_checked(seed)
 
 
 def test_replay_seed(raft_seed: int | None) -> None:
-    if raft_seed is None:
-        pytest.skip("replay one seed with --raft-seed=N")
+    """Collected only with --raft-seed=N (conftest.py deselects it otherwise, and the chunks with it)."""
+    assert raft_seed is not None
     sim = run_checked(raft_seed)
     print(sim.summary())
 

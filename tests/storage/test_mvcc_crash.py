@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 
 from trikv.api.rpc import CompactionRequest, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest
+from trikv.storage import files, pagefile
 from trikv.storage.mvcc import KVStore
-
-pagefile = pytest.importorskip("trikv.storage.pagefile")
-files = pytest.importorskip("trikv.storage.files")
 
 PATH = "/data/db"
 
