@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ import wsproto.events
 
 import trikv
 from trikv import client as tc
+from trikv.actors.server import serve_clients
 from trikv.api import errors, protocol, rpc
 from trikv.client import DeadlineExceededError, MessageTooLargeError
 
@@ -58,6 +61,27 @@ def test_compare_helpers_build_compares() -> None:
     assert (trikv.value("p", prefix=True) == b"v").range_end == b"q"
     with pytest.raises(TypeError):
         trikv.version("k") == "1"  # noqa: B015
+
+
+def test_dir_lists_the_lazy_public_names() -> None:
+    names = dir(trikv)
+    for name in ("connect", "Client", "Txn", "put_op", "value", "errors", "__version__"):
+        assert name in names and name in trikv.__all__, name
+    for name in trikv.__all__:
+        assert name in names and getattr(trikv, name) is not None, name
+    assert trikv.connect is tc.connect and trikv.errors is errors
+
+
+def test_import_trikv_stays_free_of_trio() -> None:
+    """The CLI and the server import `trikv`; trio and the WebSocket stack load only with the client."""
+    code = (
+        "import sys, trikv; names = dir(trikv); "
+        "assert 'connect' in names; "
+        "loaded = [m for m in ('trio', 'trio_websocket', 'trikv.client') if m in sys.modules]; "
+        "assert not loaded, loaded; "
+        "trikv.connect; assert 'trio' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 # --------------------------------------------------------------------------- basic KV
@@ -154,7 +178,106 @@ async def test_concurrent_requests_multiplexed_and_coalesced(nursery: trio.Nurse
         assert len(c._conns) == 1  # one WebSocket for everything
 
 
+async def test_in_flight_requests_are_bounded_per_connection(nursery: trio.Nursery) -> None:
+    async with running(nursery) as (srv,), trikv.connect([srv.endpoint], max_in_flight=4) as c:
+        srv.inject("range", 0.3, 0.3, 0.3, 0.3)  # the first four are answered after 0.3 s
+        got: list[bytes] = []
+
+        async def one(i: int) -> None:
+            await c.put(f"k{i}", f"v{i}")
+            got.append((await c.get(f"k{i}")).kvs[0].value)
+
+        async with trio.open_nursery() as inner:
+            for i in range(10):
+                inner.start_soon(one, i)
+            await trio.sleep(0.15)
+            # Four reads left the client; the six other callers wait for a slot (backpressure), unsent.
+            assert srv.requests("range") == 4
+            (conn,) = c._conns.values()
+            assert len(conn._pending) == 4 and not conn._queued
+        assert sorted(got) == sorted(f"v{i}".encode() for i in range(10))
+        assert srv.requests("range") == 10
+    with pytest.raises(errors.ConfigError):
+        async with trikv.connect([srv.endpoint], max_in_flight=0):
+            pass
+
+
+async def test_abandoned_requests_give_their_slot_back(nursery: trio.Nursery) -> None:
+    async with running(nursery) as (srv,), trikv.connect([srv.endpoint], max_in_flight=2) as c:
+        srv.inject("range", HANG, HANG)
+        with trio.move_on_after(0.2):
+            async with trio.open_nursery() as inner:
+                for i in range(5):  # two hang on the server, three wait for a slot; all are cancelled
+                    inner.start_soon(c.get, f"k{i}")
+        (conn,) = c._conns.values()
+        assert not conn._pending and not conn._queued
+        with trio.fail_after(1):
+            await c.put("k", "v")
+            assert (await c.get("k")).kvs[0].value == b"v"
+
+
 # --------------------------------------------------------------------------- failover and retry rules
+
+
+async def test_connection_loss_fails_sent_writes_at_once_and_holds_unsent_ones(nursery: trio.Nursery) -> None:
+    """Sent writes are in doubt the moment their connection dies (not at the 10 s deadline) and are never
+    sent elsewhere; a new write is held, unsent, while the other member still names the lost one as its
+    leader (a follower would forward it to a dead leader), and goes out once it names a new leader."""
+    async with (
+        running(nursery, 2) as (a, b),
+        trikv.connect([a.endpoint, b.endpoint], request_timeout=10) as c,
+    ):
+        await c.put("k", "v")  # the client now knows whom it talks to
+        a.inject("put", HANG, HANG)
+        in_doubt: list[float] = []
+
+        async def hung_put(key: str) -> None:
+            with pytest.raises(errors.OutcomeUnknownError) as info:
+                await c.put(key, "x")
+            assert info.value.__cause__ is not None
+            in_doubt.append(trio.current_time())
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(hung_put, "h1")
+            inner.start_soon(hung_put, "h2")
+            with trio.fail_after(2):
+                while a.requests("put") < 3:
+                    await trio.sleep(0.01)
+            lost_at = trio.current_time()
+            await a.stop()
+        assert len(in_doubt) == 2 and max(in_doubt) - lost_at < 1.0
+        assert b.requests("put") == 0  # never retried elsewhere
+
+        done = trio.Event()
+
+        async def next_put() -> None:
+            await c.put("k2", "v2")
+            done.set()
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(next_put)
+            await trio.sleep(0.3)
+            assert not done.is_set() and b.requests("put") == 0 and b.requests("status") >= 1
+            assert (await c.get("k", serializable=True)).kvs[0].value == b"v"  # needs no leader: not held
+            b.leader = b.member_id  # the survivors elected b
+            with trio.fail_after(1):
+                await done.wait()
+        assert b.requests("put") == 1
+        assert (await c.get("k2")).kvs[0].value == b"v2"
+
+
+async def test_hold_after_a_lost_member_is_bounded(nursery: trio.Nursery) -> None:
+    """A member unreachable from here only (b still follows it): the hold ends after leader_loss_hold."""
+    async with running(nursery, 2) as (a, b), trikv.connect([a.endpoint, b.endpoint]) as c:
+        await c.put("k", "v")
+        c.leader_loss_hold = 0.3
+        await a.stop()
+        started = trio.current_time()
+        with trio.fail_after(2):
+            await c.put("k", "v2")
+        assert trio.current_time() - started >= 0.2 and b.requests("put") == 1
+        with trio.fail_after(0.5):  # the loss is forgotten: no more holds
+            await c.put("k", "v3")
 
 
 async def test_connect_skips_refused_endpoint(nursery: trio.Nursery) -> None:
@@ -175,6 +298,7 @@ async def test_failover_to_second_endpoint_when_first_dies(nursery: trio.Nursery
         await c.put("k", "v")
         assert c.current_endpoint == a.endpoint
         await a.stop()
+        b.leader = b.member_id  # the survivors elected b
         got = await c.get("k")
         assert got.kvs[0].value == b"v" and got.header.member_id == b.member_id
         await c.put("k2", "v2")  # the next write goes to b: the old connection is known dead
@@ -298,8 +422,7 @@ class _StoreBackend:
 
 
 async def test_interop_with_actors_server(nursery: trio.Nursery) -> None:
-    server = pytest.importorskip("trikv.actors.server")
-    port = await nursery.start(server.serve_clients, _StoreBackend(), "127.0.0.1", 0)
+    port = await nursery.start(serve_clients, _StoreBackend(), "127.0.0.1", 0)
     async with trikv.connect([f"127.0.0.1:{port}"]) as c:
         results: dict[int, bytes] = {}
 

@@ -1,7 +1,8 @@
 """trikv: an etcd-class distributed key-value store on Trio. This package is the public client.
 
 The client names are loaded lazily (PEP 562), so the server and storage layers, which import
-`trikv.api`, do not pay for importing the client and its WebSocket stack.
+`trikv.api`, and the CLI do not pay for importing trio and the WebSocket stack; `dir(trikv)` still lists
+them (`__dir__`), and `__all__` names every public name.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ _CLIENT_NAMES = (
     "version",
     "MessageTooLargeError",
     "DeadlineExceededError",
+    "KeepaliveTimeoutError",
 )
 
 __all__ = [
     "Client",
     "DeadlineExceededError",
+    "KeepaliveTimeoutError",
     "MessageTooLargeError",
     "Txn",
     "__version__",
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from trikv.client import (
         Client,
         DeadlineExceededError,
+        KeepaliveTimeoutError,
         MessageTooLargeError,
         Txn,
         connect,
@@ -77,3 +81,8 @@ def __getattr__(name: str) -> Any:
 
         return errors
     raise AttributeError(f"module 'trikv' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, without importing them (so `dir(trikv)` shows `connect` and stays trio-free)."""
+    return sorted(set(globals()) | set(__all__))
