@@ -93,6 +93,10 @@ class Applier:
             for k, _ in batch.bucket_range(REMOVED_BUCKET):
                 self.removed.add(int.from_bytes(k, "big"))
 
+    def already_applied(self, index: int, consistent_index: int) -> bool:
+        """etcd's exactly-once rule: the page file's consistent index says what already took effect."""
+        return index <= consistent_index
+
     def is_learner(self, member_id: int) -> bool:
         m = self.members.get(member_id)
         return bool(m and m.is_learner)
@@ -124,12 +128,12 @@ class Applier:
                 cs = apply_conf_change(cc)
                 out.conf_changed = True
                 out.conf_change_ids.append(cc.id)
-                if e.index <= ci:
+                if self.already_applied(e.index, ci):
                     continue
                 self._apply_conf_change(batch, cc, cs)
                 if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == self.self_id:
                     out.removed_self = True
-            elif e.index <= ci:
+            elif self.already_applied(e.index, ci):
                 continue  # its effect is already in the page file (replay after a restart)
             elif e.type == EntryType.NORMAL and e.data:
                 req = _decode_as(e, RaftRequest)

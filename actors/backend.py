@@ -145,7 +145,7 @@ class Backend:
                 self.pagefile.replace_from(io.BytesIO(snap.data))  # verifies, installs and reloads in place
                 self.kv = KVStore(self.pagefile)
                 stamp(self.kv)
-                self.applier = Applier(self.kv, self.applier.self_id)
+                self.applier = type(self.applier)(self.kv, self.applier.self_id)
         self.applied = max(self.applied, snap.meta.index)
         self._release_reads()
 

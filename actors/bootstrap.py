@@ -77,7 +77,9 @@ def raft_config(cfg: ServerConfig, member_id: int, applied: int) -> raft.Config:
     )
 
 
-def open_storage(cfg: ServerConfig, fs: FileSystem, join_info: PeerHelloReply | None) -> Opened:
+def open_storage(
+    cfg: ServerConfig, fs: FileSystem, join_info: PeerHelloReply | None, applier_cls: type[Applier] = Applier
+) -> Opened:
     member_dir, wal_dir = str(cfg.member_dir), str(cfg.wal_dir)
     for d in (member_dir, str(cfg.snap_dir)):
         fs.makedirs(d)
@@ -135,7 +137,7 @@ def open_storage(cfg: ServerConfig, fs: FileSystem, join_info: PeerHelloReply | 
         }
         raw.bootstrap(sorted(contexts), contexts)
     stamp_identity(kv, cid, mid, str(cfg.db_path))
-    return Opened(mid, cid, wal, pagefile, kv, Applier(kv, mid), storage, raw, applied, snapshot_index, locks)
+    return Opened(mid, cid, wal, pagefile, kv, applier_cls(kv, mid), storage, raw, applied, snapshot_index, locks)
 
 
 def _join(cfg: ServerConfig, kv: KVStore, info: PeerHelloReply) -> tuple[int, int]:

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 import trio
 
 from trikv import __version__
 from trikv.actors import bootstrap
+from trikv.actors.apply import Applier
 from trikv.actors.backend import Backend
 from trikv.actors.cluster import ClusterApi
 from trikv.actors.compactor import Compactor
@@ -39,21 +42,48 @@ from trikv.actors.server import serve_clients
 from trikv.actors.snapshotter import Snapshotter
 from trikv.api import errors
 from trikv.api.internal import MemberAttributes
+from trikv.api.raftpb import Message
 from trikv.storage.files import FileSystem, OsFileSystem
 from trikv.storage.mvcc import KVStore
 
 log = logging.getLogger("trikv.node")
 
 
+class PeerLinks(Protocol):
+    """What the Raft loop and the cluster API need of the peer actors (Transport, or a test's twin)."""
+
+    async def run(self) -> None: ...
+    def send(self, msgs: list[Message]) -> None: ...
+    def sync_members(self) -> None: ...
+    def is_active(self, peer_id: int) -> bool: ...
+
+
+class Network(Protocol):
+    """Links members without sockets (in-process tests): one PeerLinks per member."""
+
+    def attach(self, view: ClusterView, inbox: Inbox, snapshot_source: Callable[[], bytes]) -> PeerLinks: ...
+
+
 class Node:
     """A trikv member. `run()` opens storage, starts the actors in one nursery and serves until cancelled."""
 
     def __init__(
-        self, cfg: ServerConfig, *, fs: FileSystem | None = None, run_sync: ToThread | None = None
+        self,
+        cfg: ServerConfig,
+        *,
+        fs: FileSystem | None = None,
+        run_sync: ToThread | None = None,
+        network: Network | None = None,
+        applier_cls: type[Applier] = Applier,
     ) -> None:
+        """`fs`, `run_sync`, `network` and `applier_cls` let in-process tests run members over in-memory
+        twins (CrashFileSystem, an inline executor under MockClock, memory-channel links); a member
+        given a `network` serves no sockets: tests call `node.handlers.handle(request)`."""
         self.cfg = cfg
         self.fs = fs or OsFileSystem()
         self._run_sync = run_sync or to_thread
+        self._network = network
+        self._applier_cls = applier_cls
         self.inbox = Inbox()
         self.status = RaftStatus()
         self.waiters = Waiters()
@@ -112,11 +142,18 @@ class Node:
             members=lambda: self.backend.applier.members,
             removed=lambda: self.backend.applier.removed,
         )
-        self.transport = Transport(
-            view, self.inbox, snapshot_source=self.snapshotter.snapshot_bytes, on_removed=self._removed.set
-        )
+        if self._network is None:
+            self.transport: PeerLinks = Transport(
+                view,
+                self.inbox,
+                snapshot_source=self.snapshotter.snapshot_bytes,
+                on_removed=self._removed.set,
+            )
+            self.peer_server: PeerServer | None = PeerServer(view, self.inbox)
+        else:
+            self.transport = self._network.attach(view, self.inbox, self.snapshotter.snapshot_bytes)
+            self.peer_server = None
         self.raft.transport = self.transport
-        self.peer_server = PeerServer(view, self.inbox)
         self.proposer = Proposer(
             self.ident, self.inbox, self.waiters, self.status, self.ids, self.request_timeout()
         )
@@ -141,7 +178,7 @@ class Node:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         join_info = await bootstrap.discover(self.cfg, self.fs)
-        opened = bootstrap.open_storage(self.cfg, self.fs, join_info)
+        opened = bootstrap.open_storage(self.cfg, self.fs, join_info, self._applier_cls)
         try:
             self._wire(opened)
             async with trio.open_nursery() as nursery:
@@ -164,15 +201,16 @@ class Node:
 
     async def _start(self, nursery: trio.Nursery) -> None:
         cfg = self.cfg
-        peer_host, peer_port = cfg.peer_listen[0]
-        self.peer_port = await nursery.start(self.peer_server.serve, peer_host, peer_port)
+        if self.peer_server is not None:
+            peer_host, peer_port = cfg.peer_listen[0]
+            self.peer_port = await nursery.start(self.peer_server.serve, peer_host, peer_port)
         nursery.start_soon(self.transport.run)
         nursery.start_soon(self.raft.ticker)
         nursery.start_soon(self.raft.run)
         nursery.start_soon(self.snapshotter.run)
         nursery.start_soon(self.compactor.run)
         routes = gateway_routes(self.handlers, max_request_bytes=cfg.max_request_bytes)
-        for host, port in cfg.client_listen:
+        for host, port in cfg.client_listen if self._network is None else ():
             serve = functools.partial(
                 serve_clients,
                 self.handlers,
