@@ -24,7 +24,8 @@ from trikv.actors.config import (
     load_config,
 )
 from trikv.actors.identity import format_id
-from trikv.actors.logsetup import get_logger, log, setup_logging
+from trikv.actors.logsetup import THIRD_PARTY_ENV, THIRD_PARTY_LOGGERS, get_logger, log, setup_logging
+from trikv.actors.main import describe_failure, preflight
 from trikv.api.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -723,3 +724,66 @@ def test_election_timeout_bounds_are_inclusive() -> None:
     )
     assert load_config(["--election-timeout=50000"], {}).election_ticks == 500
     assert "is too long" in flag_error(["--election-timeout=50001"])
+
+
+def test_third_party_loggers_stay_at_warn_unless_asked(
+    capsys: pytest.CaptureFixture[str], clean_root_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(THIRD_PARTY_ENV, raising=False)
+    chatty = logging.getLogger("trio-websocket")
+    before = {name: logging.getLogger(name).level for name in THIRD_PARTY_LOGGERS}
+    try:
+        setup_logging("debug", ["stdout"])
+        chatty.debug("frame sent")
+        chatty.warning("connection reset")
+        get_logger("trikv.ours").debug("ours at debug")
+        msgs = [json.loads(x)["msg"] for x in capsys.readouterr().out.splitlines()]
+        assert msgs == ["connection reset", "ours at debug"]
+        monkeypatch.setenv(THIRD_PARTY_ENV, "1")
+        setup_logging("debug", ["stdout"])
+        chatty.debug("frame sent")
+        assert [json.loads(x)["msg"] for x in capsys.readouterr().out.splitlines()] == ["frame sent"]
+        setup_logging("debug", ["stdout"], third_party=False)  # the argument wins over the environment
+        chatty.debug("frame sent")
+        assert capsys.readouterr().out == ""
+        setup_logging("error", ["stdout"])  # never more verbose than the member's own level
+        chatty.warning("connection reset")
+        assert capsys.readouterr().out == ""
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# --------------------------------------------------------------------------- startup failures (actors.main)
+
+
+def test_permission_errors_name_the_path_and_the_fix(tmp_path: Path) -> None:
+    c = load_config(["--data-dir", str(tmp_path / "d"), "--wal-dir", str(tmp_path / "w")], {})
+    msg = describe_failure(PermissionError(13, "Permission denied", str(tmp_path / "d" / "member")), c)
+    assert msg.startswith(
+        f"cannot use --data-dir {tmp_path / 'd'}: permission denied on {tmp_path / 'd' / 'member'}"
+    )
+    assert "chown" in msg and "choose another --data-dir" in msg and "Errno" not in msg
+    msg = describe_failure(PermissionError(13, "Permission denied", str(tmp_path / "w" / "0.wal")), c)
+    assert msg.startswith(f"cannot use --wal-dir {tmp_path / 'w'}:") and "choose another --wal-dir" in msg
+    busy = describe_failure(OSError(98, "Address already in use"), c)
+    assert busy.startswith("address already in use: one of http://127.0.0.1:2379, http://127.0.0.1:2380")
+
+
+def test_preflight_refuses_a_file_in_the_way_and_touches_nothing(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    c = load_config(["--data-dir", str(tmp_path / "file" / "data")], {})
+    with pytest.raises(ConfigError, match=r"file is not a directory \(choose another --data-dir\)"):
+        preflight(c)
+    ok = load_config(
+        [
+            "--data-dir",
+            str(tmp_path / "new" / "data"),
+            "--listen-peer-urls=http://127.0.0.1:0",
+            "--listen-client-urls=http://127.0.0.1:0",
+            "--advertise-client-urls=http://127.0.0.1:1",
+        ],
+        {},
+    )
+    preflight(ok)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probe left nothing behind
