@@ -500,7 +500,11 @@ def test_taken_client_port_is_one_clear_line(tmp_path: Path) -> None:
     text = m.log_text()
     assert "Traceback" not in text
     line = [ln for ln in text.splitlines() if ln.startswith("trikv:")][-1]
-    assert str(m.client_port) in line or "in use" in line.lower()
+    assert f"127.0.0.1:{m.client_port}" in line and "address already in use" in line, line
+    import yaml
+
+    data_dir = m.config_path.parent / yaml.safe_load(m.config_path.read_text())["data-dir"]
+    assert not data_dir.exists(), "a refused start must leave no half-initialised data dir"
 
 
 async def test_corrupt_wal_is_refused_with_file_and_offset(tmp_path: Path) -> None:
