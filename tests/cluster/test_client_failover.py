@@ -121,7 +121,9 @@ async def test_leader_sigkill_during_put_stream(cluster: Cluster) -> None:
             f"outcome unknown {len(unknown)}, slowest after the kill {slowest:.2f}s"
         )
         assert slowest < LEADER_LOSS_HOLD + 1.0 < REQUEST_TIMEOUT, f"a put took {slowest:.2f}s after the kill"
-        after = [o for o in outcomes if o.started > killed_at]
+        # (A put started just after the kill may still leave on the dying connection before the client has
+        # read its end: in doubt, correctly. Give the client a moment to see the loss.)
+        after = [o for o in outcomes if o.started > killed_at + 0.1]
         assert after and all(o.error is None for o in after), "puts after the kill must fail over and succeed"
 
         # The same client goes on through the remaining members.
