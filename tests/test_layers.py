@@ -16,6 +16,7 @@ import ast
 import functools
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import pytest
+import trio
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "trikv"
@@ -463,3 +466,25 @@ def test_import_check_reports_a_bare_import(tmp_path: Path) -> None:
     assert "actors.b loaded outside the fakekv namespace" in problems, problems
     assert "actors/b.py loaded as actors.b and fakekv.actors.b" in problems, problems
     assert "failed" not in problems, problems
+
+
+# --------------------------------------------------------------------------- test hygiene: loopback only
+
+
+def test_tests_cannot_bind_beyond_loopback() -> None:
+    """tests/conftest.py refuses a non-loopback bind for the whole session (stdlib sockets)."""
+    for host in ("0.0.0.0", "", "192.0.2.1"):
+        with socket.socket() as s, pytest.raises(OSError, match="loopback only"):
+            s.bind((host, 0))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        assert s.getsockname()[0] == "127.0.0.1"
+
+
+async def test_trio_listener_on_every_interface_is_refused() -> None:
+    """trio's default listener (host None: every interface) goes through the same check."""
+    with pytest.raises(OSError, match="loopback only"):
+        await trio.open_tcp_listeners(0)
+    [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with listener:
+        assert listener.socket.getsockname()[0] == "127.0.0.1"
