@@ -8,7 +8,8 @@ is within 90% of the leader's (decided on the leader).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -34,6 +35,7 @@ class ClusterApi:
         ids: RequestIds,
         raw: RawNode,
         is_active: Callable[[int], bool],
+        forward: Callable[[int, Any], Awaitable[Any]],
         *,
         strict_reconfig_check: bool,
         election_seconds: float,
@@ -42,6 +44,7 @@ class ClusterApi:
         self.ident, self.status, self.backend, self.proposer = ident, status, backend, proposer
         self.inbox, self.ids, self.raw = inbox, ids, raw  # raw: read-only status (progress, conf state)
         self.is_active = is_active  # a peer link to this member is up (etcd: transport ActiveSince)
+        self.forward = forward  # (leader id, request) -> the leader's answer, over a peer link
         self.strict = strict_reconfig_check
         self.election_seconds, self.tick_seconds = election_seconds, tick_seconds
 
@@ -115,6 +118,16 @@ class ClusterApi:
         return protocol.MemberListResponse(self._header(), self._sorted())
 
     async def member_promote(self, req: protocol.MemberPromoteRequest) -> protocol.MemberListResponse:
+        if not self.status.is_leader:
+            # etcd: only the leader knows whether the learner is in sync; a follower forwards the request.
+            if self.status.lead == 0:
+                raise errors.NoLeaderError()
+            resp = await self.forward(self.status.lead, req)
+            return protocol.MemberListResponse(self._header(), tuple(resp.members))
+        return await self.promote_here(req)
+
+    async def promote_here(self, req: protocol.MemberPromoteRequest) -> protocol.MemberListResponse:
+        """On the leader: the learner's readiness is decided here (also for a follower's forwarded promote)."""
         if not self._target(req.id).is_learner:
             raise errors.MemberNotLearnerError()
         self._check_learner_ready(req.id)

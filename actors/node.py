@@ -37,12 +37,13 @@ from trikv.actors.gateway import gateway_routes
 from trikv.actors.handlers import Handlers
 from trikv.actors.identity import format_id
 from trikv.actors.kv import Identity, KVApi, Proposer
-from trikv.actors.peer import ClusterView, PeerServer, Transport
+from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_leader
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
 from trikv.actors.snapshotter import Snapshotter
 from trikv.api import errors
 from trikv.api.internal import MemberAttributes
+from trikv.api.protocol import MemberListResponse, MemberPromoteRequest
 from trikv.api.raftpb import Message
 from trikv.storage.files import FileSystem, OsFileSystem
 from trikv.storage.mvcc import KVStore
@@ -166,7 +167,9 @@ class Node:
                 snapshot_source=self.snapshotter.snapshot_bytes,
                 on_removed=self._removed.set,
             )
-            self.peer_server: PeerServer | None = PeerServer(view, self.inbox)
+            self.peer_server: PeerServer | None = PeerServer(
+                view, self.inbox, forwarded=self._promote_forwarded
+            )
         else:
             self.transport = self._network.attach(view, self.inbox, self.snapshotter.snapshot_bytes)
             self.peer_server = None
@@ -184,11 +187,16 @@ class Node:
             self.ids,
             opened.raw,
             self.transport.is_active,
+            functools.partial(forward_to_leader, view),
             strict_reconfig_check=cfg.strict_reconfig_check,
             election_seconds=election,
             tick_seconds=tick,
         )
+        self.cluster = cluster
         self.handlers = Handlers(self.kv, cluster, version=__version__, max_txn_ops=cfg.max_txn_ops)
+
+    async def _promote_forwarded(self, req: MemberPromoteRequest) -> MemberListResponse:
+        return await self.cluster.promote_here(req)
 
     def _stamp(self, kv: KVStore) -> None:
         bootstrap.stamp_identity(kv, self.ident.cluster_id, self.ident.member_id, str(self.cfg.db_path))

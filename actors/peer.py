@@ -13,7 +13,8 @@ Queued messages are coalesced into one frame per send: every frame costs pure-Py
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import attrs
 import trio
@@ -22,9 +23,9 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from trikv.actors.events import Inbox, SnapshotStatus
 from trikv.actors.identity import format_id
-from trikv.api import codec
+from trikv.api import codec, errors
 from trikv.api.internal import PeerHello, PeerHelloReply
-from trikv.api.protocol import Member
+from trikv.api.protocol import Member, MemberPromoteRequest
 from trikv.api.raftpb import Message, MessageType, Snapshot
 
 log = logging.getLogger("trikv.peer")
@@ -34,6 +35,7 @@ MAX_PEER_MESSAGE = 1 << 30  # snapshots carry the whole page file
 QUEUE_LIMIT = 4096  # messages per peer before we drop (Raft retransmits) and report the peer unreachable
 MAX_BATCH = 512  # messages coalesced into one frame
 RECEIVE_BUFFER = 1 << 16
+FORWARD_TIMEOUT = 10.0  # seconds for a forwarded request (a promote is one conf change)
 REMOVED = "the member has been permanently removed from the cluster"  # etcd's errMemberRemoved
 
 
@@ -256,7 +258,10 @@ class Transport:
 class PeerServer:
     """Accepts peer connections on listen-peer-urls and feeds checked Raft messages to the Node's inbox."""
 
-    def __init__(self, view: ClusterView, inbox: Inbox) -> None:
+    def __init__(
+        self, view: ClusterView, inbox: Inbox, forwarded: Callable[[Any], Awaitable[Any]] | None = None
+    ) -> None:
+        self.forwarded = forwarded  # serves a request a member forwarded to us as leader (etcd: promote)
         self.view = view
         self.id = view.member_id
         self.cluster_id = view.cluster_id
@@ -330,6 +335,9 @@ class PeerServer:
         await ws.send_message(
             codec.encode(PeerHelloReply(True, cluster_id=self.cluster_id, member_id=self.id))
         )
+        if hello.kind == "forward":
+            await self._serve_forwarded(ws)
+            return
         try:
             while True:
                 data = await ws.get_message()
@@ -354,6 +362,22 @@ class PeerServer:
             log.error("dropping peer connection from %s: malformed frame: %s", format_id(hello.from_id), exc)
             await ws.aclose()
 
+    async def _serve_forwarded(self, ws: WebSocketConnection) -> None:
+        """One request forwarded by a member (only `MemberPromoteRequest`, as etcd forwards promote)."""
+        with trio.fail_after(FORWARD_TIMEOUT):
+            request = codec.decode(_bytes(await ws.get_message()))
+            if not isinstance(request, MemberPromoteRequest) or self.forwarded is None:
+                answer: Any = errors.to_wire(
+                    errors.InvalidRequestError("etcdserver: request cannot be forwarded")
+                )
+            else:
+                try:
+                    answer = await self.forwarded(request)
+                except errors.EtcdError as err:
+                    answer = errors.to_wire(err)
+            await ws.send_message(codec.encode([answer]))
+        await ws.aclose()
+
     def _check(self, hello: PeerHello) -> str:
         if hello.cluster_id != self.cluster_id:
             return (
@@ -370,6 +394,33 @@ class PeerServer:
                 f"member {format_id(hello.from_id)} is not a member of cluster {format_id(self.cluster_id)}"
             )
         return ""
+
+
+async def forward_to_leader(view: ClusterView, leader: int, request: Any) -> Any:
+    """Send one request to the leader over a peer link and return its answer (or raise its error)."""
+    member = view.members().get(leader)
+    if member is None or not member.peer_urls:
+        raise errors.NoLeaderError()
+    try:
+        async with trio_websocket.open_websocket_url(
+            _ws_url(member.peer_urls[0]),
+            max_message_size=MAX_PEER_MESSAGE,
+            connect_timeout=2,
+            disconnect_timeout=1,
+        ) as ws:
+            reply = await _hello(ws, PeerHello("forward", view.cluster_id, view.member_id, leader))
+            if not reply.ok:
+                raise errors.NoLeaderError()
+            await ws.send_message(codec.encode(request))
+            with trio.fail_after(FORWARD_TIMEOUT):
+                answer = codec.decode(_bytes(await ws.get_message()))
+    except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError, codec.CodecError):
+        raise errors.TimeoutError_() from None
+    if not isinstance(answer, (list, tuple)) or len(answer) != 1:
+        raise errors.InternalError()
+    if isinstance(answer[0], dict):
+        raise errors.from_wire(answer[0])
+    return answer[0]
 
 
 async def fetch_cluster_info(peer_urls: list[str], timeout: float = 2.0) -> PeerHelloReply | None:
