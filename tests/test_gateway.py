@@ -50,7 +50,8 @@ class FakeBackend:
         rev = self.rev if revision is None else revision
         return rpc.ResponseHeader(cluster_id=CLUSTER, member_id=MEMBER, revision=rev, raft_term=6)
 
-    async def handle(self, op: str, req: Any) -> Any:
+    async def handle(self, req: Any) -> Any:
+        op = protocol.op_of(req)
         self.calls.append((op, req))
         key = getattr(req, "key", b"k")
         if key == b"noleader":
