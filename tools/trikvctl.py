@@ -13,11 +13,18 @@ use the Trio client when they arrive.
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import signal
 import sys
+
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "trikvctl":
+    # Run as the program: a Ctrl-C while Python is still importing ends the process by SIGINT at once
+    # (nothing to clean up yet) instead of printing an import-time KeyboardInterrupt trace. main()
+    # gives SIGINT back to Python once there is something to clean up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import argparse
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -1034,8 +1041,13 @@ def _exit_now(code: int) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script. Given argv (tests), it returns the exit code; as a program it never traces."""
     as_program = argv is None
-    if as_program and hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends us quietly, like any Unix tool
+    if as_program:
+        if hasattr(signal, "SIGPIPE"):
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends us quietly, like any Unix tool
+        if signal.getsignal(signal.SIGINT) is signal.SIG_DFL:
+            # Ctrl-C from here on raises KeyboardInterrupt, so open sockets close before we die by SIGINT
+            # (a SIGINT the parent shell ignores, as for `cmd &`, stays ignored).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     out = Out()
     try:
         code = run(sys.argv[1:] if argv is None else list(argv), out)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# The codec first: it registers every wire shape, and importing `trikv.api.rpc` before it would run
-# into the rpc -> codec -> protocol -> rpc import cycle. Cheap (attrs + cbor2), no trio.
-from trikv.api import codec as _codec  # noqa: F401
+# Nothing is imported eagerly: `trikv.api`'s own __init__ loads the codec before any shape module (so
+# the rpc -> codec -> protocol -> rpc cycle never bites), and trikvctl can take SIGINT over before the
+# shapes load.
 
 __version__ = "0.1.0"
 

@@ -269,7 +269,9 @@ class BlockingClient:
         if self._ws is not None and self._ws_endpoint == endpoint:
             return self._ws
         self.close()
-        ws = WebSocket.open(endpoint, min(deadline, time.monotonic() + self.dial_timeout), self.max_recv_bytes)
+        ws = WebSocket.open(
+            endpoint, min(deadline, time.monotonic() + self.dial_timeout), self.max_recv_bytes
+        )
         self._ws, self._ws_endpoint = ws, endpoint
         return ws
 
