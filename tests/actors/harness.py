@@ -7,6 +7,7 @@ run under trio's MockClock with autojump), so a wait that never ends fails after
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ from trikv.actors.apply import Applier
 from trikv.actors.config import ServerConfig, load_config
 from trikv.actors.node import Node
 from trikv.api import rpc
-from trikv.storage.files import CrashFile, CrashFileSystem
+from trikv.storage.files import CrashFile, CrashFileSystem, DirLock
 
 T = TypeVar("T")
 
@@ -61,13 +62,44 @@ class _CappedFile:
         self._f.close()
 
 
-class MemoryDisk(CrashFileSystem):
-    """The CrashFileSystem twin with preallocation capped: each WAL segment would otherwise hold 64 MiB of
-    zeros twice (content and durable copy) per member; preallocation is only a hint to the WAL, which
-    positions by what it wrote and reads a short file's end as the log's end."""
+class MemoryDisk:
+    """A member's disk: the CrashFileSystem twin with preallocation capped. Each WAL segment would otherwise
+    hold 64 MiB of zeros twice (content and durable copy) per member; preallocation is only a hint to the
+    WAL, which positions by what it wrote and reads a short file's end as the log's end."""
 
-    def open(self, path: str, create: bool = False) -> _CappedFile:  # type: ignore[override]
-        return _CappedFile(super().open(path, create))
+    def __init__(self, inner: CrashFileSystem | None = None) -> None:
+        self.inner = inner or CrashFileSystem()
+
+    def crash(self, rng: random.Random) -> MemoryDisk:
+        """The disk after a power loss (this one is dead from now on: the member's next write fails)."""
+        return MemoryDisk(self.inner.crash(rng))
+
+    def open(self, path: str, create: bool = False) -> _CappedFile:
+        return _CappedFile(self.inner.open(path, create))
+
+    def exists(self, path: str) -> bool:
+        return self.inner.exists(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return self.inner.listdir(path)
+
+    def makedirs(self, path: str) -> None:
+        self.inner.makedirs(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.inner.rename(src, dst)
+
+    def remove(self, path: str) -> None:
+        self.inner.remove(path)
+
+    def rmtree(self, path: str) -> None:
+        self.inner.rmtree(path)
+
+    def sync_dir(self, path: str) -> None:
+        self.inner.sync_dir(path)
+
+    def lock(self, dirpath: str) -> DirLock:
+        return self.inner.lock(dirpath)
 
 
 async def inline(fn: Callable[[], T]) -> T:
@@ -133,7 +165,7 @@ class Cluster:
         self.net = MemNet()
         self.applier_cls = applier_cls
         self.cfgs = {n: member_config(n, names, snapshot_count=snapshot_count) for n in names}
-        self.fss: dict[str, CrashFileSystem] = {n: MemoryDisk() for n in names}
+        self.fss = {n: MemoryDisk() for n in names}
         self.nodes: dict[str, Node] = {}
         self._scopes: dict[str, trio.CancelScope] = {}
         self._stopped: dict[str, trio.Event] = {}
@@ -174,6 +206,12 @@ class Cluster:
         self._scopes[name].cancel()
         await self._stopped[name].wait()
         del self.nodes[name]
+
+    async def power_loss(self, name: str, seed: int) -> None:
+        """The member's machine loses power: its disk keeps only what was synced (CrashFileSystem.crash);
+        the member is stopped (its last writes fail on the dead disk) and its next start sees that image."""
+        self.fss[name] = self.fss[name].crash(random.Random(seed))
+        await self.stop(name)
 
     async def stop_all(self) -> None:
         for name in list(self.nodes):

@@ -87,13 +87,13 @@ async def snapshot_scenario(applier_cls: type[Applier]) -> list[str]:
 
 
 @pytest.mark.parametrize("scenario", [restart_scenario, snapshot_scenario])
-async def test_exactly_once(scenario: object, mock_clock: MockClock) -> None:
+async def test_exactly_once(scenario: object, autojump_clock: MockClock) -> None:
     assert callable(scenario)
     assert await scenario(Applier) == []
 
 
 @pytest.mark.parametrize("scenario", [restart_scenario, snapshot_scenario])
-async def test_reapply_after_restart_is_caught(scenario: object, mock_clock: MockClock) -> None:
+async def test_reapply_after_restart_is_caught(scenario: object, autojump_clock: MockClock) -> None:
     assert callable(scenario)
     found = await scenario(ReapplyAfterRestart)
     assert any("after restarting every member" in v for v in found), found
