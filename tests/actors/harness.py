@@ -251,8 +251,10 @@ class Cluster:
 
         def settled() -> bool:
             commit = lead.status.committed
-            return all(n.backend.applied >= commit for n in self.running()) and all(
-                m.name for m in lead.backend.applier.members.values()
+            members = lead.backend.applier.members
+            return all(
+                n.backend.applied >= commit and n.id in members and members[n.id].client_urls
+                for n in self.running()
             )
 
         await wait_until(settled, "every member applied the leader's commit index")
