@@ -57,7 +57,9 @@ REFUSED: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("case", "request_", "message"), REFUSED, ids=[r[0] for r in REFUSED])
-async def test_refused_before_proposing(autojump_clock: MockClock, case: str, request_: Any, message: str) -> None:
+async def test_refused_before_proposing(
+    autojump_clock: MockClock, case: str, request_: Any, message: str
+) -> None:
     async with cluster() as c:
         lead = await c.settle()
         follower = c.followers(lead)[0]
