@@ -5,11 +5,15 @@ The CLI runs its own trio.run, so the fake servers run in a background thread wi
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -18,10 +22,11 @@ from typing import Any
 import pytest
 import trio
 
-from trikv.api import errors
+from trikv.api import errors, rpc
 from trikv.api.protocol import Member
 from trikv.client import DeadlineExceededError
-from trikv.tools import trikvctl
+from trikv.tools import ctl_print, trikvctl
+from trikv.tools.localcluster import ROOT
 
 from .fake_server import FakeServer, running
 
@@ -198,7 +203,11 @@ def test_argument_errors_and_exit_codes(
     code, _, err = run(capsys, srv, "put", "k", "v", "--lease=zz")
     assert code == 128 and err.startswith("Error: bad lease ID (")
     assert run(capsys, srv, "get", "foo", "--consistency=x")[0] == 4
-    assert run(capsys, srv, "get", "foo", "-w", "table") == (4, "", "Error: table not supported as output format\n")
+    assert run(capsys, srv, "get", "foo", "-w", "table") == (
+        4,
+        "",
+        "Error: table not supported as output format\n",
+    )
     assert run(capsys, srv, "get", "foo", "-w", "xml") == (4, "", "Error: unsupported output format\n")
     code, _, err = run(capsys, srv, "get", "foo", "--nosuchflag")
     assert (code, err) == (1, "Error: unknown flag: --nosuchflag\n")
@@ -599,3 +608,240 @@ def test_outcome_unknown_shows_what_etcdctl_would() -> None:
     assert trikvctl.error_text(in_doubt(errors.TimeoutError_())) == "etcdserver: request timed out"
     assert trikvctl.error_text(in_doubt(DeadlineExceededError())) == "context deadline exceeded"
     assert trikvctl.error_text(in_doubt(OSError("reset"))) == "move_leader: in doubt"
+
+
+# --------------------------------------------------------------------------- ETCDCTL_*, --hex, formats
+
+
+def test_etcdctl_env_sets_global_flags_and_the_command_line_wins(
+    servers: list[FakeServer], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = servers[0]
+    run(capsys, srv, "put", "foo", "bar")
+    monkeypatch.setenv("ETCDCTL_ENDPOINTS", srv.endpoint)
+    assert trikvctl.main(["get", "foo"]) == 0
+    assert capsys.readouterr() == ("foo\nbar\n", "")
+    monkeypatch.setenv("ETCDCTL_WRITE_OUT", "json")
+    assert trikvctl.main(["get", "foo"]) == 0
+    assert json.loads(capsys.readouterr().out)["kvs"][0]["value"] == "YmFy"
+    assert trikvctl.main(["get", "foo", "-w", "simple"]) == 0  # the flag wins over ETCDCTL_WRITE_OUT
+    assert capsys.readouterr().out == "foo\nbar\n"
+    monkeypatch.delenv("ETCDCTL_WRITE_OUT")
+    monkeypatch.setenv("ETCDCTL_ENDPOINTS", dead_endpoint())
+    assert trikvctl.main([f"--endpoints={srv.endpoint}", "get", "foo", "--print-value-only"]) == 0
+    assert capsys.readouterr().out == "bar\n"
+    # Command flags never come from the environment; an ETCDCTL_* that is no global flag is warned about.
+    monkeypatch.setenv("ETCDCTL_ENDPOINTS", srv.endpoint)
+    monkeypatch.setenv("ETCDCTL_PREFIX", "true")
+    run(capsys, srv, "put", "foo2", "x")
+    assert trikvctl.main(["get", "foo"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "foo\nbar\n"
+    assert re.fullmatch(
+        r"\S+ \S+ W \| pkg/flags: unrecognized environment variable ETCDCTL_PREFIX=true\n", err
+    )
+    monkeypatch.delenv("ETCDCTL_PREFIX")
+    monkeypatch.setenv("ETCDCTL_COMMAND_TIMEOUT", "5")
+    assert trikvctl.main(["get", "foo"]) == 1
+    assert capsys.readouterr().err == (
+        'Error: invalid value "5" for ETCDCTL_COMMAND_TIMEOUT: time: invalid duration "5"\n'
+    )
+
+
+def test_hex_output_matches_etcdctl(
+    servers: list[FakeServer], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv = servers[0]
+    key, value = os.fsdecode(b"k\xff\x01"), os.fsdecode(b"A\n\xfe")
+    assert run(capsys, srv, "put", key, value) == (0, "OK\n", "")
+    # etcdctl's printKV with --hex: every byte as \x and two lowercase hex digits.
+    assert run(capsys, srv, "--hex", "get", key) == (0, "\\x6b\\xff\\x01\n\\x41\\x0a\\xfe\n", "")
+    assert run(capsys, srv, "put", key, "B", "--prev-kv", "--hex") == (
+        0,
+        "OK\n\\x6b\\xff\\x01\n\\x41\\x0a\\xfe\n",
+        "",
+    )
+    monkeypatch.setenv("ETCDCTL_HEX", "true")
+    assert run(capsys, srv, "get", key, "--print-value-only") == (0, "\\x42\n", "")
+    assert run(capsys, srv, "get", key, "--print-value-only", "--hex=false") == (0, "B\n", "")
+    assert run(capsys, srv, "del", key, "--prev-kv") == (0, "1\n\\x6b\\xff\\x01\n\\x42\n", "")
+
+
+def test_non_utf8_arguments_are_bytes(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+    srv = servers[0]
+    key = os.fsdecode(b"\xc3\x28key")  # not UTF-8: Python hands it over as surrogates
+    assert run(capsys, srv, "put", key, os.fsdecode(b"v\xff"))[0] == 0
+    code, out, _ = run(capsys, srv, "get", key, "-w", "json")
+    kv = json.loads(out)["kvs"][0]
+    assert (code, base64.b64decode(kv["key"]), base64.b64decode(kv["value"])) == (0, b"\xc3\x28key", b"v\xff")
+    code, out, _ = run(capsys, srv, "get", os.fsdecode(b"\xc3"), "--prefix", "-w", "json")
+    assert (code, json.loads(out)["count"]) == (0, 1)
+    code, _, err = run(capsys, srv, "compaction", os.fsdecode(b"\xff"))
+    assert code == 128 and err.startswith('Error: strconv.ParseInt: parsing "\\xff": invalid syntax')
+
+
+def test_output_formats_per_command(
+    servers: list[FakeServer], capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """etcdctl 3.4's printers: what each command prints with each -w, and exit 4 where it has none."""
+    srv = servers[0]
+
+    def ctl(*argv: str) -> tuple[int, bytes, bytes]:
+        code = trikvctl.main([f"--endpoints={srv.endpoint}", *argv])
+        out, err = capsysbinary.readouterr()
+        return code, out, err
+
+    assert ctl("put", "foo", "bar")[0] == 0
+    code, out, _ = ctl("get", "foo", "-w", "protobuf")
+    # pb.RangeResponse{header{193, 4369, 2, 2}, kvs[{foo, 2, 2, 1, bar}], count 1}, no newline.
+    expected = b'\n\n\x08\xc1\x01\x10\x91"\x18\x02 \x02\x12\x10\n\x03foo\x10\x02\x18\x02 \x01*\x03bar \x01'
+    assert (code, out) == (0, expected)
+    for argv in (
+        ["get", "foo"],
+        ["put", "a", "b"],
+        ["del", "a"],
+        ["member", "add", "m", "--peer-urls=http://h:1"],
+    ):
+        assert ctl(*argv, "-w", "table") == (4, b"", b"Error: table not supported as output format\n"), argv
+    assert ctl("move-leader", "2222", "-w", "fields") == (
+        4,
+        b"",
+        b"Error: fields not supported as output format\n",
+    )
+    assert ctl("endpoint", "status", "-w", "protobuf") == (
+        4,
+        b"",
+        b"Error: protobuf not supported as output format\n",
+    )
+    assert ctl("endpoint", "health", "-w", "protobuf")[0] == 4
+    assert ctl("member", "list", "-w", "yaml") == (4, b"", b"Error: unsupported output format\n")
+    code, out, _ = ctl("member", "list", "-w", "fields")
+    assert code == 0 and out.splitlines()[4:7] == [
+        b'"ID" : 4369',
+        b'"Name" : "fake0"',
+        f'"PeerURL" : "http://127.0.0.1:{srv.port + 1}"'.encode(),
+    ]
+    code, out, _ = ctl("endpoint", "status", "-w", "fields")
+    assert (
+        code == 0
+        and b'"Version" : "3.4.23"' in out
+        and out.endswith(f'"Endpoint" : "{srv.endpoint}"\n\n'.encode())
+    )
+    code, out, _ = ctl("endpoint", "health", "-w", "fields")
+    assert code == 0 and out.startswith(f'"Endpoint" : "{srv.endpoint}"\n"Health" : true\n'.encode())
+    assert ctl("compaction", "1", "-w", "table") == (0, b"compacted revision 1\n", b"")
+
+
+def test_protobuf_bytes_match_etcdctl() -> None:
+    """`etcdctl get foo -w protobuf | od -c` from etcd 3.4.23, decoded: the same 47 bytes."""
+    expected = (
+        b"\n\x19\x08\x89\xe8\xf6\xf2\xf1\xb6\xc8\xc1\x16\x10\xec\xd4\x81\xee\xa0\xa6\xdd\x8f\xb7\x01\x18\x02 \x02"
+        b"\x12\x10\n\x03foo\x10\x02\x18\x02 \x01*\x03bar \x01"
+    )
+    header = rpc.ResponseHeader(1622177361155699721, 13195394291058371180, 2, 2)
+    resp = rpc.RangeResponse(header, (rpc.KeyValue(b"foo", 2, 2, 1, b"bar", 0),), False, 1)
+    assert ctl_print.pb_response(resp) == expected
+
+
+def test_global_flags_and_help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert trikvctl.main(["--discovery-srv=example.com", "get", "foo"]) == 4
+    assert capsys.readouterr().err.startswith("Error: --discovery-srv is not supported by trikvctl")
+    monkeypatch.setenv("ETCDCTL_DISCOVERY_SRV", "example.com")
+    assert trikvctl.main(["member", "list"]) == 4
+    assert capsys.readouterr().err.startswith("Error: --discovery-srv is not supported by trikvctl")
+    monkeypatch.delenv("ETCDCTL_DISCOVERY_SRV")
+    assert trikvctl.main(["--keepalive-time=1s", "--keepalive-timeout=xs", "get", "foo"]) == 1
+    assert capsys.readouterr().err == (
+        'Error: invalid argument "xs" for "--keepalive-timeout" flag: time: invalid duration "xs"\n'
+    )
+    dead = dead_endpoint()
+    assert trikvctl.main(["--debug", f"--endpoints={dead}", "--command-timeout=100ms", "get", "foo"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert f"ETCDCTL_ENDPOINTS=[{dead}]" in err and "ETCDCTL_COMMAND_TIMEOUT=100ms" in err
+    assert err[-1] == "Error: context deadline exceeded"
+    for argv in (["get", "--help"], ["member", "add", "--help"], ["--help"]):
+        with pytest.raises(SystemExit) as info:
+            trikvctl.main(argv)
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert "trikv endpoints" in out and "ETCDCTL_ENDPOINTS" in out
+        assert "gRPC" not in out and not re.search(r"\betcd\b", out), out
+    with pytest.raises(SystemExit):
+        trikvctl.main(["get", "--help"])
+    out = capsys.readouterr().out
+    assert "Get keys with matching prefix" in out and "print byte strings as hex encoded strings" in out
+
+
+# --------------------------------------------------------------------------- the real program, bad input
+
+
+def ctl_process(
+    *argv: str | bytes, env: dict[str, str] | None = None, timeout: float = 20
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "trikv.tools.trikvctl", *argv],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_error(proc: subprocess.CompletedProcess[bytes], code: int, message: bytes) -> None:
+    assert b"Traceback" not in proc.stderr
+    assert (proc.returncode, proc.stderr) == (code, b"Error: " + message + b"\n")
+
+
+def test_program_bad_input_exit_codes_and_no_traceback(servers: list[FakeServer]) -> None:
+    srv = servers[0]
+    env = {"ETCDCTL_ENDPOINTS": srv.endpoint}  # the only way the program learns where the server is
+    proc = ctl_process("put", b"k\xff", b"v\xfe", env=env)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"OK\n", b"")
+    proc = ctl_process("get", b"k\xff", env={**env, "ETCDCTL_WRITE_OUT": "json"})
+    assert proc.returncode == 0 and base64.b64decode(json.loads(proc.stdout)["kvs"][0]["value"]) == b"v\xfe"
+    assert_one_error(ctl_process("get", "foo", "--x", env=env), 1, b"unknown flag: --x")
+    assert_one_error(
+        ctl_process("put", "k", "v", "--lease=zz", env=env),
+        128,
+        (b'bad lease ID (strconv.ParseInt: parsing "zz": invalid syntax), expecting ID in Hex'),
+    )
+    assert_one_error(
+        ctl_process("get", "foo", "-w", "table", env=env), 4, b"table not supported as output format"
+    )
+    unreachable = ctl_process(
+        f"--endpoints={dead_endpoint()}", "--command-timeout=300ms", "get", "foo", env=env
+    )
+    assert_one_error(unreachable, 1, b"context deadline exceeded")
+
+
+def test_program_dies_by_sigint_while_waiting() -> None:
+    """Ctrl-C while the server never answers: killed by SIGINT (the shell's 130), no trace, no Error line."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(20)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trikv.tools.trikvctl",
+                f"--endpoints=127.0.0.1:{listener.getsockname()[1]}",
+                "--command-timeout=60s",
+                "--dial-timeout=60s",
+                "put",
+                "k",
+                "v",
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            conn, _ = listener.accept()  # the client is now waiting on us
+            with conn:
+                conn.recv(4096)  # its WebSocket upgrade request, never answered
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+    assert proc.returncode == -signal.SIGINT
+    assert (out, err) == (b"", b"")
