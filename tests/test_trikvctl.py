@@ -24,11 +24,12 @@ import trio
 
 from trikv.api import errors, rpc
 from trikv.api.protocol import Member
+from trikv.blocking import BlockingClient
 from trikv.client import DeadlineExceededError
 from trikv.tools import ctl_print, trikvctl
 from trikv.tools.localcluster import ROOT
 
-from .fake_server import FakeServer, running
+from .fake_server import DROP, HANG, FakeServer, running
 
 
 @pytest.fixture
@@ -845,3 +846,45 @@ def test_program_dies_by_sigint_while_waiting() -> None:
             proc.kill()
     assert proc.returncode == -signal.SIGINT
     assert (out, err) == (b"", b"")
+
+
+# --------------------------------------------------------------------------- the blocking transport
+
+
+def test_blocking_transport_retry_rules(servers: list[FakeServer]) -> None:
+    """Reads fail over; a write moves on only when it provably never left; otherwise it is in doubt."""
+    first, second = servers[0], servers[1]
+    eps = [first.endpoint, second.endpoint]
+    with BlockingClient([dead_endpoint(), *eps], dial_timeout=1, request_timeout=3) as c:
+        c.put("k", "v")  # refused connection: nothing left, so even a write goes to the next endpoint
+        assert first.requests("put") == 1
+    first.inject("range", DROP)
+    with BlockingClient(eps, dial_timeout=1, request_timeout=3) as c:
+        assert c.get("k").kvs[0].value == b"v"  # dropped after sending: a read is retried elsewhere
+        assert (first.requests("range"), second.requests("range")) == (1, 1)
+    first.inject("put", DROP)
+    with (
+        BlockingClient(eps, dial_timeout=1, request_timeout=3) as c,
+        pytest.raises(errors.OutcomeUnknownError),
+    ):
+        c.put("k", "v2")
+    assert second.requests("put") == 0
+    first.inject("put", errors.NoLeaderError())  # refused before proposing: safe to send elsewhere
+    with BlockingClient(eps, dial_timeout=1, request_timeout=3) as c:
+        c.put("k", "v3")
+    assert second.requests("put") == 1
+    first.inject("put", errors.TimeoutError_())  # proposed, then timed out: in doubt
+    with (
+        BlockingClient(eps, dial_timeout=1, request_timeout=3) as c,
+        pytest.raises(errors.OutcomeUnknownError) as info,
+    ):
+        c.put("k", "v4")
+    assert trikvctl.error_text(info.value) == "etcdserver: request timed out"
+    first.inject("put", HANG)
+    with (
+        BlockingClient(eps, dial_timeout=1, request_timeout=0.3) as c,
+        pytest.raises(errors.OutcomeUnknownError) as info,
+    ):
+        c.put("k", "v5")
+    assert trikvctl.error_text(info.value) == "context deadline exceeded"
+    assert second.requests("put") == 1
