@@ -151,8 +151,6 @@ class _Conn:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         on_lost: Callable[[_Conn], None] | None = None,
     ) -> None:
-        if max_in_flight < 1:
-            raise errors.ConfigError(f"max_in_flight must be at least 1 (got {max_in_flight})")
         self.url = url
         self.keepalive = keepalive
         self.max_send = max_send
@@ -539,10 +537,13 @@ class Client:
             return conn
 
     def _on_lost(self, conn: _Conn) -> None:
-        """A connection died under us (not closed by us): remember whom we lost, for _leader_gate."""
-        if not self._closed and conn.member_id:
-            self._lost[conn.member_id] = trio.current_time()
-            self._member_of_url[conn.url] = conn.member_id
+        """A connection died under us (not closed by us): remember whom we lost, for _leader_gate. A
+        connection that died before its first answer is known only if an earlier lost one to its URL had answered;
+        otherwise nothing is held (this client learns member ids from answers, not by asking)."""
+        member_id = conn.member_id or self._member_of_url.get(conn.url, 0)
+        if not self._closed and member_id:
+            self._lost[member_id] = trio.current_time()
+            self._member_of_url[conn.url] = member_id
 
     async def _leader_gate(self, conn: _Conn) -> None:
         """Hold a request that needs the leader while `conn`'s member names a member we just lost (or no
