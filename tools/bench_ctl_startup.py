@@ -2,7 +2,8 @@
 
 A CLI used in shell loops pays its start-up on every call, so this measures the whole process: spawn,
 interpreter start, imports, one request on loopback, exit. For scale it also times a bare interpreter
-(`python -c pass`), the floor no Python CLI can go below.
+(`python -c pass`), the floor no Python CLI can go below, and one that imports the wire shapes and codec
+(`import trikv.api`), which every client needs.
 
     python -m trikv.tools.bench_ctl_startup [--runs 30]
 
@@ -59,7 +60,7 @@ def summary(name: str, times: list[float]) -> str:
     ordered = sorted(times)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     return (
-        f"{name:<28} runs {len(times):>3}  median {statistics.median(times):6.1f} ms  "
+        f"{name:<30} runs {len(times):>3}  median {statistics.median(times):6.1f} ms  "
         f"p90 {p90:6.1f} ms  min {ordered[0]:6.1f} ms"
     )
 
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
+            "python -c 'import trikv.api'": [sys.executable, "-c", "import trikv.api"],
             "trikvctl get foo": [*ctl, "get", "foo"],
             "trikvctl put foo bar": [*ctl, "put", "foo", "bar"],
         }
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, samples in times.items():
             print(summary(name, samples))
         overhead = [g - p for g, p in zip(times["trikvctl get foo"], times["python -c pass"], strict=True)]
-        print(f"{'get minus bare interpreter':<28} median {statistics.median(overhead):6.1f} ms (same round)")
+        print(f"{'get minus bare interpreter':<30} median {statistics.median(overhead):6.1f} ms (same round)")
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -300,6 +300,8 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
             )
         else:
             metavar = {"duration": "DURATION", "list": "ENDPOINTS"}.get(flag.kind, "STRING")
+            if flag.name == "write-out":
+                metavar = "FORMAT"
             group.add_argument(*names, dest=flag.dest, default=default, metavar=metavar, help=text)
 
 
