@@ -368,19 +368,24 @@ def help_text() -> str:
         "    Start a trikv server.",
         "",
         "  trikv --config-file FILE",
-        "    Start from an etcd-style YAML configuration file (then no other flag is allowed).",
+        "    Start from an etcd-style YAML configuration file (ETCD_CONFIG_FILE works too). As with etcd, the",
+        "    file is then the whole configuration: other flags and environment variables are ignored.",
         "",
         "  trikv --version | --help",
         "",
         f"Every flag can also be given as an environment variable {ETCD_ENV_PREFIX}<FLAG> (or {ENV_PREFIX}<FLAG>;",
         "upper case, '-' -> '_'), as with etcd; a variable and its flag must not both be given. A flag given",
         "twice keeps the last value. Other etcd flags are accepted and ignored with a warning.",
+        "TRIKV_DEBUG_THIRD_PARTY=1 lets library loggers (websocket, HTTP) log below warn.",
         "",
         "Flags:",
     ]
     for o in _IMPLEMENTED:
         lines.append(f"  --{o.key}")
-        lines.append(f"      {o.help} (default: {_DEFAULT_TEXT.get(o.key, '')!s})")
+        text = o.help if "(default:" in o.help else f"{o.help} (default: {_DEFAULT_TEXT.get(o.key, '')!s})"
+        if o.key in _PARSED_NOT_ACTED_ON:
+            text += " [checked, not acted on yet]"
+        lines.append(f"      {text}")
     return "\n".join(lines)
 
 
@@ -699,6 +704,7 @@ def _from_env(
         if not value:
             continue  # etcd: an empty variable is not used (and so reported as unrecognized below)
         used = [n for n in present if environ[n]]
+        _check_env_value(opt, used[0], value)
         recognized.update(used)
         for n in used:
             notices.append(("info", f"recognized and used environment variable {n}={environ[n]}", {}))
@@ -708,6 +714,17 @@ def _from_env(
         if _is_config_env(name) and name not in recognized:
             warnings.append(f"unrecognized environment variable {name}={environ[name]}")
     return values, explicit
+
+
+def _check_env_value(opt: _Opt, name: str, value: str) -> None:
+    """etcd names the variable, not the flag, when an environment value does not parse."""
+    if opt.kind is Kind.INT:
+        try:
+            int(value.strip(), 10)
+        except ValueError:
+            raise ConfigError(f'invalid value "{value}" for {name}: expected an integer') from None
+    elif opt.kind is Kind.BOOL and value.strip().lower() not in _TRUE | _FALSE:
+        raise ConfigError(f'invalid value "{value}" for {name}: expected true or false')
 
 
 # --------------------------------------------------------------------------- the YAML file

@@ -57,7 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config_mod.load_config(args, os.environ)
         setup_logging(cfg.log_level, list(cfg.log_outputs), cfg.logger)
     except config_mod.InfoRequested as req:  # --help / --version
-        print(req.text)
+        try:
+            print(req.text, flush=True)
+        except BrokenPipeError:  # `trikv --help | head`: the reader left, nothing to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except ConfigError as exc:
         print(f"trikv: {exc}", file=sys.stderr)

@@ -217,6 +217,15 @@ def test_unknown_and_empty_env_vars_are_warned_about_as_etcd_words_it() -> None:
     )
 
 
+def test_a_bad_env_value_names_the_variable() -> None:
+    assert flag_error([], {"ETCD_HEARTBEAT_INTERVAL": "fast"}) == (
+        'invalid value "fast" for ETCD_HEARTBEAT_INTERVAL: expected an integer'
+    )
+    assert flag_error([], {"TRIKV_ENABLE_GRPC_GATEWAY": "maybe"}) == (
+        'invalid value "maybe" for TRIKV_ENABLE_GRPC_GATEWAY: expected true or false'
+    )
+
+
 def test_etcd_and_trikv_aliases_must_agree() -> None:
     assert load_config([], {"ETCD_NAME": "a", "TRIKV_NAME": "a"}).name == "a"
     msg = flag_error([], {"ETCD_NAME": "a", "TRIKV_NAME": "b"})
