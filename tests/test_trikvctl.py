@@ -888,3 +888,23 @@ def test_blocking_transport_retry_rules(servers: list[FakeServer]) -> None:
         c.put("k", "v5")
     assert trikvctl.error_text(info.value) == "context deadline exceeded"
     assert second.requests("put") == 1
+
+
+def test_unary_commands_never_import_trio(servers: list[FakeServer]) -> None:
+    """Start-up is the cost of a CLI call: trio and the WebSocket stack stay out of unary commands."""
+    code = (
+        "import sys\n"
+        "from trikv.tools import trikvctl\n"
+        f"eps = '--endpoints={servers[0].endpoint}'\n"
+        "for argv in (['put', 'k', 'v'], ['get', 'k'], ['member', 'list'], ['endpoint', 'health']):\n"
+        "    assert trikvctl.main([eps, *argv]) == 0, argv\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('trio', 'trio_websocket', 'wsproto', 'h11')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == b"[]"
