@@ -71,13 +71,18 @@ async def test_learner_answers_only_status_and_serializable_range(
         assert (await get(learner, b"k")).kvs[0].value == b"w"
 
 
-async def test_strict_reconfig_check_refuses_unsafe_changes(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize("how", ["stopped", "cut off"])
+async def test_strict_reconfig_check_refuses_unsafe_changes(autojump_clock: MockClock, how: str) -> None:
+    """One member down (stopped, or running but cut off from both others: no active peer link)."""
     async with cluster() as c:
         lead = await c.settle()
         down, other = c.followers(lead)
-        await c.stop(c.name_of(down))
+        if how == "stopped":
+            await c.stop(c.name_of(down))
+        else:
+            c.net.cut |= {frozenset((down.id, lead.id)), frozenset((down.id, other.id))}
         await wait_until(lambda: not lead.transport.is_active(down.id), "the leader sees the member down")
-        before = {n.id: n.raft.storage.last_index() for n in c.running()}
+        before = {n.id: n.raft.storage.last_index() for n in c.running() if n is not down}
         members = dict(lead.backend.applier.members)
 
         # Removing a second started voter would leave 1 started voter of 2: no quorum.
@@ -88,11 +93,11 @@ async def test_strict_reconfig_check_refuses_unsafe_changes(autojump_clock: Mock
         err = await refused(lead, protocol.MemberAddRequest(peer_urls=(peer_url(3),)))
         assert (err.text, err.code) == (NOT_ENOUGH_STARTED, GrpcCode.FAILED_PRECONDITION)
         await trio.sleep(3.0)
-        assert {n.id: n.raft.storage.last_index() for n in c.running()} == before
+        assert {n.id: n.raft.storage.last_index() for n in c.running() if n is not down} == before
         assert lead.backend.applier.members == members
 
         # Removing the stopped member leaves 2 started voters of 2: allowed.
         resp = await lead.handlers.handle(protocol.MemberRemoveRequest(down.id))
         assert down.id not in {m.id for m in resp.members}
-        await c.settle()
+        await wait_until(lambda: down.id not in other.backend.applier.members, "the removal applied")
         assert set(other.backend.applier.members) == {lead.id, other.id}
