@@ -82,8 +82,9 @@ class ClusterApi:
         urls = tuple(req.peer_urls)
         self._check_peer_urls(urls)
         voters = set(self.raw.status().conf_state.voters)
-        if not req.is_learner:
-            self._check_quorum_after(voters | {0})  # the new voter has not started yet
+        # The new voter has not started yet. etcd's exception: a one-member cluster may always add one.
+        if not req.is_learner and len(voters) > 1:
+            self._check_quorum_after(voters | {0})
         # etcd: the id hashes the peer URLs with the time; chosen here, it travels in the entry.
         mid = compute_member_id(urls, "", now=time.time())
         member = Member(mid, "", urls, (), req.is_learner)
