@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
 from collections.abc import Callable
 from typing import Protocol
 
@@ -64,22 +63,6 @@ class Network(Protocol):
     """Links members without sockets (in-process tests): one PeerLinks per member."""
 
     def attach(self, view: ClusterView, inbox: Inbox, snapshot_source: Callable[[], bytes]) -> PeerLinks: ...
-
-
-def check_listen_addresses(addresses: list[tuple[str, int]]) -> None:
-    """Before anything touches the data dir: every listen address can be bound (a taken port is one line
-    naming it, etcd's wording, and leaves no half-initialised data dir behind)."""
-    for host, port in addresses:
-        if port == 0:
-            continue
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as trio's listeners do
-            try:
-                sock.bind((host, port))
-            except OSError as exc:
-                reason = exc.strerror.lower() if exc.strerror else str(exc)
-                raise errors.ConfigError(f"listen tcp {host}:{port}: bind: {reason}") from None
 
 
 class Node:
@@ -202,8 +185,6 @@ class Node:
         bootstrap.stamp_identity(kv, self.ident.cluster_id, self.ident.member_id, str(self.cfg.db_path))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        if self._network is None:
-            check_listen_addresses([*self.cfg.peer_listen, *self.cfg.client_listen])
         join_info = await bootstrap.discover(self.cfg, self.fs)
         opened = bootstrap.open_storage(self.cfg, self.fs, join_info, self._applier_cls)
         try:
