@@ -1,7 +1,9 @@
-"""Members of one test as in-process Nodes: CrashFileSystem disks, MemNet links, inline executor, MockClock.
+"""Members of one test as in-process Nodes: MemoryDisk disks (the CrashFileSystem twin), MemNet links, an
+inline executor for the blocking work, trio's MockClock.
 
 `cluster(...)` is an async context manager yielding a `Cluster`; every wait is in virtual time (the tests
-run under trio's MockClock with autojump), so a wait that never ends fails after `WAIT` virtual seconds.
+run under MockClock with autojump), so a wait that never ends fails after `WAIT` virtual seconds. Members
+are configured as `trikv` would be from flags (load_config), with 127.0.0.1 URLs nothing binds.
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ HEARTBEAT_MS = 100
 ELECTION_MS = 1000
 WAIT = 60.0  # virtual seconds any wait may take before the test fails
 POLL = 0.02
-
-
 PREALLOCATE_CAP = 1 << 20
 
 
@@ -118,7 +118,6 @@ def member_config(
     *,
     state: str = "new",
     snapshot_count: int | None = None,
-    extra: Sequence[str] = (),
 ) -> ServerConfig:
     """A member named `name` of the members `cluster` (names n1, n2, ...), data under /data/<name>."""
     index = {n: i for i, n in enumerate(cluster)}
@@ -138,7 +137,7 @@ def member_config(
     ]  # fmt: skip
     if snapshot_count is not None:
         argv += ["--snapshot-count", str(snapshot_count)]
-    return load_config([*argv, *extra], {})
+    return load_config(argv, {})
 
 
 async def wait_until(pred: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
@@ -150,7 +149,8 @@ async def wait_until(pred: Callable[[], bool], what: str, timeout: float = WAIT)
 
 
 class Cluster:
-    """Starts, stops and restarts members; each keeps its own CrashFileSystem across restarts."""
+    """Starts, stops and restarts members; each keeps its own MemoryDisk across restarts (until a power
+    loss replaces it with its crash image)."""
 
     def __init__(
         self,
