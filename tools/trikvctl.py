@@ -251,8 +251,36 @@ def _go_flag_value(flag: GlobalFlag, value: Any) -> str:
 # --------------------------------------------------------------------------- argument parsing
 
 
+class _Unused:
+    """Stands in for the parsers of commands that were not asked for: building them costs start-up time."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def add_parser(self, *args: Any, **kwargs: Any) -> _Unused:
+        return self
+
+    def add_subparsers(self, *args: Any, **kwargs: Any) -> _Unused:
+        return self
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized without importing shutil (argparse builds one per add_argument)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(sys.stdout.fileno()).columns
+        except (ValueError, OSError, AttributeError):
+            columns = 80
+        super().__init__(prog, indent_increment, max_help_position, width=columns - 2)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with cobra's error lines (every one exits 1 through etcdctl's ExitWithError)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         match = re.match(r"unrecognized arguments: (\S+)", message)
@@ -338,9 +366,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _globals(parser, top=True)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    def leaf(parent: Any, name: str, help_text: str, group: str = "") -> argparse.ArgumentParser:
+    def leaf(parent: Any, name: str, help_text: str, group: str = "") -> Any:
         if only is not None and (group or name) != only:
-            return argparse.ArgumentParser(add_help=False)  # a throwaway: this command was not asked for
+            return _Unused()  # this command was not asked for
         p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
         _globals(p, top=False)
         return p
@@ -393,7 +421,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         help="'true' to wait for compaction to physically remove all old revisions",
     )
 
-    unused = argparse.ArgumentParser(add_help=False).add_subparsers()
+    unused = _Unused()
     endpoint = (sub if only in (None, "endpoint") else unused).add_parser(
         "endpoint", help="Endpoint related commands", description="Endpoint related commands"
     )
