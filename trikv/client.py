@@ -255,8 +255,9 @@ class _Conn:
                 raise _NotSent(self.error) from None
         try:
             self._pending[call.id] = call
+            if not self._queued:
+                self._wake_writer.unpark()  # the writer parks only on an empty queue: once per batch
             self._queued[call.id] = call
-            self._wake_writer.unpark()
             try:
                 await call.event.wait()
             except BaseException:
