@@ -159,6 +159,7 @@ class _Conn:
         self.error: BaseException | None = None
         self.member_id = 0  # from the first answer's header: whom we lose if this connection dies
         self.leader_checked = -math.inf  # when this member last named a leader we had not lost
+        self.probed_at = -math.inf  # when its last leader probe ended (one probe per poll interval)
         self.probe_lock = trio.Lock()
         self._on_lost = on_lost
         self._next_id = 1
@@ -558,14 +559,16 @@ class Client:
                     del self._lost[mid]
             if not self._lost or conn.leader_checked >= max(self._lost.values()):
                 return
-            async with conn.probe_lock:
+            async with conn.probe_lock:  # however many requests are held, one probe per poll interval
                 if not self._lost or conn.leader_checked >= max(self._lost.values()):
                     continue  # another request's probe just cleared this member
-                asked_at = trio.current_time()
-                leader = await self._probe_leader(conn)
-                if leader is None or (leader != 0 and leader not in self._lost):
-                    conn.leader_checked = asked_at
-                    continue
+                if trio.current_time() - conn.probed_at >= _LEADER_POLL:
+                    asked_at = trio.current_time()
+                    leader = await self._probe_leader(conn)
+                    conn.probed_at = trio.current_time()
+                    if leader is None or (leader != 0 and leader not in self._lost):
+                        conn.leader_checked = asked_at
+                        continue
             await trio.sleep(_LEADER_POLL)
 
     @staticmethod
