@@ -11,13 +11,15 @@ driven by a crafted, message-by-message scenario below, so the exact textbook se
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import attrs
 import pytest
 
+from tests.raft.broken import BrokenRaft, raw_node
 from tests.raft.sim import Scenario, Sim, SimNode, SimulationFailure
-from trikv.actors.raft import StateType
+from trikv.actors.raft import Config, MemoryStorage, Raft, StateType
 from trikv.api.records import Entry, EntryType
 
 SEARCH = 300  # bound of the seed search for each breakage
@@ -343,3 +345,18 @@ def test_checker_leader_completeness_and_log_matching() -> None:
         for _ in range(6):
             elect(sim, n3)
             sim.check_logs()
+
+
+# --------------------------------------------------------------------------- the production core stays clean
+
+
+def test_planted_bugs_live_in_test_code_only() -> None:
+    """The production Config has no breakage switch, a node built without breakages is the production class,
+    and asking for an unknown breakage is an error (a typo must not silently test the correct core)."""
+    assert "breakages" not in attrs.fields_dict(Config)
+    rn = raw_node(Config(id=1, rng=random.Random(1)), MemoryStorage())
+    assert type(rn.raft) is Raft
+    broken = raw_node(Config(id=1, rng=random.Random(1)), MemoryStorage(), frozenset({"figure8"}))
+    assert isinstance(broken.raft, BrokenRaft) and broken.raft.breakages == {"figure8"}
+    with pytest.raises(ValueError, match="unknown breakages"):
+        raw_node(Config(id=1, rng=random.Random(1)), MemoryStorage(), frozenset({"figure9"}))
