@@ -125,6 +125,9 @@ def test_module_runs_as_a_program(tmp_path):
     root = make_data_dir(str(tmp_path))
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     res = subprocess.run(
-        [sys.executable, "-m", "trikv.tools.trikvutl", "check", root], cwd=here, capture_output=True, text=True
+        [sys.executable, "-m", "trikv.tools.trikvutl", "check", root],
+        cwd=here,
+        capture_output=True,
+        text=True,
     )
     assert res.returncode == 0 and "healthy" in res.stdout
