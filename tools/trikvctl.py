@@ -33,7 +33,7 @@ import trikv
 from trikv.api import errors, rpc
 from trikv.api.protocol import MemberAddResponse, MemberListResponse, StatusResponse
 from trikv.blocking import BlockingClient
-from trikv.ops import DeadlineExceededError
+from trikv.ops import DeadlineExceededError, delete_op, get_op, put_op
 from trikv.tools.ctl_print import (
     Out,
     Printer,
@@ -519,8 +519,8 @@ def _read_stdin() -> bytes:
     return data.encode() if isinstance(data, str) else data
 
 
-def cmd_put(ctx: Ctx) -> None:
-    a = ctx.args
+def put_request(a: argparse.Namespace, *, stdin_value: bool = True) -> rpc.PutRequest:
+    """etcdctl's getPutOp: the checked arguments of `put` (the value may come from stdin)."""
     usage = "put command needs 1 argument and input from stdin or 2 arguments"
     if not a.args:
         raise CommandError(EXIT_BAD_ARGS, usage)
@@ -531,23 +531,27 @@ def cmd_put(ctx: Ctx) -> None:
     if not a.ignore_value:
         if len(a.args) > 1:
             value = arg_bytes(a.args[1])
-        else:
+        elif stdin_value:
             try:
                 value = _read_stdin()
             except (OSError, ValueError):
                 value = b""
-            if not value:
-                raise CommandError(EXIT_BAD_ARGS, usage)
-    lease = parse_lease(a.lease)
+        if not value and len(a.args) < 2:
+            raise CommandError(EXIT_BAD_ARGS, usage)
+    return put_op(
+        key,
+        value,
+        lease=parse_lease(a.lease),
+        prev_kv=a.prev_kv,
+        ignore_value=a.ignore_value,
+        ignore_lease=a.ignore_lease,
+    )
+
+
+def cmd_put(ctx: Ctx) -> None:
+    request = put_request(ctx.args)
     with _client(ctx) as c:
-        resp = c.put(
-            key,
-            value,
-            lease=lease,
-            prev_kv=a.prev_kv,
-            ignore_value=a.ignore_value,
-            ignore_lease=a.ignore_lease,
-        )
+        resp = c.call("put", request, rpc.PutResponse, idempotent=False)
     ctx.printer.put(resp)
 
 
@@ -596,8 +600,8 @@ _SORT_TARGETS = {
 _SORT_ORDERS = {"": rpc.SortOrder.NONE, "ASCEND": rpc.SortOrder.ASCEND, "DESCEND": rpc.SortOrder.DESCEND}
 
 
-def cmd_get(ctx: Ctx) -> None:
-    a = ctx.args
+def get_request(a: argparse.Namespace) -> rpc.RangeRequest:
+    """etcdctl's getGetOp: the checked arguments of `get` as a range request."""
     key, range_end = _range_args(a, "get")
     if a.keys_only and a.count_only:
         raise CommandError(
@@ -611,20 +615,26 @@ def cmd_get(ctx: Ctx) -> None:
     target = _SORT_TARGETS.get(a.sort_by.upper())
     if target is None:
         raise CommandError(EXIT_BAD_FEATURE, f"bad sort target {a.sort_by}")
+    return get_op(
+        key,
+        range_end,
+        prefix=a.prefix,
+        from_key=a.from_key,
+        revision=max(a.rev, 0),
+        limit=a.limit,
+        serializable=a.consistency == "s",
+        keys_only=a.keys_only,
+        count_only=a.count_only,
+        sort_order=order,
+        sort_target=target,
+    )
+
+
+def cmd_get(ctx: Ctx) -> None:
+    a = ctx.args
+    request = get_request(a)
     with _client(ctx) as c:
-        resp = c.get(
-            key,
-            range_end,
-            prefix=a.prefix,
-            from_key=a.from_key,
-            revision=max(a.rev, 0),
-            limit=a.limit,
-            serializable=a.consistency == "s",
-            keys_only=a.keys_only,
-            count_only=a.count_only,
-            sort_order=order,
-            sort_target=target,
-        )
+        resp = c.call("range", request, rpc.RangeResponse, idempotent=True)
     # etcdctl 3.5 checks these after the request, exactly like this.
     if a.count_only and ctx.printer.fmt != "fields":
         raise CommandError(EXIT_BAD_ARGS, "--count-only is only for `--write-out=fields`")
@@ -635,11 +645,15 @@ def cmd_get(ctx: Ctx) -> None:
     ctx.printer.get(resp)
 
 
-def cmd_del(ctx: Ctx) -> None:
-    a = ctx.args
+def del_request(a: argparse.Namespace) -> rpc.DeleteRangeRequest:
     key, range_end = _range_args(a, "del")
+    return delete_op(key, range_end, prefix=a.prefix, from_key=a.from_key, prev_kv=a.prev_kv)
+
+
+def cmd_del(ctx: Ctx) -> None:
+    request = del_request(ctx.args)
     with _client(ctx) as c:
-        resp = c.delete(key, range_end, prefix=a.prefix, from_key=a.from_key, prev_kv=a.prev_kv)
+        resp = c.call("delete_range", request, rpc.DeleteRangeResponse, idempotent=False)
     ctx.printer.delete(resp)
 
 
