@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -569,61 +567,3 @@ async def test_disconnect_with_full_in_flight_bound_cancels(nursery: trio.Nurser
 
 
 # --------------------------------------------------------------------------- measurement (not a test of speed)
-
-
-BENCH_PHASES = {
-    "sequential": (3000, 1, 1),
-    "pipelined, 1 item/frame": (20000, 1, 1000),
-    "pipelined, 100 items/frame": (100000, 100, 1000),
-}
-
-
-async def bench_client(port: int, phase: str) -> float:
-    """Requests/s over one connection with a trivial backend; `window` requests in flight at most."""
-    total, per_frame, window = BENCH_PHASES[phase]
-    req = rpc.RangeRequest(b"k", serializable=True)
-    async with ws_client(port) as ws:
-        sent = done = 0
-        room = trio.Semaphore(window)
-        t0 = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-
-            async def sender() -> None:
-                nonlocal sent
-                while sent < total:
-                    k = min(per_frame, total - sent)
-                    for _ in range(k):
-                        await room.acquire()
-                    await ws.send_message(
-                        protocol.encode_frame([[sent + j + 1, "range", req] for j in range(k)])
-                    )
-                    sent += k
-
-            nursery.start_soon(sender)
-            while done < total:
-                items = await recv_items(ws)
-                assert all(item[1] == OK for item in items)
-                done += len(items)
-                for _ in items:
-                    room.release()
-        return total / (time.perf_counter() - t0)
-
-
-@pytest.mark.soak
-async def test_measure_round_trips(server: Server) -> None:
-    """Prints the numbers for docs/PERFORMANCE.md. Run: pytest tests/test_server.py -m soak -s -k measure
-
-    The client runs in a subprocess (its own core when one is free); the server's CPU time per request
-    is measured too, because wall-clock rates on a shared 2-core machine mostly measure the neighbours.
-    """
-    lines = []
-    for phase, (total, _, _) in BENCH_PHASES.items():
-        code = (
-            f"import trio, tests.test_server as t; print(trio.run(t.bench_client, {server.port}, {phase!r}))"
-        )
-        cpu0 = time.process_time()
-        done = await trio.run_process([sys.executable, "-c", code], capture_stdout=True)
-        cpu_us = (time.process_time() - cpu0) / total * 1e6
-        rate = float(done.stdout.decode())
-        lines.append(f"{phase:28s} {rate:9,.0f} req/s   server CPU {cpu_us:6.1f} us/request")
-    print("\n" + "\n".join(lines))
