@@ -270,6 +270,22 @@ async def test_connection_loss_fails_sent_writes_at_once_and_holds_unsent_ones(n
         assert (await c.get("n0")).kvs[0].value == b"v2"
 
 
+async def test_a_blip_is_not_held(nursery: trio.Nursery) -> None:
+    """The lost member's connection dropped but it still listens (a blip): nothing is held for it."""
+    async with running(nursery, 2) as (a, b), trikv.connect([a.endpoint, b.endpoint]) as c:
+        await c.put("k", "v")
+        (lost,) = c._conns.values()
+        await a.kick()
+        with trio.fail_after(1):
+            while not lost.dead:
+                await trio.sleep(0.01)
+        conn_b = await c._conn_for(tc.parse_endpoint(b.endpoint))
+        assert conn_b is not None and c._lost  # b still names a as its leader
+        with trio.fail_after(0.5):  # far below leader_loss_hold: a accepted a dial again
+            await c._leader_gate(conn_b)
+        assert not c._lost and b.requests("status") == 0
+
+
 async def test_hold_after_a_lost_member_is_bounded(nursery: trio.Nursery) -> None:
     """A member unreachable from here only (b still follows it): the hold ends after leader_loss_hold."""
     async with running(nursery, 2) as (a, b), trikv.connect([a.endpoint, b.endpoint]) as c:

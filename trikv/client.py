@@ -22,7 +22,7 @@ Failover after a lost member: a follower forwards a write to its leader, and a f
 died keeps forwarding into the void until its election timeout, after which the write can only time out
 on the server (outcome unknown). So after losing the connection to member M, a request that needs the
 leader is held (not sent) on another endpoint until that endpoint names a live leader other than M, for
-at most `LEADER_LOSS_HOLD` seconds after the loss (or until M answers a dial again): the write stays
+at most `LEADER_LOSS_HOLD` seconds after the loss (or until M accepts a dial again): the write stays
 provably unsent, and goes out as soon as the survivors have elected a new leader.
 """
 
@@ -98,6 +98,7 @@ DEFAULT_MAX_IN_FLIGHT = 1024
 # as its leader (or none): about two default election timeouts (1 s, randomised up to 2 s), plus a margin.
 LEADER_LOSS_HOLD = 3.0
 _LEADER_POLL = 0.05
+_REDIAL_BUDGET = 0.1  # a lost member that accepts a connection this fast was a blip, not a death
 
 _QUEUED, _SENT, _DONE, _ABANDONED = range(4)
 
@@ -217,8 +218,8 @@ class _Conn:
                 continue
             call.state = _DONE
             call.event.set()
-        if self._on_lost is not None and not self._closing:
-            self._on_lost(self)
+        if self._on_lost is not None and self._ws is not None and not self._closing:
+            self._on_lost(self)  # an open connection died (a failed dial loses nobody)
 
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
@@ -564,12 +565,21 @@ class Client:
                     continue  # another request's probe just cleared this member
                 if trio.current_time() - conn.probed_at >= _LEADER_POLL:
                     asked_at = trio.current_time()
-                    leader = await self._probe_leader(conn)
+                    await self._redial_lost()
+                    leader = await self._probe_leader(conn) if self._lost else None
                     conn.probed_at = trio.current_time()
                     if leader is None or (leader != 0 and leader not in self._lost):
                         conn.leader_checked = asked_at
                         continue
             await trio.sleep(_LEADER_POLL)
+
+    async def _redial_lost(self) -> None:
+        """A lost member whose endpoint answers a dial again is alive (the loss was a blip, and a follower
+        forwarding to it is fine): _conn_for forgets it. A killed member refuses at once; costs nothing."""
+        for url, member_id in list(self._member_of_url.items()):
+            if member_id in self._lost:
+                with trio.move_on_after(_REDIAL_BUDGET):
+                    await self._conn_for(url)
 
     @staticmethod
     async def _probe_leader(conn: _Conn) -> int | None:
