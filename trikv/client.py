@@ -540,9 +540,9 @@ class Client:
             return conn
 
     def _on_lost(self, conn: _Conn) -> None:
-        """A connection died under us (not closed by us): remember whom we lost, for _leader_gate. A
-        connection that died before its first answer is known only if an earlier lost one to its URL had answered;
-        otherwise nothing is held (this client learns member ids from answers, not by asking)."""
+        """An open connection died under us (not closed by us): remember whom we lost, for _leader_gate.
+        One that died before its first answer is known only if an earlier lost one to its URL had
+        answered; otherwise nothing is held (this client learns member ids from answers, not by asking)."""
         member_id = conn.member_id or self._member_of_url.get(conn.url, 0)
         if not self._closed and member_id:
             self._lost[member_id] = trio.current_time()
