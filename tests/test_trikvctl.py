@@ -929,3 +929,83 @@ def test_blocking_wire_form_encodes_exactly_as_the_codec() -> None:
     for request in requests:
         assert codec.encode(wire_form(request)) == codec.encode(request), request
         assert codec.decode(codec.encode(wire_form(request))) == request
+
+
+# --------------------------------------------------------------------------- txn
+
+
+def test_txn_as_etcdctl(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+    """etcdctl 3.4's txn: stdin sections each ended by an empty line; its output in every format."""
+    srv = servers[0]
+    run(capsys, srv, "put", "user1", "bad")
+    run(capsys, srv, "put", "counter", "1")
+    script = (
+        'value("user1") = "bad"\nmod("user1") > "0"\nversion("counter") = "1"\n\n'
+        "put user1 good\nput counter 2\nget user1\n\ndel user1\n"
+    )
+    # etcdctl 3.4 wants the last section ended by an empty line too: without it, nothing is sent.
+    assert run(capsys, srv, "txn", stdin=script.encode()) == (3, "", "Error: EOF\n")
+    assert srv.requests("txn") == 0
+    assert run(capsys, srv, "txn", stdin=(script + "\n").encode()) == (
+        0,
+        "SUCCESS\n\nOK\n\nOK\n\nuser1\ngood\n",
+        "",
+    )
+    failing = 'value("user1") = "bad"\n\nput user1 never\n\nput fail-branch yes\nget user1\n\n'
+    assert run(capsys, srv, "txn", stdin=failing.encode()) == (0, "FAILURE\n\nOK\n\nuser1\ngood\n", "")
+    code, out, _ = run(
+        capsys, srv, "txn", "-w", "json", stdin=b'create("nonexistent") != "0"\n\nput x 1\n\nget counter\n\n'
+    )
+    body = json.loads(out)
+    assert code == 0 and "succeeded" not in body  # false is omitted, as Go's omitempty
+    assert list(body["responses"][0]["Response"]) == ["ResponseRange"]
+    assert body["responses"][0]["Response"]["ResponseRange"]["kvs"][0]["value"] == "Mg=="
+    code, out, _ = run(
+        capsys, srv, "txn", "-w", "fields", stdin=b'value("user1") < "zzz"\n\ndel user1 --prev-kv\n\n\n'
+    )
+    assert code == 0
+    assert out.splitlines()[4] == '"Succeeded" : true'
+    assert out.splitlines()[-6:] == [
+        '"PrevKey" : "user1"',
+        '"PrevCreateRevision" : 2',
+        '"PrevModRevision" : 4',
+        '"PrevVersion" : 2',
+        '"PrevValue" : "good"',
+        '"PrevLease" : 0',
+    ]
+    assert run(capsys, srv, "txn", "-w", "table", stdin=b"\n\n\n") == (
+        4,
+        "",
+        "Error: table not supported as output format\n",
+    )
+    bad = [
+        (b"put lonely 1\n", 3, "malformed comparison: put lonely 1"),
+        (b'value("a")="b"\n\n\n\n', 3, 'malformed comparison: value("a")="b"; got value("a") ="b" ""'),
+        (b'value("a") == "b"\n\n\n\n', 3, 'malformed comparison: value("a") == "b" (unknown operator ==)'),
+        (b'nope("a") = "b"\n\n\n\n', 3, 'malformed comparison: nope("a") = "b" (unknown target nope)'),
+        (b'mod("a") > "x"\n\n\n\n', 3, 'invalid txn compare request: mod("a") > "x"'),
+        (b"\nput a b --bogus\n\n\n", 3, "invalid txn request: put a b --bogus"),
+        (b"\nwatch a\n\n\n", 3, "invalid txn request: watch a"),
+        (b"\nput a\n\n\n", 128, "put command needs 1 argument and input from stdin or 2 arguments"),
+    ]
+    for stdin, code, message in bad:
+        assert run(capsys, srv, "txn", stdin=stdin) == (code, "", f"Error: {message}\n"), stdin
+    assert run(capsys, srv, "txn", "extra") == (128, "", "Error: txn command does not accept argument\n")
+
+
+def test_txn_quoting_and_bytes(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+    srv = servers[0]
+    script = b'\nput "a b" \'c d\'\nput "k\\xff" `raw\\n`\n\n\n'
+    assert run(capsys, srv, "txn", "-i", stdin=script) == (
+        0,
+        "compares:\nsuccess requests (get, put, del):\nfailure requests (get, put, del):\nSUCCESS\n\nOK\n\nOK\n",
+        "",
+    )
+    assert run(capsys, srv, "get", "a b", "--print-value-only") == (0, "c d\n", "")
+    code, out, _ = run(
+        capsys, srv, "txn", "-w", "json", stdin=b'value("k\\xff") = "`raw\\\\n`"\n\nget "k\\xff"\n\n\n'
+    )
+    # argify leaves backquotes alone (only '...' and "..." are quotes there): the value kept them.
+    assert code == 0 and json.loads(out)["succeeded"] is True
+    assert trikvctl.go_unquote('"\\x41\\101\\u00e9\\"" rest') == (b'AA\xc3\xa9"', " rest")
+    assert trikvctl.go_unquote('"\\q"') is None and trikvctl.go_unquote('"open') is None

@@ -228,6 +228,36 @@ def j_delete(r: rpc.DeleteRangeResponse) -> dict[str, Any]:
     }
 
 
+_JSON_OPS = {
+    rpc.RangeResponse: "ResponseRange",
+    rpc.PutResponse: "ResponsePut",
+    rpc.DeleteRangeResponse: "ResponseDeleteRange",
+    rpc.TxnResponse: "ResponseTxn",
+}
+
+
+def j_txn(r: rpc.TxnResponse) -> dict[str, Any]:
+    """pb.TxnResponse through Go's encoding/json: each op is {"Response": {"ResponsePut": {...}}}."""
+
+    def one(sub: Any) -> dict[str, Any]:
+        if isinstance(sub, rpc.RangeResponse):
+            body = j_range(sub)
+        elif isinstance(sub, rpc.PutResponse):
+            body = j_put(sub)
+        elif isinstance(sub, rpc.DeleteRangeResponse):
+            body = j_delete(sub)
+        else:
+            body = j_txn(sub)
+        return {"Response": {_JSON_OPS[type(sub)]: body}}
+
+    out: dict[str, Any] = {"header": j_header(r.header)}
+    if r.succeeded:
+        out["succeeded"] = True
+    if r.responses:
+        out["responses"] = [one(sub) for sub in r.responses]
+    return out
+
+
 def j_status(s: StatusResponse) -> dict[str, Any]:
     return {
         "header": j_header(s.header),
@@ -347,6 +377,12 @@ def pb_response(r: Any) -> bytes:
         out += _pb_msgs(2, [pb_kv(r.prev_kv)] if r.prev_kv is not None else [])
     elif isinstance(r, rpc.DeleteRangeResponse):
         out += _pb_int(2, r.deleted) + _pb_msgs(3, [pb_kv(kv) for kv in r.prev_kvs])
+    elif isinstance(r, rpc.TxnResponse):
+        out += _pb_int(2, int(r.succeeded))
+        for sub in r.responses:
+            field = {rpc.RangeResponse: 1, rpc.PutResponse: 2, rpc.DeleteRangeResponse: 3, rpc.TxnResponse: 4}
+            op = _pb_bytes(field[type(sub)], pb_response(sub), always=True)  # ResponseOp's oneof
+            out += _pb_bytes(3, op, always=True)
     elif isinstance(r, MemberAddResponse):
         out += _pb_msgs(2, [pb_member(r.member)]) + _pb_msgs(3, [pb_member(m) for m in r.members])
     elif isinstance(r, MemberListResponse):
@@ -444,6 +480,32 @@ class Printer:
             self.out.line(str(r.deleted))
             for kv in r.prev_kvs:
                 self.kv(kv)
+
+    def txn(self, r: rpc.TxnResponse) -> None:
+        if self.fmt == "json":
+            self.out.line(dumps(j_txn(r)))
+            return
+        if self.fmt == "protobuf":
+            self.protobuf(r)
+            return
+        if self.fmt == "fields":
+            self.f_header(r.header)
+            self.out.line(f'"Succeeded" : {go_bool(r.succeeded)}')
+        else:
+            self.out.line("SUCCESS" if r.succeeded else "FAILURE")
+        for sub in r.responses:
+            if self.fmt != "fields":
+                self.out.line()
+            if isinstance(sub, rpc.RangeResponse):
+                self.get(sub)
+            elif isinstance(sub, rpc.PutResponse):
+                self.put(sub)
+            elif isinstance(sub, rpc.DeleteRangeResponse):
+                self.delete(sub)
+            elif self.fmt == "fields":
+                self.out.line(f'"Unknown" : {go_quote(repr(sub).encode())}')
+            else:
+                self.out.line(f"unexpected response {sub!r}")
 
     def member_list_fields(self, r: MemberListResponse) -> None:
         self.f_header(r.header)

@@ -83,6 +83,7 @@ SUPPORTED_FORMATS: dict[str, frozenset[str]] = {
     "put": _KV_FORMATS,
     "get": _KV_FORMATS,
     "del": _KV_FORMATS,
+    "txn": _KV_FORMATS,
     "compaction": frozenset(FORMATS),
     "endpoint health": frozenset({"simple", "json", "fields", "table"}),
     "endpoint status": frozenset({"simple", "json", "fields", "table"}),
@@ -110,6 +111,7 @@ _BOOL_FLAGS = frozenset(
         "--cluster",
         "--physical",
         "--learner",
+        "--interactive",
     }
 )
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
@@ -333,7 +335,7 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
             group.add_argument(*names, dest=flag.dest, default=default, metavar=metavar, help=text)
 
 
-_COMMAND_NAMES = ("put", "get", "del", "compaction", "endpoint", "member", "move-leader", "version")
+_COMMAND_NAMES = ("put", "get", "del", "txn", "compaction", "endpoint", "member", "move-leader", "version")
 _VALUE_FLAGS = frozenset(
     [f"--{f.name}" for f in GLOBAL_FLAGS if f.kind != "bool"] + [f.short for f in GLOBAL_FLAGS if f.short]
 )
@@ -354,9 +356,9 @@ def command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, with_globals: bool = True) -> argparse.ArgumentParser:
     """The whole command line, or (`only`) just one command's part: building all of it costs ~8 ms,
-    a tenth of a unary command's budget."""
+    a tenth of a unary command's budget. Without globals: a txn op line (`put k v --prev-kv`)."""
     parser = _Parser(
         prog="trikvctl",
         description="A simple command line client for trikv (etcdctl's commands, flags and output).",
@@ -370,7 +372,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and (group or name) != only:
             return _Unused()  # this command was not asked for
         p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
-        _globals(p, top=False)
+        if with_globals:
+            _globals(p, top=False)
         return p
 
     p = leaf(sub, "put", "Puts the given key into the store")
@@ -412,6 +415,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="delete keys that are greater than or equal to the given key using byte compare",
     )
+
+    p = leaf(sub, "txn", "Txn processes all the requests in one transaction")
+    p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("-i", "--interactive", action="store_true", help="Input transaction in interactive mode")
 
     p = leaf(sub, "compaction", "Compacts the event history in trikv")
     p.add_argument("args", nargs="*", metavar="<revision>")
@@ -655,6 +662,186 @@ def cmd_del(ctx: Ctx) -> None:
     with _client(ctx) as c:
         resp = c.call("delete_range", request, rpc.DeleteRangeResponse, idempotent=False)
     ctx.printer.delete(resp)
+
+
+# --------------------------------------------------------------------------- txn
+
+_GO_ESCAPES = {"a": b"\a", "b": b"\b", "f": b"\f", "n": b"\n", "r": b"\r", "t": b"\t", "v": b"\v"}
+_GO_ESCAPES.update({"\\": b"\\", '"': b'"'})
+_ARG_TOKEN = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'|[^'"\s]\S*[^'"\s]?""")
+
+
+def go_unquote(text: str) -> tuple[bytes, str] | None:
+    """One Go quoted string at the start of `text` (fmt's %q scan: strconv's rules), and the rest.
+
+    The bytes are the string's: escapes like \\xff give raw bytes; None when it is not a valid one.
+    """
+    text = text.lstrip(" \t")
+    if text.startswith("`"):
+        end = text.find("`", 1)
+        return None if end < 0 else (arg_bytes(text[1:end]), text[end + 1 :])
+    if not text.startswith('"'):
+        return None
+    out = bytearray()
+    i = 1
+    while i < len(text):
+        ch = text[i]
+        if ch == '"':
+            return bytes(out), text[i + 1 :]
+        if ch == "\n":
+            return None
+        if ch != "\\":
+            out += arg_bytes(ch)
+            i += 1
+            continue
+        esc = text[i + 1 : i + 2]
+        if esc in _GO_ESCAPES:
+            out += _GO_ESCAPES[esc]
+            i += 2
+            continue
+        width, base = {"x": (2, 16), "u": (4, 16), "U": (8, 16)}.get(esc, (3, 8) if esc.isdigit() else (0, 0))
+        start = i + 1 if base == 8 else i + 2
+        digits = text[start : start + width]
+        if not width or len(digits) != width:
+            return None
+        try:
+            number = int(digits, base)
+        except ValueError:
+            return None
+        if esc in "uU":
+            if number > 0x10FFFF or 0xD800 <= number <= 0xDFFF:
+                return None
+            out += chr(number).encode()
+        elif number > 0xFF:
+            return None
+        else:
+            out.append(number)
+        i = start + width
+    return None
+
+
+def argify(line: str) -> list[str]:
+    """etcdctl's argify: split a txn op line into words; quoted words lose their quotes."""
+    args = []
+    for token in _ARG_TOKEN.findall(line):
+        if token.startswith("'") and len(token) >= 2:
+            token = token[1:-1]
+        elif token.startswith('"'):
+            parsed = go_unquote(token)
+            if parsed is None or parsed[1]:
+                raise CommandError(EXIT_INVALID_INPUT, "expected quoted string")
+            token = os.fsdecode(parsed[0])
+        args.append(token)
+    return args
+
+
+_CMP_RESULTS = {
+    "=": rpc.CompareResult.EQUAL,
+    "!=": rpc.CompareResult.NOT_EQUAL,
+    ">": rpc.CompareResult.GREATER,
+    "<": rpc.CompareResult.LESS,
+}
+_CMP_TARGETS = {
+    "ver": rpc.CompareTarget.VERSION,
+    "version": rpc.CompareTarget.VERSION,
+    "c": rpc.CompareTarget.CREATE,
+    "create": rpc.CompareTarget.CREATE,
+    "m": rpc.CompareTarget.MOD,
+    "mod": rpc.CompareTarget.MOD,
+    "val": rpc.CompareTarget.VALUE,
+    "value": rpc.CompareTarget.VALUE,
+    "lease": rpc.CompareTarget.LEASE,
+}
+
+
+def parse_compare(line: str) -> rpc.Compare:
+    """etcdctl's parseCompare: `<target>("<key>") <op> "<value>"`, e.g. `mod("k") > "0"`."""
+    target, paren, rest = line.partition("(")
+    if not paren:
+        raise CommandError(EXIT_INVALID_INPUT, f"malformed comparison: {line}")
+    key, op, value, found = b"", "", b"", 0
+    parsed = go_unquote(rest)
+    if parsed is not None:
+        key, rest = parsed
+        found = 1
+        match = re.match(r"\)[ \t]*(\S+)", rest)
+        if match:
+            op, rest = match.group(1), rest[match.end() :]
+            found = 2
+            parsed = go_unquote(rest)
+            if parsed is not None:
+                value, found = parsed[0], 3
+    if found != 3:
+        raise CommandError(
+            EXIT_INVALID_INPUT,
+            f"malformed comparison: {line}; got {target}({go_quote(key)}) {op} {go_quote(value)}",
+        )
+    cmp_target = _CMP_TARGETS.get(target)
+    if cmp_target is None:
+        raise CommandError(EXIT_INVALID_INPUT, f"malformed comparison: {line} (unknown target {target})")
+    result = _CMP_RESULTS.get(op)
+    if result is None:  # etcdctl 3.4 panics here
+        raise CommandError(EXIT_INVALID_INPUT, f"malformed comparison: {line} (unknown operator {op})")
+    if cmp_target == rpc.CompareTarget.VALUE:
+        return rpc.Compare(result, cmp_target, key, value)
+    text = value.decode("utf-8", "surrogateescape")
+    if not re.fullmatch(r"[+-]?[0-9]+", text) or not -(2**63) <= int(text) < 2**63:
+        raise CommandError(EXIT_INVALID_INPUT, f"invalid txn compare request: {line}")
+    return rpc.Compare(result, cmp_target, key, int(text))
+
+
+def parse_request_op(line: str) -> rpc.RequestOp:
+    """etcdctl's parseRequestUnion: a put, get or del line, with those commands' flags."""
+    args = argify(line)
+    if len(args) < 2:
+        raise CommandError(EXIT_INVALID_INPUT, f"invalid txn compare request: {line}")
+    name = args[0]
+    if name not in ("put", "get", "del"):
+        raise CommandError(EXIT_INVALID_INPUT, f"invalid txn request: {line}")
+    try:
+        ns = build_parser(name, with_globals=False).parse_args(_normalise_args(args))
+    except (CommandError, SystemExit):
+        raise CommandError(EXIT_INVALID_INPUT, f"invalid txn request: {line}") from None
+    if name == "put":
+        return put_request(ns, stdin_value=False)
+    if name == "get":
+        return get_request(ns)
+    return del_request(ns)
+
+
+def _read_section(parse: Callable[[str], Any]) -> list[Any]:
+    """Lines up to an empty one. etcdctl 3.4 wants every section ended by an empty line: EOF is an error."""
+    stream = getattr(sys.stdin, "buffer", None)
+    items: list[Any] = []
+    while True:
+        raw = stream.readline() if stream is not None else sys.stdin.readline().encode()
+        if not raw.endswith(b"\n"):
+            raise CommandError(EXIT_INVALID_INPUT, "EOF")
+        line = raw.decode("utf-8", "surrogateescape").strip()
+        if not line:
+            return items
+        items.append(parse(line))
+
+
+def cmd_txn(ctx: Ctx) -> None:
+    a = ctx.args
+    if a.args:
+        raise CommandError(EXIT_BAD_ARGS, "txn command does not accept argument")
+
+    def prompt(text: str) -> None:
+        if a.interactive:
+            ctx.out.line(text)
+
+    prompt("compares:")
+    compares = _read_section(parse_compare)
+    prompt("success requests (get, put, del):")
+    success = _read_section(parse_request_op)
+    prompt("failure requests (get, put, del):")
+    failure = _read_section(parse_request_op)
+    request = rpc.TxnRequest(compares, success, failure)
+    with _client(ctx) as c:
+        resp = c.txn(request)
+    ctx.printer.txn(resp)
 
 
 def cmd_compaction(ctx: Ctx) -> None:
@@ -951,6 +1138,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Ctx], None]] = {
     ("put", None): cmd_put,
     ("get", None): cmd_get,
     ("del", None): cmd_del,
+    ("txn", None): cmd_txn,
     ("compaction", None): cmd_compaction,
     ("endpoint", "health"): cmd_endpoint_health,
     ("endpoint", "status"): cmd_endpoint_status,
