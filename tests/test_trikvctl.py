@@ -751,6 +751,13 @@ def test_global_flags_and_help(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert trikvctl.main(["member", "list"]) == 4
     assert capsys.readouterr().err.startswith("Error: --discovery-srv is not supported by trikvctl")
     monkeypatch.delenv("ETCDCTL_DISCOVERY_SRV")
+    # etcdctl's TLS and auth flags exist, and say clearly that trikv has neither yet (exit 4).
+    for argv in (["--cacert=ca.pem"], ["--insecure-transport=false"], ["--user=root:pw"]):
+        assert trikvctl.main([*argv, "get", "foo"]) == 4
+        assert re.fullmatch(
+            r"Error: --[\w-]+(=false)?: (TLS|authentication) is not supported by trikv yet.*\n",
+            capsys.readouterr().err,
+        )
     assert trikvctl.main(["--keepalive-time=1s", "--keepalive-timeout=xs", "get", "foo"]) == 1
     assert capsys.readouterr().err == (
         'Error: invalid argument "xs" for "--keepalive-timeout" flag: time: invalid duration "xs"\n'

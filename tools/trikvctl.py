@@ -141,12 +141,15 @@ class _Exit(Exception):
 class GlobalFlag:
     """One of etcdctl's global flags: settable on the command line or as ETCDCTL_<NAME>."""
 
-    def __init__(self, name: str, kind: str, default: str, help_text: str, short: str = "") -> None:
+    def __init__(
+        self, name: str, kind: str, default: str, help_text: str, short: str = "", refuse: str = ""
+    ) -> None:
         self.name = name
         self.kind = kind  # "str", "bool", "duration", "list"
         self.default = default
         self.help = help_text
         self.short = short
+        self.refuse = refuse  # set: etcdctl's flag, refused with this line unless left at its default
 
     @property
     def dest(self) -> str:
@@ -157,7 +160,28 @@ class GlobalFlag:
         return f"{ENV_PREFIX}_{self.dest.upper()}"
 
 
+_NO_TLS = "TLS is not supported by trikv yet: use http:// endpoints"
+_NO_AUTH = "authentication is not supported by trikv yet"
+_NO_SRV = (
+    "--discovery-srv is not supported by trikvctl (no DNS SRV discovery); "
+    "list the members' client URLs in --endpoints or ETCDCTL_ENDPOINTS"
+)
+
 GLOBAL_FLAGS = (
+    GlobalFlag(
+        "cacert",
+        "str",
+        "",
+        "verify certificates of TLS-enabled secure servers using this CA bundle (not supported yet)",
+        refuse=f"--cacert: {_NO_TLS}",
+    ),
+    GlobalFlag(
+        "cert",
+        "str",
+        "",
+        "identify secure client using this TLS certificate file (not supported yet)",
+        refuse=f"--cert: {_NO_TLS}",
+    ),
     GlobalFlag(
         "command-timeout", "duration", "5s", "timeout for short running command (excluding dial timeout)"
     ),
@@ -170,7 +194,9 @@ GLOBAL_FLAGS = (
         "domain name to query for SRV records describing cluster endpoints (not supported by trikvctl: "
         "list the members' client URLs in --endpoints)",
         short="-d",
+        refuse=_NO_SRV,
     ),
+    GlobalFlag("discovery-srv-name", "str", "", "service name to query when using DNS discovery"),
     GlobalFlag(
         "endpoints",
         "list",
@@ -178,8 +204,45 @@ GLOBAL_FLAGS = (
         "trikv endpoints: client URLs of cluster members (host:port or http://host:port), comma separated",
     ),
     GlobalFlag("hex", "bool", "false", "print byte strings as hex encoded strings"),
+    GlobalFlag(
+        "insecure-discovery", "bool", "true", "accept insecure SRV records describing cluster endpoints"
+    ),
+    GlobalFlag(
+        "insecure-skip-tls-verify",
+        "bool",
+        "false",
+        "skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)",
+    ),
+    GlobalFlag(
+        "insecure-transport",
+        "bool",
+        "true",
+        "disable transport security for client connections",
+        refuse=f"--insecure-transport=false: {_NO_TLS}",
+    ),
     GlobalFlag("keepalive-time", "duration", "2s", "keepalive time for client connections"),
     GlobalFlag("keepalive-timeout", "duration", "6s", "keepalive timeout for client connections"),
+    GlobalFlag(
+        "key",
+        "str",
+        "",
+        "identify secure client using this TLS key file (not supported yet)",
+        refuse=f"--key: {_NO_TLS}",
+    ),
+    GlobalFlag(
+        "password",
+        "str",
+        "",
+        "password for authentication (not supported yet)",
+        refuse=f"--password: {_NO_AUTH}",
+    ),
+    GlobalFlag(
+        "user",
+        "str",
+        "",
+        "username[:password] for authentication (not supported yet)",
+        refuse=f"--user: {_NO_AUTH}",
+    ),
     GlobalFlag(
         "write-out",
         "str",
@@ -1179,12 +1242,11 @@ def _prepare(args: argparse.Namespace, command: str, out: Out) -> Ctx:
     if args.debug:
         for flag in GLOBAL_FLAGS:
             out.err(f"{flag.env}={_go_flag_value(flag, getattr(args, flag.dest))}")
-    if args.discovery_srv:
-        raise CommandError(
-            EXIT_BAD_FEATURE,
-            "--discovery-srv is not supported by trikvctl (no DNS SRV discovery); "
-            "list the members' client URLs in --endpoints or ETCDCTL_ENDPOINTS",
-        )
+    for flag in GLOBAL_FLAGS:
+        value = getattr(args, flag.dest)
+        default = parse_go_bool(flag.default) if flag.kind == "bool" else flag.default
+        if flag.refuse and value != default:
+            raise CommandError(EXIT_BAD_FEATURE, flag.refuse)
     timeouts = []
     for option, text in (("--dial-timeout", args.dial_timeout), ("--command-timeout", args.command_timeout)):
         try:
