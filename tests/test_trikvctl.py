@@ -767,6 +767,7 @@ def test_global_flags_and_help(capsys: pytest.CaptureFixture[str], monkeypatch: 
     err = capsys.readouterr().err.splitlines()
     assert f"ETCDCTL_ENDPOINTS=[{dead}]" in err and "ETCDCTL_COMMAND_TIMEOUT=100ms" in err
     assert err[-1] == "Error: context deadline exceeded"
+    assert any(line.startswith(f"range via {dead} failed (ConnectionRefusedError") for line in err)
     for argv in (["get", "--help"], ["member", "add", "--help"], ["--help"]):
         with pytest.raises(SystemExit) as info:
             trikvctl.main(argv)

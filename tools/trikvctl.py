@@ -573,6 +573,7 @@ def _client(ctx: Ctx, endpoints: Sequence[str] | None = None) -> BlockingClient:
             list(endpoints or ctx.endpoints),
             dial_timeout=ctx.dial_timeout,
             request_timeout=ctx.command_timeout,
+            log=ctx.out.err if ctx.args.debug else None,
         )
     except errors.ConfigError as exc:  # clientv3.New refused the configuration
         raise CommandError(EXIT_BAD_CONNECTION, str(exc)) from None

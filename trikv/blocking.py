@@ -21,7 +21,7 @@ import binascii
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -267,7 +267,9 @@ class BlockingClient:
         request_timeout: float = 5.0,
         max_send_bytes: int = DEFAULT_MAX_SEND_BYTES,
         max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES,
+        log: Callable[[str], None] | None = None,
     ) -> None:
+        """`log`, if given, hears about every failed attempt (what trikvctl --debug prints)."""
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
@@ -279,6 +281,7 @@ class BlockingClient:
         self.request_timeout = request_timeout
         self.max_send_bytes = max_send_bytes
         self.max_recv_bytes = max_recv_bytes
+        self._log = log
         self._active = 0
         self._ws: WebSocket | None = None
         self._ws_endpoint = ""
@@ -385,6 +388,8 @@ class BlockingClient:
                     ) from err
                 last = err
                 self._drop()
+            if self._log is not None:
+                self._log(f"{op} via {target} failed ({last!r}); retrying until the deadline")
             if endpoint is None:
                 self._active = (idx + 1) % len(targets)
             failures += 1
