@@ -316,10 +316,17 @@ class BlockingClient:
         return ws
 
     def _exchange(self, ws: WebSocket, tail: bytes, deadline: float) -> tuple[int, Any]:
-        """Send one request item and wait for its answer; raises _Lost or _Timeout."""
+        """Send one request item and wait for its answer.
+
+        Raises _NotSent (deadline already passed: no byte left), _Lost or _Timeout (maybe sent).
+        """
         request_id = self._next_id
         self._next_id += 1
         frame = array_header(1) + b"\x83" + codec.encode(request_id) + tail
+        try:
+            _remaining(deadline)
+        except _Timeout as exc:
+            raise _NotSent(DeadlineExceededError()) from exc
         try:
             ws.send(frame, deadline)
             while True:
@@ -359,7 +366,7 @@ class BlockingClient:
                 ws = self._connect(target, deadline)
                 status, result = self._exchange(ws, tail, deadline)
             except _NotSent as exc:
-                last = exc.__cause__
+                last = exc.args[0] if exc.args else exc.__cause__
             except _Lost as exc:
                 self._drop()
                 cause = exc.__cause__
