@@ -22,11 +22,11 @@ from trikv.tools.localcluster import ROOT, Cluster, free_port
 pytestmark = pytest.mark.slow
 
 
-def ctl(*argv: str, timeout: float = 30) -> tuple[int, str, str]:
+def ctl(*argv: str, timeout: float = 30, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = subprocess.run(
         [sys.executable, "-m", "trikv.tools.trikvctl", *argv],
         cwd=str(ROOT),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -63,6 +63,24 @@ def test_trikvctl_against_a_real_cluster(cluster: Cluster) -> None:
     # KV through one member, read back linearizably through another.
     assert ctl(f"--endpoints={cluster.endpoints[0]}", "put", "foo", "bar") == (0, "OK\n", "")
     assert ctl(f"--endpoints={cluster.endpoints[2]}", "get", "foo") == (0, "foo\nbar\n", "")
+    # etcdctl's environment alone: ETCDCTL_ENDPOINTS reaches the cluster, ETCDCTL_WRITE_OUT picks JSON.
+    env = {"ETCDCTL_ENDPOINTS": ",".join(cluster.endpoints), "ETCDCTL_WRITE_OUT": "json"}
+    code, out, err = ctl("get", "foo", env=env)
+    assert (code, err) == (0, "") and json.loads(out)["kvs"][0]["value"] == "YmFy"
+    assert ctl("get", "foo", "--hex", "-w", "simple", env=env) == (
+        0,
+        "\\x66\\x6f\\x6f\n\\x62\\x61\\x72\n",
+        "",
+    )
+    txn = 'value("foo") = "bar"\n\nput foo baz\n\nget foo\n\n'
+    proc = subprocess.run(
+        [sys.executable, "-m", "trikv.tools.trikvctl", "txn", "-w", "simple"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        input=txn.encode(),
+        capture_output=True,
+        timeout=30,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"SUCCESS\n\nOK\n", b"")
 
     # member list -w table: etcdctl's table, rows sorted by id.
     def row(i: int) -> list[str]:
