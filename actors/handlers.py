@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
+
 from trikv.actors.cluster import ClusterApi
 from trikv.actors.kv import KVApi
 from trikv.api import errors, protocol, rpc
@@ -19,6 +21,8 @@ from trikv.api.checks import check_request
 CLUSTER_VERSION = "3.4.0"
 
 Handler = Callable[[Any], Awaitable[Any]]
+# A stream handler: (opening request, later client items, emit an answer). See wsession.Backend.stream.
+StreamHandler = Callable[[Any, trio.MemoryReceiveChannel[Any], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 
 class Handlers:
@@ -42,6 +46,8 @@ class Handlers:
             protocol.MemberPromoteRequest: cluster.member_promote,
             protocol.MoveLeaderRequest: cluster.move_leader,
         }
+        # Streams by the type of their opening request (watch, lease keep-alive, snapshot register here).
+        self.streams: dict[type, StreamHandler] = {}
 
     def _learner_may(self, request: Any) -> bool:
         return isinstance(request, protocol.StatusRequest) or (
@@ -56,6 +62,16 @@ class Handlers:
             raise errors.NotSupportedForLearnerError()
         check_request(request, max_txn_ops=self.max_txn_ops)
         return await handler(request)
+
+    async def stream(
+        self, first: Any, inbound: trio.MemoryReceiveChannel[Any], emit: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        handler = self.streams.get(type(first))
+        if handler is None:
+            raise errors.InvalidRequestError(f"etcdserver: unknown stream {type(first).__name__}")
+        if self.is_learner():
+            raise errors.NotSupportedForLearnerError()  # etcd: every stream is refused on a learner
+        await handler(first, inbound, emit)
 
     def is_learner(self) -> bool:
         return self.kv.backend.applier.is_learner(self.kv.ident.member_id)

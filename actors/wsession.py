@@ -51,6 +51,17 @@ class Backend(Protocol):
         """{"etcdserver": ..., "etcdcluster": ...} for GET /version."""
         ...
 
+    async def stream(self, first: Any, inbound: trio.MemoryReceiveChannel[Any], emit: Emit) -> None:
+        """Serve one stream: `first` opened it, later client items arrive on `inbound` (closed when the
+        client ends its side), every answer goes out through `emit` (which waits while the connection's
+        outbound queue is full). Returning ends the stream with OK; an EtcdError ends it with ERR."""
+        ...
+
+
+Emit = Callable[[Any], Awaitable[None]]
+MAX_STREAMS = 256  # open streams per connection (beyond: "etcdserver: too many requests")
+STREAM_INBOUND = 64  # client items buffered per stream before the connection's reader waits
+
 
 # --------------------------------------------------------------------------- request shape validation
 
@@ -178,6 +189,7 @@ class Session:
         self.slots = trio.Semaphore(max_in_flight)
         self.out: list[list[Any]] = []
         self.wake = trio.Event()
+        self.streams: dict[int, trio.MemorySendChannel[Any]] = {}  # open streams' inbound items, by id
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -226,12 +238,82 @@ class Session:
             # Only a frame above the limit can hold a request above it, so the common case costs nothing.
             check_size = len(msg) > max_request
             for request_id, op, payload in items:
+                inbound = self.streams.get(request_id)
+                if inbound is not None:
+                    await self._to_stream(request_id, inbound, op, payload, check_size)
+                    continue
+                if op in protocol.STREAM_OPS:
+                    await self._open_stream(nursery, request_id, op, payload, check_size)
+                    continue
                 err = self._check(op, payload, check_size)
                 if err is not None:
                     await self._push_error(request_id, err)
                     continue
                 await self._take_slot()
                 nursery.start_soon(self._run, request_id, op, payload)
+
+    # ---------------------------------------------------------------- streams
+
+    def _check_stream_item(self, op: str, payload: Any, check_size: bool) -> errors.EtcdError | None:
+        shapes = protocol.STREAM_OPS.get(op, ())
+        if type(payload) not in shapes:
+            return errors.InvalidRequestError(f"etcdserver: stream {op!r} does not take {type(payload).__name__}")
+        problem = shape_problem(payload)
+        if problem is not None:
+            return errors.InvalidRequestError(f"etcdserver: {problem}")
+        if check_size and len(codec.encode(payload)) > self.max_request_bytes:
+            return errors.RequestTooLargeError()
+        return None
+
+    async def _open_stream(
+        self, nursery: trio.Nursery, stream_id: int, op: str, payload: Any, check_size: bool
+    ) -> None:
+        err = self._check_stream_item(op, payload, check_size)
+        if err is None and len(self.streams) >= MAX_STREAMS:
+            err = errors.TooManyRequestsError()
+        if err is not None:
+            await self._push_error(stream_id, err)
+            return
+        send, recv = trio.open_memory_channel[Any](STREAM_INBOUND)
+        self.streams[stream_id] = send
+        nursery.start_soon(self._run_stream, stream_id, payload, recv)
+
+    async def _to_stream(
+        self, stream_id: int, inbound: trio.MemorySendChannel[Any], op: Any, payload: Any, check_size: bool
+    ) -> None:
+        if op == protocol.STREAM_CLOSE:
+            self.streams.pop(stream_id, None)
+            inbound.close()
+            return
+        err = self._check_stream_item(op, payload, check_size)
+        if err is not None:
+            await self._push_error(0, err)  # the stream goes on; the bad item is answered on id 0
+            return
+        try:
+            await inbound.send(payload)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the handler already ended the stream
+
+    async def _run_stream(self, stream_id: int, first: Any, inbound: trio.MemoryReceiveChannel[Any]) -> None:
+        async def emit(result: Any) -> None:
+            await self._take_slot()
+            self._push([stream_id, protocol.MORE, result])
+
+        try:
+            async with inbound:
+                await self.backend.stream(first, inbound, emit)
+            item = [stream_id, protocol.OK, None]
+        except errors.EtcdError as err:
+            item = protocol.error_item(stream_id, err)
+        except Exception:
+            log.exception("client %s: stream #%d failed", self.peer, stream_id)
+            item = protocol.error_item(stream_id, InternalError())
+        finally:
+            sender = self.streams.pop(stream_id, None)
+            if sender is not None:
+                sender.close()
+        await self._take_slot()
+        self._push(item)
 
     def _check(self, op: Any, payload: Any, check_size: bool) -> errors.EtcdError | None:
         shape = protocol.OPS.get(op) if isinstance(op, str) else None

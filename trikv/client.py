@@ -93,6 +93,7 @@ T = TypeVar("T")
 
 # Requests per connection that may be queued or awaiting their answer; callers beyond it wait for a slot.
 DEFAULT_MAX_IN_FLIGHT = 1024
+STREAM_BUFFER = 256  # answers buffered per stream before the connection's reader waits for its consumer
 
 # How long after losing member M a request that needs the leader is held on an endpoint that still names M
 # as its leader (or none): about two default election timeouts (1 s, randomised up to 2 s), plus a margin.
@@ -135,6 +136,61 @@ class _Call:
         self.error: BaseException | None = None
 
 
+class Stream:
+    """One bidirectional stream on a connection (etcd's Watch, LeaseKeepAlive, Snapshot): the opening
+    request and later `send`s go out with the stream's id; every answer (status MORE) arrives in a bounded
+    buffer. When the buffer is full the connection's reader waits (backpressure on the whole connection),
+    so a consumer must keep reading. `receive()` raises the server's error, StreamClosed at the end, or
+    StreamLost when the connection died (the feature decides how to resume elsewhere)."""
+
+    def __init__(self, conn: _Conn, stream_id: int, op: str) -> None:
+        self.conn = conn
+        self.id = stream_id
+        self.op = op
+        self._send, self._recv = trio.open_memory_channel[tuple[int, Any]](STREAM_BUFFER)
+
+    async def send(self, payload: Any) -> None:
+        await self.conn.send_item(self.id, self.op, payload)
+
+    async def receive(self) -> Any:
+        try:
+            status, result = await self._recv.receive()
+        except trio.EndOfChannel:
+            raise StreamLost(self.conn.error) from None
+        if status == protocol.MORE:
+            return result
+        self.conn.streams.pop(self.id, None)
+        if status == protocol.OK:
+            raise StreamClosed()
+        raise errors.from_wire(result if isinstance(result, dict) else {})
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except StreamClosed:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Tell the server this side is done (it ends the stream's handler); never raises."""
+        if self.conn.streams.pop(self.id, None) is not None and not self.conn.dead:
+            with trio.move_on_after(1.0):
+                try:
+                    await self.conn.send_item(self.id, protocol.STREAM_CLOSE, None)
+                except (_NotSent, trio_websocket.ConnectionClosed, trio.BrokenResourceError):
+                    pass
+
+
+class StreamClosed(Exception):
+    """The server ended the stream normally."""
+
+
+class StreamLost(errors.ClientError):
+    """The connection carrying a stream died; what was not received is lost with it."""
+
+
 class _Conn:
     """One WebSocket to one endpoint: a writer task coalesces queued items, a reader task dispatches.
 
@@ -171,6 +227,7 @@ class _Conn:
         self._scope: trio.CancelScope | None = None
         self._closing = False
         self._ws: trio_websocket.WebSocketConnection | None = None
+        self.streams: dict[int, Stream] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[bool] = trio.TASK_STATUS_IGNORED) -> None:
         """Dial, report started(True) (or started(False) when the dial fails), then serve until closed."""
@@ -218,6 +275,9 @@ class _Conn:
                 continue
             call.state = _DONE
             call.event.set()
+        streams, self.streams = self.streams, {}
+        for st in streams.values():
+            st._send.close()  # its reader sees StreamLost
         if self._on_lost is not None and self._ws is not None and not self._closing:
             self._on_lost(self)  # an open connection died (a failed dial loses nobody)
 
@@ -241,6 +301,23 @@ class _Conn:
         request_id = self._next_id
         self._next_id += 1
         return _Call(request_id, b"\x83" + codec.encode(request_id) + item_tail)
+
+    async def open_stream(self, op: str, payload: Any) -> Stream:
+        """Open a stream: its first request goes out now; answers arrive on the returned Stream."""
+        if self.dead:
+            raise _NotSent(self.error)
+        stream_id = self._next_id
+        self._next_id += 1
+        stream = Stream(self, stream_id, op)
+        self.streams[stream_id] = stream
+        await self.send_item(stream_id, op, payload)
+        return stream
+
+    async def send_item(self, stream_id: int, op: str, payload: Any) -> None:
+        """One more item of an open stream, sent directly (stream items are not answered one by one)."""
+        if self.dead or self._ws is None:
+            raise _NotSent(self.error)
+        await self._ws.send_message(protocol.encode_frame([[stream_id, op, payload]]))
 
     async def request(self, call: _Call) -> Any:
         """Queue `call` and wait for its answer; raises _NotSent/_LostAfterSend or the server's error.
@@ -330,6 +407,10 @@ class _Conn:
                 if not isinstance(data, bytes):
                     raise codec.CodecError("text frame on a binary protocol")
                 for rid, status, result in protocol.decode_frame(data):
+                    stream = self.streams.get(rid)
+                    if stream is not None:
+                        await stream._send.send((status, result))  # bounded: see Stream
+                        continue
                     call = self._pending.pop(rid, None)
                     if call is None or call.state == _DONE:
                         continue  # a request we stopped waiting for, or id 0 (undecodable frame)
@@ -708,6 +789,31 @@ class Client:
             if isinstance(last, (errors.EtcdError, errors.NoEndpointsError)):
                 raise last
             raise DeadlineExceededError() from last
+
+    @asynccontextmanager
+    async def stream(self, op: str, payload: Any, endpoint: str | None = None) -> AsyncIterator[Stream]:
+        """Open a stream on one connection (a given endpoint, or the current one with failover for the
+        opening only); it is closed on exit. Resuming after StreamLost is the caller's business."""
+        deadline = trio.current_time() + (self.request_timeout or self.dial_timeout)
+        while True:
+            conn = (
+                await self._conn_for(parse_endpoint(endpoint)) if endpoint is not None else await self._any_conn()
+            )
+            if conn is None:
+                raise errors.NoEndpointsError(f"endpoint {endpoint} could not be reached")
+            try:
+                st = await conn.open_stream(op, payload)
+                break
+            except _NotSent as exc:
+                self._rotate(conn)
+                if endpoint is not None or trio.current_time() > deadline:
+                    raise errors.NoEndpointsError(f"could not open a {op} stream") from exc
+                await trio.sleep(0.05)
+        try:
+            yield st
+        finally:
+            with trio.CancelScope(shield=True):
+                await st.aclose()
 
     # ----------------------------------------------------------------- the KV API
 

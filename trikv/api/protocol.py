@@ -9,7 +9,8 @@ responses into one frame (each frame costs tens of microseconds of framing in pu
 
 Request ids are chosen by the client and unique per connection; responses may come in any order.
 A frame that cannot be decoded at all is answered with one ERR item whose id is 0, and the connection
-stays open. Watch streams (later) use the same ids: one request, many response items.
+stays open. A stream (watch, lease keep-alive, snapshot) keeps its id for many items both ways and ends
+with one final OK or ERR item (see STREAM_OPS below).
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from trikv.api.codec import register
 from trikv.api.records import as_tuple
 from trikv.api.rpc import ResponseHeader
 
-OK = 0
-ERR = 1
+OK = 0  # final answer (of a request, or the normal end of a stream)
+ERR = 1  # final error
+MORE = 2  # one answer of a stream; more may follow
+
+# Streams (etcd's Watch, LeaseKeepAlive, Snapshot): the client opens one with `[id, op, payload]` for an op in
+# STREAM_OPS, sends more items with the same id (any op name of the stream's own), and ends its side with
+# `[id, STREAM_CLOSE, None]`; the server answers with MORE items and ends with OK (None) or ERR.
+STREAM_CLOSE = "close"
+STREAM_OPS: dict[str, tuple[type, ...]] = {}  # stream op -> the shapes its items may have (filled by features)
 
 # Paths on the client port. WebSocket clients connect to WS_PATH; plain HTTP serves the rest.
 WS_PATH = "/v3/ws"
