@@ -76,6 +76,10 @@ class Handlers:
     def is_learner(self) -> bool:
         return self.kv.backend.applier.is_learner(self.kv.ident.member_id)
 
+    def has_leader(self) -> bool:
+        """For gRPC's require-leader metadata (etcd's interceptor): does this member know a leader?"""
+        return self.kv.raft_status.lead != 0
+
     async def health(self) -> tuple[bool, str]:
         if self.kv.raft_status.lead == 0:
             return False, "RAFT NO LEADER"

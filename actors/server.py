@@ -22,6 +22,7 @@ import h11
 import trio
 import trio_websocket
 
+from trikv.actors import grpc_call, grpc_server, grpc_services
 from trikv.actors.httpmsg import NOT_FOUND, HttpRequest, HttpResponse, Route, method_not_allowed
 from trikv.actors.wsession import Backend, serve_websocket
 from trikv.api import errors, protocol
@@ -114,6 +115,9 @@ class ClientServer:
         self.max_in_flight = max_in_flight
         # path -> handler. The JSON gateway (/v3/kv/range, ...) plugs in here via add_route.
         self.routes: dict[str, Route] = {"/health": self._health, "/version": self._version}
+        # gRPC (etcd's v3 API) on the same port: a connection opening with the HTTP/2 preface goes there.
+        self.grpc_services = grpc_services.services(backend)
+        self.grpc_limits = grpc_call.Limits(max_message_bytes=self.max_message_bytes)
 
     def add_route(self, path: str, handler: Route) -> None:
         self.routes[path] = handler
@@ -155,7 +159,11 @@ class ClientServer:
         # trio.serve_tcp lets a handler's exception take the whole server down: contain everything here.
         peer = _peer(stream)
         try:
-            await self._http_loop(stream, peer)
+            is_http2, first = await grpc_server.sniff(stream, HTTP_IDLE_TIMEOUT)
+            if is_http2:
+                await grpc_server.serve_grpc(stream, peer, first, self.grpc_services, self.grpc_limits)
+                return
+            await self._http_loop(stream, peer, first)
         except Exception as exc:
             if _is_disconnect(exc):
                 log.debug("client %s: connection lost", peer)
@@ -164,8 +172,10 @@ class ClientServer:
         finally:
             await trio.aclose_forcefully(stream)
 
-    async def _http_loop(self, stream: trio.SocketStream, peer: str) -> None:
+    async def _http_loop(self, stream: trio.SocketStream, peer: str, first: bytes = b"") -> None:
         conn = h11.Connection(h11.SERVER)
+        if first:  # read while telling HTTP/1.1 from HTTP/2
+            conn.receive_data(first)
         while True:
             # Every byte of the current request head is kept so that an upgrade can be replayed.
             head = bytearray(conn.trailing_data[0])
