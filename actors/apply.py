@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import attrs
 
+from trikv.actors.lease_apply import LEASE_APPLY, apply_with_leases
+from trikv.actors.lessor import Lessor
 from trikv.api import codec, errors, rpc
 from trikv.api.internal import MemberAttributes, RaftRequest
 from trikv.api.protocol import Member
@@ -83,6 +85,7 @@ class Applier:
         self.self_id = self_id
         self.members: dict[int, Member] = {}
         self.removed: set[int] = set()
+        self.lessor: Lessor | None = None  # set by the Node: lease entries and puts naming a lease go there
         self._load_members()
 
     def _load_members(self) -> None:
@@ -149,6 +152,8 @@ class Applier:
         try:
             if isinstance(p, MemberAttributes):
                 return self._publish(batch, p)
+            if self.lessor is not None and type(p) in LEASE_APPLY:
+                return apply_with_leases(self.lessor, batch, p)
             apply = _KV_APPLY.get(type(p))
             if apply is None:
                 return errors.InvalidRequestError(f"etcdserver: unknown request {type(p).__name__}")

@@ -60,6 +60,8 @@ class Backend:
         # Told after every durable commit / when a compaction was scheduled (the Snapshotter, the Compactor).
         self.on_commit: Callable[[int, ConfState | None], None] = lambda index, cs: None
         self.on_compaction_scheduled: Callable[[], None] = lambda: None
+        # Told after a snapshot install replaced the page file (the LeaseManager rebuilds its table from it).
+        self.on_install: Callable[[KVStore], None] = lambda kv: None
 
     # ------------------------------------------------------------------ apply (the Raft loop)
 
@@ -145,7 +147,10 @@ class Backend:
                 self.pagefile.replace_from(io.BytesIO(snap.data))  # verifies, installs and reloads in place
                 self.kv = KVStore(self.pagefile)
                 stamp(self.kv)
+                lessor = self.applier.lessor
                 self.applier = type(self.applier)(self.kv, self.applier.self_id)
+                self.applier.lessor = lessor
+                self.on_install(self.kv)
         self.applied = max(self.applied, snap.meta.index)
         self._release_reads()
 

@@ -116,6 +116,8 @@ class ServerConfig:
     # (level, message, fields): what etcd logs while reading its configuration (e.g. "recognized and used
     # environment variable ..."); the main logs them once logging is set up.
     notices: tuple[tuple[str, str, Mapping[str, str]], ...] = ()
+    # etcd's lease checkpoint interval (5 min; on by default here). Not a flag: in-process tests set it shorter.
+    lease_checkpoint_interval_ms: int = 300_000
 
     # ---- raft timing: etcd ticks once per heartbeat interval; heartbeat = 1 tick
     @property

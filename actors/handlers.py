@@ -15,6 +15,7 @@ import trio
 
 from trikv.actors.cluster import ClusterApi
 from trikv.actors.kv import KVApi
+from trikv.actors.lease_api import LeaseApi, check_lease_request, lease_handlers
 from trikv.api import errors, protocol, rpc
 from trikv.api.checks import check_request
 
@@ -28,7 +29,15 @@ StreamHandler = Callable[[Any, trio.MemoryReceiveChannel[Any], Callable[[Any], A
 class Handlers:
     """Implements the client server's Backend protocol (actors/server.py)."""
 
-    def __init__(self, kv: KVApi, cluster: ClusterApi, *, version: str, max_txn_ops: int) -> None:
+    def __init__(
+        self,
+        kv: KVApi,
+        cluster: ClusterApi,
+        *,
+        version: str,
+        max_txn_ops: int,
+        leases: LeaseApi | None = None,
+    ) -> None:
         self.kv, self.cluster = kv, cluster
         self._version = version
         self.max_txn_ops = max_txn_ops
@@ -46,6 +55,8 @@ class Handlers:
             protocol.MemberPromoteRequest: cluster.member_promote,
             protocol.MoveLeaderRequest: cluster.move_leader,
         }
+        if leases is not None:
+            self.table.update(lease_handlers(leases))
         # Streams by the type of their opening request (watch, lease keep-alive, snapshot register here).
         self.streams: dict[type, StreamHandler] = {}
 
@@ -61,6 +72,7 @@ class Handlers:
         if self.is_learner() and not self._learner_may(request):
             raise errors.NotSupportedForLearnerError()
         check_request(request, max_txn_ops=self.max_txn_ops)
+        check_lease_request(request)
         return await handler(request)
 
     async def stream(

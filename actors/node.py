@@ -36,6 +36,9 @@ from trikv.actors.gateway import gateway_routes
 from trikv.actors.handlers import Handlers
 from trikv.actors.identity import format_id
 from trikv.actors.kv import Identity, KVApi, Proposer
+from trikv.actors.lease import LeaseManager, lease_reader, min_lease_ttl
+from trikv.actors.lease_api import FORWARDED, LeaseApi
+from trikv.actors.lessor import Lessor
 from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_leader
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
@@ -176,9 +179,32 @@ class Node:
             tick_seconds=tick,
         )
         self.cluster = cluster
-        self.handlers = Handlers(self.kv, cluster, version=__version__, max_txn_ops=cfg.max_txn_ops)
+        self._wire_leases(opened)
+        self.handlers = Handlers(
+            self.kv, cluster, version=__version__, max_txn_ops=cfg.max_txn_ops, leases=self.lease_api
+        )
+
+    def _wire_leases(self, opened: bootstrap.Opened) -> None:
+        """The LeaseManager owns the lease table; the apply path calls into it (grant/revoke/attach)."""
+        cfg = self.cfg
+        lessor = Lessor(min_lease_ttl(cfg.election_timeout_ms), trio.current_time)
+        self.leases = LeaseManager(
+            lessor,
+            self.status,
+            self.proposer,
+            election_seconds=cfg.election_timeout_ms / 1000.0,
+            tick_seconds=cfg.tick_ms / 1000.0,
+            checkpoint_interval=cfg.lease_checkpoint_interval_ms / 1000.0,
+            read_lease_of=lease_reader(self.backend.range),
+        )
+        self.leases.recover(opened.kv)
+        self.backend.applier.lessor = lessor
+        self.backend.on_install = self.leases.recover
+        self.lease_api = LeaseApi(self.kv, self.leases, self.cluster.forward, self.ids.next)
 
     async def _promote_forwarded(self, req: MemberPromoteRequest) -> MemberListResponse:
+        if isinstance(req, FORWARDED):  # a follower's lease keep-alive / TimeToLive
+            return await self.lease_api.serve_forwarded(req)
         return await self.cluster.promote_here(req)
 
     def _stamp(self, kv: KVStore) -> None:
@@ -217,6 +243,7 @@ class Node:
         nursery.start_soon(self.raft.run)
         nursery.start_soon(self.snapshotter.run)
         nursery.start_soon(self.compactor.run)
+        nursery.start_soon(self.leases.run)
         routes = gateway_routes(self.handlers, max_request_bytes=cfg.max_request_bytes)
         for host, port in cfg.client_listen if self._network is None else ():
             serve = functools.partial(

@@ -25,6 +25,7 @@ from trikv.actors.events import Inbox, SnapshotStatus
 from trikv.actors.identity import format_id
 from trikv.api import codec, errors
 from trikv.api.internal import PeerHello, PeerHelloReply
+from trikv.api.lease import LeaseKeepAliveRequest, LeaseTimeToLiveRequest
 from trikv.api.protocol import Member, MemberPromoteRequest
 from trikv.api.raftpb import Message, MessageType, Snapshot
 
@@ -35,6 +36,8 @@ MAX_PEER_MESSAGE = 1 << 30  # snapshots carry the whole page file
 QUEUE_LIMIT = 4096  # messages per peer before we drop (Raft retransmits) and report the peer unreachable
 MAX_BATCH = 512  # messages coalesced into one frame
 RECEIVE_BUFFER = 1 << 16
+# what a member may forward to the leader: etcd forwards promote, lease keep-alive and TimeToLive
+FORWARDABLE = (MemberPromoteRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest)
 FORWARD_TIMEOUT = 10.0  # seconds for a forwarded request (a promote is one conf change)
 REMOVED = "the member has been permanently removed from the cluster"  # etcd's errMemberRemoved
 
@@ -366,7 +369,7 @@ class PeerServer:
         """One request forwarded by a member (only `MemberPromoteRequest`, as etcd forwards promote)."""
         with trio.fail_after(FORWARD_TIMEOUT):
             request = codec.decode(_bytes(await ws.get_message()))
-            if not isinstance(request, MemberPromoteRequest) or self.forwarded is None:
+            if not isinstance(request, FORWARDABLE) or self.forwarded is None:
                 answer: Any = errors.to_wire(
                     errors.InvalidRequestError("etcdserver: request cannot be forwarded")
                 )

@@ -205,3 +205,13 @@ def _cluster_ops() -> None:
 
 
 _cluster_ops()
+
+
+def _lease_ops() -> None:
+    """etcd's Lease service (trikv.api.lease; tags 300-349)."""
+    from trikv.api.lease import lease_ops
+
+    OPS.update(lease_ops())
+
+
+_lease_ops()
