@@ -11,9 +11,10 @@ takes it between batches for one step of physical compaction (trio's Lock is fai
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import trio
@@ -189,6 +190,20 @@ class Backend:
     @property
     def revision(self) -> int:
         return self._batch.revision if self._batch is not None else self.kv.current_revision
+
+    # ------------------------------------------------------------------ maintenance (snapshot streams, defrag)
+
+    @contextlib.asynccontextmanager
+    async def writes_paused(self) -> AsyncIterator[None]:
+        """No page-file writer runs inside (the open batch was committed first): the last commit is the
+        whole applied state and stays the file's state; reads go on. Snapshot streams open here, online
+        defrag copies here (the Raft loop's next batch and compaction steps wait)."""
+        async with self._writer:
+            yield
+
+    async def run_in_worker(self, fn: Callable[[], Any]) -> Any:
+        """Blocking work that does not write the page file (reads go on meanwhile), off the event loop."""
+        return await self._run_sync(fn)
 
     def close(self) -> None:
         try:

@@ -39,6 +39,7 @@ from trikv.actors.kv import Identity, KVApi, Proposer
 from trikv.actors.lease import LeaseManager, lease_reader, min_lease_ttl
 from trikv.actors.lease_api import FORWARDED, LeaseApi
 from trikv.actors.lessor import Lessor
+from trikv.actors.maintenance import MaintenanceApi
 from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_leader
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
@@ -47,6 +48,7 @@ from trikv.api import errors
 from trikv.api.internal import MemberAttributes
 from trikv.api.protocol import MemberListResponse, MemberPromoteRequest
 from trikv.api.raftpb import Message
+from trikv.api.snapshot import DefragmentRequest, SnapshotRequest
 from trikv.storage.files import FileSystem, OsFileSystem
 from trikv.storage.mvcc import KVStore
 
@@ -183,6 +185,9 @@ class Node:
         self.handlers = Handlers(
             self.kv, cluster, version=__version__, max_txn_ops=cfg.max_txn_ops, leases=self.lease_api
         )
+        self.maintenance = MaintenanceApi(self.ident, self.status, self.backend)
+        self.handlers.table[DefragmentRequest] = self.maintenance.defragment
+        self.handlers.streams[SnapshotRequest] = self.maintenance.snapshot
 
     def _wire_leases(self, opened: bootstrap.Opened) -> None:
         """The LeaseManager owns the lease table; the apply path calls into it (grant/revoke/attach)."""

@@ -34,6 +34,7 @@ from trikv.api import errors, rpc
 from trikv.api.protocol import MemberAddResponse, MemberListResponse, StatusResponse
 from trikv.blocking import BlockingClient
 from trikv.ops import DeadlineExceededError, delete_op, get_op, put_op
+from trikv.tools import ctl_snapshot
 from trikv.tools.ctl_print import (
     Out,
     Printer,
@@ -96,6 +97,7 @@ SUPPORTED_FORMATS: dict[str, frozenset[str]] = {
     "member promote": frozenset({"simple", "json"}),
     "move-leader": _RPC_FORMATS,
 }
+SUPPORTED_FORMATS.update(ctl_snapshot.FORMATS)
 
 # Command-level boolean flags: cobra takes --flag=true/false as well as --flag.
 _BOOL_FLAGS = frozenset(
@@ -398,7 +400,8 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
             group.add_argument(*names, dest=flag.dest, default=default, metavar=metavar, help=text)
 
 
-_COMMAND_NAMES = ("put", "get", "del", "txn", "compaction", "endpoint", "member", "move-leader", "version")
+_COMMAND_NAMES: tuple[str, ...] = ("put", "get", "del", "txn", "compaction", "endpoint", "member", "move-leader", "version")
+_COMMAND_NAMES += ctl_snapshot.COMMAND_NAMES
 _VALUE_FLAGS = frozenset(
     [f"--{f.name}" for f in GLOBAL_FLAGS if f.kind != "bool"] + [f.short for f in GLOBAL_FLAGS if f.short]
 )
@@ -525,6 +528,7 @@ def build_parser(only: str | None = None, *, with_globals: bool = True) -> argpa
     p = leaf(sub, "move-leader", "Transfers leadership to another trikv cluster member.")
     p.add_argument("args", nargs="*", metavar="<transferee-member-id>", help="the member ID in hexadecimal")
 
+    ctl_snapshot.add_parsers(sub, leaf, only, unused, _Parser)
     leaf(sub, "version", "Prints the version of trikvctl")
     return parser
 
@@ -1214,6 +1218,20 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Ctx], None]] = {
     ("move-leader", None): cmd_move_leader,
     ("version", None): cmd_version,
 }
+
+
+def _coded(fn: Callable[[Ctx], int]) -> Callable[[Ctx], None]:
+    """A command that returns its exit code (tools/ctl_snapshot.py prints its own lines)."""
+
+    def run(ctx: Ctx) -> None:
+        code = fn(ctx)
+        if code:
+            raise _Exit(code)
+
+    return run
+
+
+COMMANDS.update({key: _coded(fn) for key, fn in ctl_snapshot.COMMANDS.items()})
 
 
 def error_text(exc: BaseException) -> str:

@@ -215,3 +215,14 @@ def _lease_ops() -> None:
 
 
 _lease_ops()
+
+
+def _maintenance_ops() -> None:
+    """Snapshot (a stream) and Defragment (trikv.api.snapshot; tags 425-449)."""
+    from trikv.api import snapshot
+
+    OPS[snapshot.DEFRAGMENT_OP] = snapshot.DefragmentRequest
+    STREAM_OPS[snapshot.SNAPSHOT_OP] = (snapshot.SnapshotRequest,)
+
+
+_maintenance_ops()
