@@ -400,7 +400,17 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
             group.add_argument(*names, dest=flag.dest, default=default, metavar=metavar, help=text)
 
 
-_COMMAND_NAMES: tuple[str, ...] = ("put", "get", "del", "txn", "compaction", "endpoint", "member", "move-leader", "version")
+_COMMAND_NAMES: tuple[str, ...] = (
+    "put",
+    "get",
+    "del",
+    "txn",
+    "compaction",
+    "endpoint",
+    "member",
+    "move-leader",
+    "version",
+)
 _COMMAND_NAMES += ctl_snapshot.COMMAND_NAMES
 _VALUE_FLAGS = frozenset(
     [f"--{f.name}" for f in GLOBAL_FLAGS if f.kind != "bool"] + [f.short for f in GLOBAL_FLAGS if f.short]
