@@ -260,4 +260,12 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Any], int]] = {
     ("defrag", None): cmd_defrag,
 }
 
-__all__ = ["COMMANDS", "COMMAND_NAMES", "FORMATS", "add_parsers", "add_restore_flags", "run_restore", "run_status"]
+__all__ = [
+    "COMMANDS",
+    "COMMAND_NAMES",
+    "FORMATS",
+    "add_parsers",
+    "add_restore_flags",
+    "run_restore",
+    "run_status",
+]

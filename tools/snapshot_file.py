@@ -51,7 +51,12 @@ class SnapshotStatus:
     total_size: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"hash": self.hash, "revision": self.revision, "totalKey": self.total_key, "totalSize": self.total_size}
+        return {
+            "hash": self.hash,
+            "revision": self.revision,
+            "totalKey": self.total_key,
+            "totalSize": self.total_size,
+        }
 
 
 def has_hash(size: int) -> bool:

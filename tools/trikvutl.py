@@ -2,7 +2,9 @@
 
     trikvutl wal dump DIR                    one line per WAL record (DIR = the WAL directory)
     trikvutl check DIR [--wal-dir W]         verify WAL CRCs/structure and the page file; exit 1 on problems
-    trikvutl defrag --data-dir DIR           rewrite the page file compactly
+    trikvutl defrag --data-dir DIR           rewrite the page file compactly (refused while a member runs)
+    trikvutl snapshot status FILE [-w F]     hash, revision, total keys, total size of a snapshot file
+    trikvutl snapshot restore FILE --name N --data-dir D --initial-cluster ... [--skip-hash-check]
 
 Run these on a stopped member: they read without the WAL lock (dump/check never write) and defrag
 rewrites the page file. Exit 0 when healthy, 1 with one line per problem on stdout, 2 for bad arguments.
@@ -17,7 +19,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from trikv.api.errors import CorruptionError, TrikvError
+from trikv.api.errors import CorruptionError, LockedError, TrikvError
 from trikv.api.records import Entry, HardState, SnapshotMeta, WalMetadata
 from trikv.storage.files import OsFileSystem
 from trikv.storage.wal import (
@@ -30,6 +32,8 @@ from trikv.storage.wal import (
     scan_segment,
     verify,
 )
+from trikv.tools import ctl_snapshot
+from trikv.tools.ctl_print import Out
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -143,13 +147,21 @@ def defrag(data_dir: str) -> int:
     if not fs.exists(db):
         print(f"{db}: no page file")
         return EXIT_PROBLEM
-    pf = PageFile.open(fs, db)
     try:
-        before = pf.size()
-        pf.defrag()
-        after = pf.size()
+        lock = fs.lock(os.path.dirname(os.path.dirname(db)))  # the member dir a running member holds
+    except LockedError:
+        print(f"Error: {data_dir} is in use by a running member; defragment it online with `trikvctl defrag`")
+        return EXIT_PROBLEM
+    try:
+        pf = PageFile.open(fs, db)
+        try:
+            before = pf.size()
+            pf.defrag()
+            after = pf.size()
+        finally:
+            pf.close()
     finally:
-        pf.close()
+        lock.release()
     print(f"Finished defragmenting {db}: {before} -> {after} bytes")
     return EXIT_OK
 
@@ -166,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--wal-dir", default=None, help="WAL directory if not DATA_DIR/member/wal")
     dfg = sub.add_parser("defrag", help="rewrite the page file compactly (member must be stopped)")
     dfg.add_argument("--data-dir", required=True)
+    snap = sub.add_parser("snapshot", help="snapshot files: status, restore (as trikvctl snapshot)")
+    snap_sub = snap.add_subparsers(dest="subcommand", required=True)
+    st = snap_sub.add_parser("status", help="hash, revision, total keys and total size of a snapshot file")
+    st.add_argument("args", nargs="*", metavar="<filename>")
+    st.add_argument("-w", "--write-out", default="simple", choices=("simple", "json", "table"))
+    rs = snap_sub.add_parser("restore", help="a new member's data directory from a snapshot file")
+    rs.add_argument("args", nargs="*", metavar="<filename>")
+    ctl_snapshot.add_restore_flags(rs)
     return parser
 
 
@@ -178,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return wal_dump(args.dir)
         if args.command == "check":
             return check(args.dir, args.wal_dir)
+        if args.command == "snapshot":
+            if args.subcommand == "status":
+                return ctl_snapshot.run_status(args.args, args.write_out, Out())
+            return ctl_snapshot.run_restore(args, Out())
         return defrag(args.data_dir)
     except (OSError, TrikvError) as exc:
         print(f"Error: {exc}")
