@@ -1,4 +1,5 @@
-"""The Trio client against tests/fake_server.py over real loopback WebSockets."""
+"""The Trio client against the real client server over in-memory members (tests/memory_cluster.py), over
+real loopback WebSockets."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import functools
 import socket
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 import trio
@@ -16,10 +16,10 @@ import wsproto.events
 import trikv
 from trikv import client as tc
 from trikv.actors.server import serve_clients
-from trikv.api import errors, protocol, rpc
+from trikv.api import errors, rpc
 from trikv.client import DeadlineExceededError, MessageTooLargeError
 
-from .fake_server import DROP, HANG, FakeServer, FakeStore, running
+from .memory_cluster import DROP, HANG, MemoryMember, Store, running
 
 
 def free_port() -> int:
@@ -425,24 +425,10 @@ async def test_keepalive_fails_over_from_a_frozen_node(nursery: trio.Nursery) ->
 # --------------------------------------------------------------------------- against the real client server
 
 
-class _StoreBackend:
-    """trikv.actors.server's Backend over the fake's dict store: the real protocol edge, no cluster."""
-
-    def __init__(self) -> None:
-        self.fake = FakeServer(FakeStore())
-
-    async def handle(self, request: Any) -> Any:
-        return self.fake.apply(protocol.op_of(request), request)
-
-    async def health(self) -> tuple[bool, str]:
-        return True, ""
-
-    def version(self) -> dict[str, str]:
-        return {"etcdserver": "3.4.23", "etcdcluster": "3.4.0"}
-
-
 async def test_interop_with_actors_server(nursery: trio.Nursery) -> None:
-    port = await nursery.start(serve_clients, _StoreBackend(), "127.0.0.1", 0)
+    member = MemoryMember(Store(), 0x1111, "fake0")
+    member.leader = member.member_id
+    port = await nursery.start(serve_clients, member.handlers, "127.0.0.1", 0)
     async with trikv.connect([f"127.0.0.1:{port}"]) as c:
         results: dict[int, bytes] = {}
 

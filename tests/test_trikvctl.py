@@ -1,6 +1,7 @@
-"""trikvctl's output formats and exit codes against the fake server (etcdctl 3.4 transcripts as oracle).
+"""trikvctl's output formats and exit codes against the real client server over in-memory members
+(tests/memory_cluster.py), etcdctl 3.4 transcripts as oracle.
 
-The CLI runs its own trio.run, so the fake servers run in a background thread with theirs.
+The CLI runs its own trio.run, so the members run in a background thread with theirs.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from trikv.client import DeadlineExceededError
 from trikv.tools import ctl_print, trikvctl
 from trikv.tools.localcluster import ROOT
 
-from .fake_server import DROP, HANG, FakeServer, running
+from .memory_cluster import DROP, HANG, MemberServer, running
 
 
 @pytest.fixture
-def servers() -> Iterator[list[FakeServer]]:
+def servers() -> Iterator[list[MemberServer]]:
     started = threading.Event()
     box: dict[str, Any] = {}
 
@@ -54,7 +55,7 @@ def servers() -> Iterator[list[FakeServer]]:
 
 def run(
     capsys: pytest.CaptureFixture[str],
-    srv: FakeServer,
+    srv: MemberServer,
     *argv: str,
     stdin: bytes = b"",
     monkeypatch: pytest.MonkeyPatch | None = None,
@@ -119,7 +120,7 @@ def test_go_formats() -> None:
 # --------------------------------------------------------------------------- KV commands
 
 
-def test_put_get_simple_and_json(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_put_get_simple_and_json(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     assert run(capsys, srv, "put", "foo", "bar") == (0, "OK\n", "")
     assert run(capsys, srv, "get", "foo") == (0, "foo\nbar\n", "")
@@ -156,7 +157,7 @@ def test_put_get_simple_and_json(servers: list[FakeServer], capsys: pytest.Captu
     ]
 
 
-def test_ranges_and_delete(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_ranges_and_delete(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     for k, v in (("foo", "bar3"), ("foo1", "v1"), ("foo2", "v2"), ("foo3", "v3"), ("fop", "x"), ("zoo", "z")):
         assert run(capsys, srv, "put", k, v)[0] == 0
@@ -179,14 +180,14 @@ def test_ranges_and_delete(servers: list[FakeServer], capsys: pytest.CaptureFixt
     assert run(capsys, srv, "compaction", "3") == (0, "compacted revision 3\n", "")
 
 
-def test_put_value_from_stdin(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_put_value_from_stdin(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     assert run(capsys, srv, "put", "k", stdin=b"from stdin") == (0, "OK\n", "")
     assert run(capsys, srv, "get", "k", "--print-value-only")[1] == "from stdin\n"
 
 
 def test_argument_errors_and_exit_codes(
-    servers: list[FakeServer], capsys: pytest.CaptureFixture[str]
+    servers: list[MemberServer], capsys: pytest.CaptureFixture[str]
 ) -> None:
     srv = servers[0]
     needs = "Error: put command needs 1 argument and input from stdin or 2 arguments\n"
@@ -224,7 +225,7 @@ def test_argument_errors_and_exit_codes(
     )
 
 
-def test_server_errors(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_server_errors(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     assert run(capsys, srv, "put", "", "v") == (1, "", "Error: etcdserver: key is not provided\n")
     assert run(capsys, srv, "get", "foo", "--rev=9999") == (
@@ -245,7 +246,7 @@ def test_server_errors(servers: list[FakeServer], capsys: pytest.CaptureFixture[
     assert srv.requests("put") == 3
 
 
-def test_failover_across_endpoints(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_failover_across_endpoints(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     run(capsys, srv, "put", "foo", "i1")
     code, out, _ = run(
@@ -257,7 +258,7 @@ def test_failover_across_endpoints(servers: list[FakeServer], capsys: pytest.Cap
 # --------------------------------------------------------------------------- cluster commands
 
 
-def test_member_list_formats(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_member_list_formats(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     code, out, _ = run(capsys, srv, "member", "list")
     assert code == 0
@@ -279,7 +280,7 @@ def test_member_list_formats(servers: list[FakeServer], capsys: pytest.CaptureFi
     assert re.fullmatch(r"\|\s+ID\s+\|\s+STATUS\s+\|\s+NAME\s+\|.*\| IS LEARNER \|", lines[1])
 
 
-def test_endpoint_status_formats(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_endpoint_status_formats(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     code, out, err = run(capsys, srv, "endpoint", "status")
     assert (code, err) == (0, "")
@@ -315,7 +316,7 @@ def test_endpoint_status_formats(servers: list[FakeServer], capsys: pytest.Captu
 
 
 def test_endpoint_status_of_unreachable_endpoint(
-    servers: list[FakeServer], capsys: pytest.CaptureFixture[str]
+    servers: list[MemberServer], capsys: pytest.CaptureFixture[str]
 ) -> None:
     dead = dead_endpoint()
     code, out, err = run(
@@ -334,7 +335,7 @@ def test_endpoint_status_of_unreachable_endpoint(
     assert len(out.splitlines()) == 4  # header only, like etcdctl
 
 
-def test_endpoint_health(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_endpoint_health(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     code, out, err = run(capsys, srv, "endpoint", "health")
     assert code == 0 and err == ""
@@ -383,7 +384,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def fake_member_id(*urls: str) -> int:
-    """The id the fake server gives a member added with these peer URLs."""
+    """The id the test members give a member added with these peer URLs."""
     return int.from_bytes(hashlib.sha1(",".join(urls).encode()).digest()[:8], "big")
 
 
@@ -399,7 +400,7 @@ def test_parse_uint64_hex_is_go_strconv() -> None:
 
 
 def test_member_add_update_promote_remove(
-    servers: list[FakeServer], capsys: pytest.CaptureFixture[str]
+    servers: list[MemberServer], capsys: pytest.CaptureFixture[str]
 ) -> None:
     srv = servers[0]
     url = "http://127.0.0.1:32380"
@@ -486,7 +487,7 @@ def test_member_add_update_promote_remove(
     assert rows == [f"{i:x}" for i in sorted([0x2222, 0x3333, learner])]
 
 
-def test_member_argument_errors(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_member_argument_errors(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     url = "--peer-urls=http://127.0.0.1:32380"
     cases = [
@@ -537,7 +538,7 @@ def test_member_argument_errors(servers: list[FakeServer], capsys: pytest.Captur
     assert len(run(capsys, srv, "member", "list")[1].splitlines()) == 3
 
 
-def test_move_leader(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_move_leader(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     leader, f1, f2 = servers
     # Only followers among the endpoints: etcdctl refuses with exit 128 and lists what it was given.
     assert run(capsys, leader, f"--endpoints={f1.endpoint},{f2.endpoint}", "move-leader", "2222") == (
@@ -615,7 +616,7 @@ def test_outcome_unknown_shows_what_etcdctl_would() -> None:
 
 
 def test_etcdctl_env_sets_global_flags_and_the_command_line_wins(
-    servers: list[FakeServer], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    servers: list[MemberServer], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     srv = servers[0]
     run(capsys, srv, "put", "foo", "bar")
@@ -650,7 +651,7 @@ def test_etcdctl_env_sets_global_flags_and_the_command_line_wins(
 
 
 def test_hex_output_matches_etcdctl(
-    servers: list[FakeServer], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    servers: list[MemberServer], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     srv = servers[0]
     key, value = os.fsdecode(b"k\xff\x01"), os.fsdecode(b"A\n\xfe")
@@ -668,7 +669,9 @@ def test_hex_output_matches_etcdctl(
     assert run(capsys, srv, "del", key, "--prev-kv") == (0, "1\n\\x6b\\xff\\x01\n\\x42\n", "")
 
 
-def test_non_utf8_arguments_are_bytes(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_utf8_arguments_are_bytes(
+    servers: list[MemberServer], capsys: pytest.CaptureFixture[str]
+) -> None:
     srv = servers[0]
     key = os.fsdecode(b"\xc3\x28key")  # not UTF-8: Python hands it over as surrogates
     assert run(capsys, srv, "put", key, os.fsdecode(b"v\xff"))[0] == 0
@@ -682,7 +685,7 @@ def test_non_utf8_arguments_are_bytes(servers: list[FakeServer], capsys: pytest.
 
 
 def test_output_formats_per_command(
-    servers: list[FakeServer], capsysbinary: pytest.CaptureFixture[bytes]
+    servers: list[MemberServer], capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
     """etcdctl 3.4's printers: what each command prints with each -w, and exit 4 where it has none."""
     srv = servers[0]
@@ -800,7 +803,7 @@ def assert_one_error(proc: subprocess.CompletedProcess[bytes], code: int, messag
     assert (proc.returncode, proc.stderr) == (code, b"Error: " + message + b"\n")
 
 
-def test_program_bad_input_exit_codes_and_no_traceback(servers: list[FakeServer]) -> None:
+def test_program_bad_input_exit_codes_and_no_traceback(servers: list[MemberServer]) -> None:
     srv = servers[0]
     env = {"ETCDCTL_ENDPOINTS": srv.endpoint}  # the only way the program learns where the server is
     proc = ctl_process("put", b"k\xff", b"v\xfe", env=env)
@@ -859,7 +862,7 @@ def test_program_dies_by_sigint_while_waiting() -> None:
 # --------------------------------------------------------------------------- the blocking transport
 
 
-def test_blocking_transport_retry_rules(servers: list[FakeServer]) -> None:
+def test_blocking_transport_retry_rules(servers: list[MemberServer]) -> None:
     """Reads fail over; a write moves on only when it provably never left; otherwise it is in doubt."""
     first, second = servers[0], servers[1]
     eps = [first.endpoint, second.endpoint]
@@ -898,7 +901,7 @@ def test_blocking_transport_retry_rules(servers: list[FakeServer]) -> None:
     assert second.requests("put") == 1
 
 
-def test_unary_commands_never_import_trio(servers: list[FakeServer]) -> None:
+def test_unary_commands_never_import_trio(servers: list[MemberServer]) -> None:
     """Start-up is the cost of a CLI call: trio and the WebSocket stack stay out of unary commands."""
     code = (
         "import sys\n"
@@ -942,7 +945,7 @@ def test_blocking_wire_form_encodes_exactly_as_the_codec() -> None:
 # --------------------------------------------------------------------------- txn
 
 
-def test_txn_as_etcdctl(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_txn_as_etcdctl(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     """etcdctl 3.4's txn: stdin sections each ended by an empty line; its output in every format."""
     srv = servers[0]
     run(capsys, srv, "put", "user1", "bad")
@@ -1001,7 +1004,7 @@ def test_txn_as_etcdctl(servers: list[FakeServer], capsys: pytest.CaptureFixture
     assert run(capsys, srv, "txn", "extra") == (128, "", "Error: txn command does not accept argument\n")
 
 
-def test_txn_quoting_and_bytes(servers: list[FakeServer], capsys: pytest.CaptureFixture[str]) -> None:
+def test_txn_quoting_and_bytes(servers: list[MemberServer], capsys: pytest.CaptureFixture[str]) -> None:
     srv = servers[0]
     script = b'\nput "a b" \'c d\'\nput "k\\xff" `raw\\n`\n\n\n'
     assert run(capsys, srv, "txn", "-i", stdin=script) == (
