@@ -24,6 +24,7 @@ from trikv.actors.events import Pending, ToThread, Waiters, to_thread
 from trikv.api import rpc
 from trikv.api.raftpb import Snapshot
 from trikv.api.records import ConfChange, ConfState, Entry
+from trikv.api.watch import Event
 from trikv.storage.mvcc import ApplyBatch, KVStore
 from trikv.storage.pagefile import PageFile
 
@@ -61,6 +62,9 @@ class Backend:
         # Told after every durable commit / when a compaction was scheduled (the Snapshotter, the Compactor).
         self.on_commit: Callable[[int, ConfState | None], None] = lambda index, cs: None
         self.on_compaction_scheduled: Callable[[], None] = lambda: None
+        # The watch hub: each applied batch's events (never awaited), and "a snapshot replaced the store".
+        self.on_events: Callable[[list[Event], int], None] = lambda events, revision: None
+        self.on_installed: Callable[[], None] = lambda: None
         # Told after a snapshot install replaced the page file (the LeaseManager rebuilds its table from it).
         self.on_install: Callable[[KVStore], None] = lambda kv: None
 
@@ -80,6 +84,7 @@ class Backend:
             batch.rollback()
             self._writer.release()
             raise
+        self.on_events(batch.take_events(), batch.revision)
         if outcome.last_index:
             self.applied = outcome.last_index
         for cc_id in outcome.conf_change_ids:
@@ -154,6 +159,7 @@ class Backend:
                 self.on_install(self.kv)
         self.applied = max(self.applied, snap.meta.index)
         self._release_reads()
+        self.on_installed()
 
     def snapshot_bytes(self) -> bytes:
         buf = io.BytesIO()
@@ -186,6 +192,18 @@ class Backend:
         if self._batch is not None:
             return self._batch.range(req)
         return self.kv.range(req)
+
+    async def history(
+        self, lo: int, hi: int, key: bytes, range_end: bytes, limit: int, prev_kv: bool
+    ) -> tuple[list[Event], int, int]:
+        """(events, last revision read, compact revision) of history lo..hi, as `range` reads."""
+        while self._busy is not None:
+            await self._busy.wait()
+        if self._batch is not None:
+            events, last = self._batch.history(lo, hi, key, range_end, limit, prev_kv)
+            return events, last, self._batch.compact_revision
+        events, last = self.kv.history(lo, hi, key, range_end, limit, prev_kv)
+        return events, last, self.kv.compact_revision
 
     @property
     def revision(self) -> int:

@@ -44,11 +44,14 @@ from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_lea
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
 from trikv.actors.snapshotter import Snapshotter
+from trikv.actors.watch import WatchHub
+from trikv.actors.watch_serve import watch_handler
 from trikv.api import errors
 from trikv.api.internal import MemberAttributes
 from trikv.api.protocol import MemberListResponse, MemberPromoteRequest
 from trikv.api.raftpb import Message
 from trikv.api.snapshot import DefragmentRequest, SnapshotRequest
+from trikv.api.watch import WatchRequest
 from trikv.storage.files import FileSystem, OsFileSystem
 from trikv.storage.mvcc import KVStore
 
@@ -124,6 +127,7 @@ class Node:
         self.compactor = Compactor(self.backend)
         self.backend.on_commit = self.snapshotter.committed
         self.backend.on_compaction_scheduled = self.compactor.scheduled
+        self._wire_watch()
         self.raft = RaftNode(
             opened.raw,
             opened.storage,
@@ -212,6 +216,22 @@ class Node:
             return await self.lease_api.serve_forwarded(req)
         return await self.cluster.promote_here(req)
 
+    def _wire_watch(self) -> None:
+        """The watch hub: fed by the apply path (never awaited), reads history through the Backend."""
+        backend = self.backend
+
+        def want_prev(on: bool) -> None:
+            backend.kv.want_prev = on
+
+        self.watch_hub = WatchHub(
+            backend,
+            lambda rev: self.kv.header(rev),
+            max_response_bytes=self.cfg.max_request_bytes,
+            set_want_prev=want_prev,
+        )
+        backend.on_events = self.watch_hub.notify
+        backend.on_installed = self.watch_hub.installed
+
     def _stamp(self, kv: KVStore) -> None:
         bootstrap.stamp_identity(kv, self.ident.cluster_id, self.ident.member_id, str(self.cfg.db_path))
 
@@ -247,6 +267,8 @@ class Node:
         nursery.start_soon(self.raft.ticker)
         nursery.start_soon(self.raft.run)
         nursery.start_soon(self.snapshotter.run)
+        nursery.start_soon(self.watch_hub.run)
+        self.handlers.streams[WatchRequest] = watch_handler(self.watch_hub)
         nursery.start_soon(self.compactor.run)
         nursery.start_soon(self.leases.run)
         routes = gateway_routes(self.handlers, max_request_bytes=cfg.max_request_bytes)

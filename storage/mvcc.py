@@ -54,6 +54,7 @@ from trikv.api.rpc import (
     TxnRequest,
     TxnResponse,
 )
+from trikv.api.watch import Event, EventType
 from trikv.storage.keyindex import Generation, KeyIndex, bound, main_of, pack
 
 KEY_BUCKET = b"key"
@@ -146,6 +147,9 @@ class KVStore:
         self._index_compacted_to = 0
         self._compact_cursor = b""
         self._batch: ApplyBatch | None = None
+        # The watch hub sets this while a watcher asks for prev_kv: each write event then carries its
+        # previous value (read once, at apply, instead of once per watcher later).
+        self.want_prev = False
         self._open()
 
     # ----------------------------------------------------------------------------------- open / rebuild
@@ -220,6 +224,55 @@ class KVStore:
             return self._range(rx, self.current_revision, self.compact_revision, req)
         finally:
             rx.close()
+
+    def history(
+        self, lo: int, hi: int, key: bytes, range_end: bytes, limit: int, prev_kv: bool
+    ) -> tuple[list[Event], int]:
+        """Events of revisions lo..hi on a key span from the committed state (see `_history`)."""
+        rx = self._pf.read()
+        try:
+            return self._history(rx, lo, hi, key, range_end, limit, prev_kv)
+        finally:
+            rx.close()
+
+    def _history(
+        self, rx: _Reader, lo: int, hi: int, key: bytes, range_end: bytes, limit: int, prev_kv: bool
+    ) -> tuple[list[Event], int]:
+        """(events, last revision read) of revisions lo..hi on the span, in revision then apply order.
+
+        The key bucket is ordered by revision, so this is one scan. It stops after `limit` events but only
+        at a revision boundary (all events of a revision or none: watch atomicity); the caller checks that
+        `lo` is not compacted. prev_kv is the key's value at mod_revision - 1, when history still has it.
+        """
+        if hi < lo:
+            return [], hi
+        start, end, single = key_span(key, range_end)
+        out: list[Event] = []
+        last = lo - 1
+        unpack = _HDR.unpack_from
+        for pk, raw in rx.range(KEY_BUCKET, _U64.pack(lo), _U64.pack(hi + 1)):
+            main, _sub, kind, _create, _version = unpack(pk)
+            if main != last:
+                if len(out) >= limit:
+                    return out, last
+                last = main
+            k = pk[_HDR_SIZE:]
+            if single:
+                if k != start:
+                    continue
+            elif k < start or (end is not None and k >= end):
+                continue
+            prev = None
+            if prev_kv:
+                ki = self._index.get(k)
+                hit = ki.get(bound(main - 1)) if ki is not None else None
+                if hit is not None:
+                    prev = self._load(rx, k, *hit)
+            if kind == _PUT:
+                out.append(Event(EventType.PUT, codec.decode(raw), prev))
+            else:
+                out.append(Event(EventType.DELETE, KeyValue(k, 0, main, 0), prev))
+        return out, hi
 
     def meta_get(self, key: bytes) -> bytes | None:
         with self._pf.read() as rx:
@@ -384,6 +437,8 @@ class ApplyBatch:
         # per-request state
         self._main = 0
         self._sub = 0
+        # every put / delete applied in this batch, in apply order, until the watch hub takes them
+        self.events: list[Event] = []
 
     def __enter__(self) -> ApplyBatch:
         return self
@@ -398,6 +453,21 @@ class ApplyBatch:
     def range(self, req: RangeRequest) -> RangeResponse:
         _check_static(req)
         return self._s._range(self._tx, self.revision, self._compact_rev, req)
+
+    def history(
+        self, lo: int, hi: int, key: bytes, range_end: bytes, limit: int, prev_kv: bool
+    ) -> tuple[list[Event], int]:
+        """KVStore.history through this batch (it sees the batch's writes)."""
+        return self._s._history(self._tx, lo, hi, key, range_end, limit, prev_kv)
+
+    @property
+    def compact_revision(self) -> int:
+        return self._compact_rev
+
+    def take_events(self) -> list[Event]:
+        """The events applied since the last call (the watch hub's feed)."""
+        events, self.events = self.events, []
+        return events
 
     def put(self, req: PutRequest) -> PutResponse:
         _check_static(req)
@@ -498,6 +568,7 @@ class ApplyBatch:
         self._done = True
         s = self._s
         s._batch = None
+        self.events = []
         try:
             self._tx.rollback()
         finally:
@@ -554,17 +625,25 @@ class ApplyBatch:
         self._sub += 1
         kv = KeyValue(key, create, self._main, version, value, lease)
         self._tx.put(KEY_BUCKET, _page_key(rev, _PUT, create, version, key), codec.encode(kv))
+        if prev is None and cur is not None and self._s.want_prev:
+            prev = self._s._load(self._tx, key, *cur)
+        self.events.append(Event(EventType.PUT, kv, prev))
         ki.put(rev, create, version)
 
     def _do_delete(self, req: DeleteRangeRequest) -> tuple[int, list[KeyValue]]:
         start, end, single = key_span(req.key, req.range_end)
         hits = self._s._visible(start, end, single, self._view())
         prev = [self._s._load(self._tx, *h) for h in hits] if req.prev_kv else []
-        for key, _r, _c, _v in hits:
+        if not prev and hits and self._s.want_prev:
+            olds: list[KeyValue | None] = [self._s._load(self._tx, *h) for h in hits]
+        else:
+            olds = list(prev) or [None] * len(hits)
+        for (key, _r, _c, _v), old in zip(hits, olds, strict=True):
             ki = self._touch(key)
             rev = pack(self._main, self._sub)
             self._sub += 1
             self._tx.put(KEY_BUCKET, _page_key(rev, _TOMB, 0, 0, key), b"")
+            self.events.append(Event(EventType.DELETE, KeyValue(key, 0, self._main, 0), old))
             ki.tombstone(rev)
         return len(hits), prev
 

@@ -207,6 +207,16 @@ def _cluster_ops() -> None:
 _cluster_ops()
 
 
+def _watch_ops() -> None:
+    """etcd's Watch service, a stream of WatchRequest items (trikv.api.watch; tags 350-399)."""
+    from trikv.api import watch
+
+    STREAM_OPS["watch"] = (watch.WatchRequest,)
+
+
+_watch_ops()
+
+
 def _lease_ops() -> None:
     """etcd's Lease service (trikv.api.lease; tags 300-349)."""
     from trikv.api.lease import lease_ops

@@ -1,0 +1,101 @@
+"""Watch shapes (etcd's `etcdserverpb` Watch service and `mvccpb.Event`).
+
+A watch stream carries `WatchRequest`s one way (each holds exactly one of create / cancel / progress, as
+etcd's oneof) and `WatchResponse`s the other. Codec tags 350-399 are the watch range.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from trikv.api.codec import register
+from trikv.api.records import as_tuple
+from trikv.api.rpc import KeyValue, ResponseHeader
+
+
+class EventType(enum.IntEnum):
+    PUT = 0
+    DELETE = 1
+
+
+class FilterType(enum.IntEnum):
+    NOPUT = 0  # etcd: filter out put events
+    NODELETE = 1  # etcd: filter out delete events
+
+
+PROGRESS_WATCH_ID = -1  # etcd 3.4: a progress response belongs to no watch (watch_id -1 on the wire)
+AUTO_WATCH_ID = 0  # etcd's clientv3.AutoWatchID: the server picks the id
+
+
+@register(350)
+@attrs.frozen(slots=True)
+class Event:
+    """One change: a DELETE's kv carries only key and mod_revision (etcd's tombstone event)."""
+
+    type: EventType
+    kv: KeyValue
+    prev_kv: KeyValue | None = None
+
+
+@register(351)
+@attrs.frozen(slots=True)
+class WatchCreateRequest:
+    key: bytes
+    range_end: bytes = b""
+    start_revision: int = 0
+    progress_notify: bool = False
+    filters: tuple[int, ...] = attrs.field(default=(), converter=as_tuple)
+    prev_kv: bool = False
+    watch_id: int = AUTO_WATCH_ID
+    fragment: bool = False
+
+
+@register(352)
+@attrs.frozen(slots=True)
+class WatchCancelRequest:
+    watch_id: int
+
+
+@register(353)
+@attrs.frozen(slots=True)
+class WatchProgressRequest:
+    pass
+
+
+@register(354)
+@attrs.frozen(slots=True)
+class WatchRequest:
+    """One message on a watch stream; exactly one field is set (etcd's WatchRequest oneof)."""
+
+    create_request: WatchCreateRequest | None = None
+    cancel_request: WatchCancelRequest | None = None
+    progress_request: WatchProgressRequest | None = None
+
+
+@register(355)
+@attrs.frozen(slots=True)
+class WatchResponse:
+    header: ResponseHeader
+    watch_id: int = 0
+    created: bool = False
+    canceled: bool = False
+    compact_revision: int = 0
+    cancel_reason: str = ""
+    fragment: bool = False
+    events: tuple[Event, ...] = attrs.field(default=(), converter=as_tuple)
+
+
+__all__ = [
+    "AUTO_WATCH_ID",
+    "PROGRESS_WATCH_ID",
+    "Event",
+    "EventType",
+    "FilterType",
+    "WatchCancelRequest",
+    "WatchCreateRequest",
+    "WatchProgressRequest",
+    "WatchRequest",
+    "WatchResponse",
+]
