@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import trio
 
 from trikv.actors.apply import Applier, ApplyOutcome
 from trikv.actors.events import Pending, ToThread, Waiters, to_thread
+from trikv.actors.metrics import MemberMetrics
 from trikv.api import rpc
 from trikv.api.raftpb import Snapshot
 from trikv.api.records import ConfChange, ConfState, Entry
@@ -62,6 +64,7 @@ class Backend:
         # Told after every durable commit / when a compaction was scheduled (the Snapshotter, the Compactor).
         self.on_commit: Callable[[int, ConfState | None], None] = lambda index, cs: None
         self.on_compaction_scheduled: Callable[[], None] = lambda: None
+        self.metrics: MemberMetrics | None = None  # set by the Node
         # The watch hub: each applied batch's events (never awaited), and "a snapshot replaced the store".
         self.on_events: Callable[[list[Event], int], None] = lambda events, revision: None
         self.on_installed: Callable[[], None] = lambda: None
@@ -76,6 +79,7 @@ class Backend:
         batch = await self._open_batch()
         self._batch_entries += len(entries)
         compaction_before = self.kv.compact_revision
+        t0 = time.perf_counter()
         try:
             outcome = self.applier.apply(batch, entries, apply_conf_change)
         except BaseException:
@@ -84,6 +88,8 @@ class Backend:
             batch.rollback()
             self._writer.release()
             raise
+        if self.metrics is not None:
+            self.metrics.apply_duration.observe(time.perf_counter() - t0)
         self.on_events(batch.take_events(), batch.revision)
         if outcome.last_index:
             self.applied = outcome.last_index
@@ -115,8 +121,11 @@ class Backend:
         batch = self._batch
         if batch is None:
             return
+        t0 = time.perf_counter()
         try:
             await self._in_thread(batch.commit)
+            if self.metrics is not None:
+                self.metrics.backend_commit.observe(time.perf_counter() - t0)
         finally:
             self._batch = None
             self._writer.release()

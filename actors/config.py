@@ -111,6 +111,8 @@ class ServerConfig:
     logger: str = "zap"
     log_level: str = "info"
     log_outputs: tuple[str, ...] = ("default",)
+    listen_metrics_urls: tuple[str, ...] = ()
+    metrics: str = "extensive"  # etcd's default is 'basic'; trikv emits grpc_server_handling_seconds by default
     config_file: str | None = None
     warnings: tuple[str, ...] = ()
     # (level, message, fields): what etcd logs while reading its configuration (e.g. "recognized and used
@@ -154,6 +156,11 @@ class ServerConfig:
     def peer_listen(self) -> tuple[tuple[str, int], ...]:
         """(host, port) to bind for peer traffic, one per listen-peer-url."""
         return tuple(host_port(u) for u in self.listen_peer_urls)
+
+    @property
+    def metrics_listen(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) to bind for /metrics and /health, one per listen-metrics-url."""
+        return tuple(host_port(u) for u in self.listen_metrics_urls)
 
     @property
     def client_listen(self) -> tuple[tuple[str, int], ...]:
@@ -367,6 +374,11 @@ def _build(
             "log-outputs 'systemd/journal' is not supported (use stderr, stdout or a file path)"
         )
 
+    metrics_level = s("metrics") or "extensive"
+    if metrics_level not in ("basic", "extensive"):
+        raise ConfigError(f"unknown metrics option {metrics_level!r} (expected 'basic' or 'extensive')")
+    listen_metrics = urls("listen-metrics-urls", True) if v["listen-metrics-urls"] else ()
+
     return ServerConfig(
         name=name,
         data_dir=data_dir,
@@ -392,6 +404,8 @@ def _build(
         logger=logger,
         log_level=level,
         log_outputs=outputs,
+        listen_metrics_urls=listen_metrics,
+        metrics=metrics_level,
         config_file=config_file,
         warnings=tuple(warnings),
         notices=tuple(notices),

@@ -16,6 +16,7 @@ import trio
 from trikv.actors.cluster import ClusterApi
 from trikv.actors.kv import KVApi
 from trikv.actors.lease_api import LeaseApi, check_lease_request, lease_handlers
+from trikv.actors.metrics import MemberMetrics
 from trikv.api import errors, protocol, rpc
 from trikv.api.checks import check_request
 
@@ -59,6 +60,7 @@ class Handlers:
             self.table.update(lease_handlers(leases))
         # Streams by the type of their opening request (watch, lease keep-alive, snapshot register here).
         self.streams: dict[type, StreamHandler] = {}
+        self.metrics: MemberMetrics | None = None  # set by the Node: every surface counts here, once
 
     def _learner_may(self, request: Any) -> bool:
         return isinstance(request, protocol.StatusRequest) or (
@@ -66,6 +68,11 @@ class Handlers:
         )
 
     async def handle(self, request: Any) -> Any:
+        if self.metrics is not None:
+            return await self.metrics.unary(request, self._handle)
+        return await self._handle(request)
+
+    async def _handle(self, request: Any) -> Any:
         handler = self.table.get(type(request))
         if handler is None:
             raise errors.InvalidRequestError(f"etcdserver: unknown request {type(request).__name__}")
@@ -76,6 +83,13 @@ class Handlers:
         return await handler(request)
 
     async def stream(
+        self, first: Any, inbound: trio.MemoryReceiveChannel[Any], emit: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        if self.metrics is not None:
+            return await self.metrics.stream(first, self._stream(first, inbound, emit))
+        await self._stream(first, inbound, emit)
+
+    async def _stream(
         self, first: Any, inbound: trio.MemoryReceiveChannel[Any], emit: Callable[[Any], Awaitable[None]]
     ) -> None:
         handler = self.streams.get(type(first))

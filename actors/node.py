@@ -40,6 +40,8 @@ from trikv.actors.lease import LeaseManager, lease_reader, min_lease_ttl
 from trikv.actors.lease_api import FORWARDED, LeaseApi
 from trikv.actors.lessor import Lessor
 from trikv.actors.maintenance import MaintenanceApi
+from trikv.actors.metrics import MemberMetrics, Sources
+from trikv.actors.metrics_http import metrics_routes, serve_metrics
 from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_leader
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
@@ -97,6 +99,8 @@ class Node:
         self.status = RaftStatus()
         self.waiters = Waiters()
         self.client_ports: list[int] = []
+        self.metrics_ports: list[int] = []
+        self.metrics = MemberMetrics(extensive=cfg.metrics != "basic")  # one registry per member
         self.peer_port = 0
         self._removed = trio.Event()
         self._stopping = False
@@ -258,8 +262,35 @@ class Node:
             for lock in opened.locks:
                 lock.release()
 
+    def _wire_metrics(self) -> None:
+        """Hand the member's metrics to the actors that observe, and its state to the scrape-time collector."""
+        m, b = self.metrics, self.backend
+        self.raft.metrics = b.metrics = self.handlers.metrics = m
+        for actor in (self.transport, self.peer_server):
+            if isinstance(actor, (Transport, PeerServer)):
+                actor.metrics = m
+        quota = self.cfg.quota_bytes
+        m.attach(
+            Sources(
+                member_id=self.id,
+                status=self.status,
+                inbox=self.inbox,
+                waiters=self.waiters,
+                quota_bytes=self.cfg.quota_backend_bytes if quota is None else quota,
+                is_learner=self.handlers.is_learner,
+                db_size=lambda: b.pagefile.size(),
+                db_size_in_use=lambda: b.pagefile.size_in_use(),
+                revision=lambda: b.revision,
+                compact_revision=lambda: b.kv.compact_revision,
+            )
+        )
+
     async def _start(self, nursery: trio.Nursery) -> None:
         cfg = self.cfg
+        self._wire_metrics()
+        for host, port in cfg.metrics_listen if self._network is None else ():
+            serve_m = functools.partial(serve_metrics, self.metrics, self.handlers.health, host, port)
+            self.metrics_ports.append(await nursery.start(serve_m))
         if self.peer_server is not None:
             peer_host, peer_port = cfg.peer_listen[0]
             self.peer_port = await nursery.start(self.peer_server.serve, peer_host, peer_port)
@@ -272,6 +303,7 @@ class Node:
         nursery.start_soon(self.compactor.run)
         nursery.start_soon(self.leases.run)
         routes = gateway_routes(self.handlers, max_request_bytes=cfg.max_request_bytes)
+        routes = {**routes, **metrics_routes(self.metrics)}
         for host, port in cfg.client_listen if self._network is None else ():
             serve = functools.partial(
                 serve_clients,

@@ -13,6 +13,7 @@ Queued messages are coalesced into one frame per send: every frame costs pure-Py
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from trikv.actors.events import Inbox, SnapshotStatus
 from trikv.actors.identity import format_id
+from trikv.actors.metrics import MemberMetrics, PeerSeries
 from trikv.api import codec, errors
 from trikv.api.internal import PeerHello, PeerHelloReply
 from trikv.api.lease import LeaseKeepAliveRequest, LeaseTimeToLiveRequest
@@ -36,6 +38,7 @@ MAX_PEER_MESSAGE = 1 << 30  # snapshots carry the whole page file
 QUEUE_LIMIT = 4096  # messages per peer before we drop (Raft retransmits) and report the peer unreachable
 MAX_BATCH = 512  # messages coalesced into one frame
 RECEIVE_BUFFER = 1 << 16
+PROBE_INTERVAL = 4.0  # seconds between round-trip probes of a peer stream (etcd's prober interval)
 # what a member may forward to the leader: etcd forwards promote, lease keep-alive and TimeToLive
 FORWARDABLE = (MemberPromoteRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest)
 FORWARD_TIMEOUT = 10.0  # seconds for a forwarded request (a promote is one conf change)
@@ -88,6 +91,7 @@ class Peer:
         self.cancel_scope = trio.CancelScope()
         self.connected = False
         self._last_refusal = ""
+        self.series: PeerSeries | None = None if transport.metrics is None else transport.metrics.peer(peer_id)
 
     def enqueue(self, m: Message) -> None:
         if m.type == MessageType.SNAP:
@@ -96,6 +100,8 @@ class Peer:
         try:
             self.send_ch.send_nowait(m)
         except trio.WouldBlock:
+            if self.series is not None:
+                self.series.sent_failures.inc()
             self.transport.unreachable(self.id)
 
     async def run(self) -> None:
@@ -149,6 +155,8 @@ class Peer:
             if not self.connected:
                 log.info("established peer stream to %s (%s)", format_id(self.id), url)
             self.connected = True
+            if self.series is not None:
+                t.nursery.start_soon(self._probe, ws, self.series)
             batch: list[Message] = []
             while True:
                 m = await self.recv_ch.receive()
@@ -158,8 +166,23 @@ class Peer:
                         batch.append(self.recv_ch.receive_nowait())
                     except trio.WouldBlock:
                         break
-                await ws.send_message(codec.encode(batch))
+                frame = codec.encode(batch)
+                await ws.send_message(frame)
+                if self.series is not None:
+                    self.series.sent_bytes.inc(len(frame))
                 batch = []
+
+    async def _probe(self, ws: WebSocketConnection, series: PeerSeries) -> None:
+        """etcd's prober: the round trip of a ping on the live stream, observed every PROBE_INTERVAL."""
+        try:
+            while ws.closed is None:
+                t0 = time.perf_counter()
+                with trio.move_on_after(PROBE_INTERVAL):
+                    await ws.ping()
+                    series.rtt.observe(time.perf_counter() - t0)
+                await trio.sleep(PROBE_INTERVAL)
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            return
 
     async def _send_snapshot(self, m: Message) -> None:
         t = self.transport
@@ -217,6 +240,7 @@ class Transport:
         self.snapshot_source = snapshot_source
         self.peers: dict[int, Peer] = {}
         self.nursery: trio.Nursery
+        self.metrics: MemberMetrics | None = None  # set by the Node
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -271,6 +295,7 @@ class PeerServer:
         self.inbox = inbox
         self.members = view.members
         self.removed = view.removed
+        self.metrics: MemberMetrics | None = None  # set by the Node
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -344,6 +369,8 @@ class PeerServer:
         try:
             while True:
                 data = await ws.get_message()
+                if self.metrics is not None:
+                    self.metrics.received_from(hello.from_id).inc(len(data))
                 msgs = codec.decode(_bytes(data))
                 if not isinstance(msgs, (list, tuple)):
                     raise codec.CodecError("peer frame is not an array of messages")

@@ -33,6 +33,7 @@ from trikv.actors.events import (
     to_thread,
 )
 from trikv.actors.identity import format_id
+from trikv.actors.metrics import MemberMetrics
 from trikv.actors.raft import ProposalDropped, RawNode, StateType
 from trikv.actors.reads import ReadRounds
 from trikv.actors.snapshotter import Snapshotter
@@ -100,6 +101,7 @@ class RaftNode:
         self.tick_seconds, self.snapshot_count = tick_seconds, snapshot_count
         self._run_sync = run_sync
         self.transport: PeerSender | None = None  # set by the Node once the peer actors exist
+        self.metrics: MemberMetrics | None = None  # set by the Node
         self.id = raw.status().id
         self._fsync_ewma = 0.0
         self._thread_syncs = 0
@@ -241,6 +243,8 @@ class RaftNode:
                     format_id(ss.lead),
                     self.raw.status().term,
                 )
+        if ss.lead not in (0, st.lead) and self.metrics is not None:
+            self.metrics.leader_changes.inc()  # etcd counts changes to a new leader, never to "none"
         st.lead = ss.lead
         st.is_leader = ss.role == StateType.LEADER
         if ss.lead == 0:
@@ -267,7 +271,10 @@ class RaftNode:
             self._thread_syncs += 1
             if self._thread_syncs % 64 == 0:
                 self._fsync_ewma = 0.0  # probe inline again now and then: the disk may be quiet again
-        self._fsync_ewma = 0.8 * self._fsync_ewma + 0.2 * (time.perf_counter() - t0)
+        took = time.perf_counter() - t0
+        if self.metrics is not None:
+            self.metrics.wal_fsync.observe(took)
+        self._fsync_ewma = 0.8 * self._fsync_ewma + 0.2 * took
         hs = self.wal.hard_state
         self._synced_term, self._synced_vote = hs.term, hs.vote
 
