@@ -129,6 +129,8 @@ class Backend:
         finally:
             self._batch = None
             self._writer.release()
+        if self.kv.compact_revision > self.kv.finished_compact_revision:
+            self.on_compaction_scheduled()  # the store's compact revision moves at commit, not at apply
         self.on_commit(self.kv.consistent_index, self.applier.conf_state())
 
     def commit_now(self) -> None:
