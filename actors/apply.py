@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 
 import attrs
 
+from trikv.actors.alarmstore import AlarmStore
 from trikv.actors.lease_apply import LEASE_APPLY, apply_with_leases
 from trikv.actors.lessor import Lessor
 from trikv.api import codec, errors, rpc
 from trikv.api.internal import MemberAttributes, RaftRequest
+from trikv.api.maintenance import AlarmRequest
 from trikv.api.protocol import Member
 from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType
 from trikv.storage.mvcc import ApplyBatch, KVStore
@@ -85,6 +87,7 @@ class Applier:
         self.self_id = self_id
         self.members: dict[int, Member] = {}
         self.removed: set[int] = set()
+        self.alarms = AlarmStore.load(kv)  # from the page file: alarms survive restarts and installs
         self.lessor: Lessor | None = None  # set by the Node: lease entries and puts naming a lease go there
         self._load_members()
 
@@ -152,6 +155,11 @@ class Applier:
         try:
             if isinstance(p, MemberAttributes):
                 return self._publish(batch, p)
+            if isinstance(p, AlarmRequest):
+                return self.alarms.apply(batch, p)
+            refused = self.alarms.refuse(p)  # NOSPACE / CORRUPT (etcd's capped and corrupt appliers)
+            if refused is not None:
+                return refused
             if self.lessor is not None and type(p) in LEASE_APPLY:
                 return apply_with_leases(self.lessor, batch, p)
             apply = _KV_APPLY.get(type(p))

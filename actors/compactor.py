@@ -16,6 +16,7 @@ import logging
 
 import trio
 
+from trikv.actors.autocompact import Periodic, Revision
 from trikv.actors.backend import Backend
 
 log = logging.getLogger("trikv.compactor")
@@ -33,6 +34,8 @@ class Compactor:
         self.pause = pause
         self._wake = trio.Event()
         self.steps = 0
+        # auto-compaction-mode/retention (actors/autocompact.py), set by the Node; None: off (etcd's default)
+        self.auto: Periodic | Revision | None = None
 
     def scheduled(self) -> None:
         """Called by the backend when an applied entry moved the compact revision (never blocks)."""
@@ -50,6 +53,12 @@ class Compactor:
         return done
 
     async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            if self.auto is not None:
+                nursery.start_soon(self.auto.run)
+            await self._physical()
+
+    async def _physical(self) -> None:
         if self._pending():  # a compaction interrupted by a restart
             self._wake.set()
         while True:

@@ -56,6 +56,7 @@ from trikv.actors.config_values import (
     as_str_list,
     check_urls,
     host_port,
+    parse_duration,
     parse_retention,
 )
 from trikv.api.errors import ConfigError
@@ -106,6 +107,7 @@ class ServerConfig:
     max_wals: int = 5
     auto_compaction_mode: str = "periodic"
     auto_compaction_retention: str = "0"
+    corrupt_check_time_ms: int = 0  # experimental-corrupt-check-time; 0 = no periodic corruption check
     strict_reconfig_check: bool = True
     enable_grpc_gateway: bool = True
     logger: str = "zap"
@@ -358,6 +360,8 @@ def _build(
         raise ConfigError(f"unknown auto-compaction-mode {mode!r} (expected 'periodic' or 'revision')")
     retention = s("auto-compaction-retention") or "0"
     parse_retention(mode, retention)
+    corrupt_check = parse_duration("experimental-corrupt-check-time", s("experimental-corrupt-check-time"))
+    corrupt_check_ms = round(1000 * corrupt_check)
 
     logger = s("logger") or "zap"
     if logger == "capnslog":
@@ -399,6 +403,7 @@ def _build(
         max_wals=max_wals,
         auto_compaction_mode=mode,
         auto_compaction_retention=retention,
+        corrupt_check_time_ms=corrupt_check_ms,
         strict_reconfig_check=b("strict-reconfig-check"),
         enable_grpc_gateway=b("enable-grpc-gateway"),
         logger=logger,

@@ -67,6 +67,11 @@ IMPLEMENTED = [
     _impl("max-txn-ops", Kind.INT, "Maximum number of operations permitted in a transaction."),
     _impl("max-wals", Kind.INT, "Maximum number of wal files to retain (0 is unlimited)."),
     _impl(
+        "experimental-corrupt-check-time",
+        Kind.STR,
+        "Duration of time between cluster corruption check passes ('0s' = off; e.g. '5m').",
+    ),
+    _impl(
         "auto-compaction-mode", Kind.STR, "Interpret 'auto-compaction-retention' as 'periodic' or 'revision'."
     ),
     _impl(
@@ -103,7 +108,7 @@ LEGACY_FLAGS = (
 )
 
 # Implemented keys whose value is parsed and checked but not acted on yet: named in the ignored warning.
-PARSED_NOT_ACTED_ON = ("quota-backend-bytes", "auto-compaction-mode", "auto-compaction-retention")
+PARSED_NOT_ACTED_ON: tuple[str, ...] = ()
 
 
 def _unimpl(kind: Kind, *keys: str, in_file: bool = True, as_flag: bool = True) -> list[Opt]:
@@ -188,7 +193,6 @@ _UNIMPLEMENTED = [
         "grpc-keepalive-timeout",
         "auth-token",
         "corrupt-check-time",
-        "experimental-corrupt-check-time",
         "compact-hash-check-time",
         "experimental-compact-hash-check-time",
         "compaction-sleep-interval",
@@ -297,6 +301,7 @@ DEFAULTS: dict[str, Any] = {
     "max-wals": 5,
     "auto-compaction-mode": "periodic",
     "auto-compaction-retention": "0",
+    "experimental-corrupt-check-time": "0s",
     "strict-reconfig-check": True,
     "enable-grpc-gateway": True,
     "listen-metrics-urls": "",

@@ -132,6 +132,22 @@ _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+def parse_duration(key: str, text: str) -> float:
+    """A Go duration ('90s', '1h30m', '0s'; a bare '0' too) in seconds; ConfigError naming `key` otherwise."""
+    t = text.strip()
+    if t == "0":
+        return 0.0
+    pos, seconds = 0, 0.0
+    for m in _DURATION.finditer(t):
+        if m.start() != pos:
+            break
+        seconds += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    if pos != len(t) or not t:
+        raise ConfigError(f"invalid {key} {text!r}: expected a duration (e.g. '5m', '30s')")
+    return seconds
+
+
 def parse_retention(mode: str, text: str) -> tuple[str, float] | None:
     t = text.strip()
     if mode == "revision":

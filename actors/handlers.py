@@ -13,6 +13,7 @@ from typing import Any
 
 import trio
 
+from trikv.actors.alarmstore import health_problem
 from trikv.actors.cluster import ClusterApi
 from trikv.actors.kv import KVApi
 from trikv.actors.lease_api import LeaseApi, check_lease_request, lease_handlers
@@ -107,6 +108,9 @@ class Handlers:
         return self.kv.raft_status.lead != 0
 
     async def health(self) -> tuple[bool, str]:
+        alarm = health_problem(self.kv.backend.applier.alarms)  # etcd: any active alarm is unhealthy
+        if alarm:
+            return False, alarm
         if self.kv.raft_status.lead == 0:
             return False, "RAFT NO LEADER"
         try:

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from trikv import __version__
+from trikv.actors.alarmstore import alarm_errors
 from trikv.actors.backend import Backend
 from trikv.actors.events import (
     Inbox,
@@ -127,7 +128,7 @@ class KVApi:
             raft_index=st.committed,
             raft_term=st.term,
             raft_applied_index=b.applied,
-            errors=(),
+            errors=alarm_errors(b.applier.alarms),  # etcd: one line per active alarm
             db_size_in_use=b.pagefile.size_in_use(),
             is_learner=b.applier.is_learner(self.ident.member_id),
         )

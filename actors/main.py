@@ -33,8 +33,9 @@ log = logging.getLogger("trikv.main")
 
 async def _serve(cfg: config_mod.ServerConfig) -> None:
     from trikv.actors.node import Node
+    from trikv.actors.upkeep import UpkeepSettings
 
-    node = Node(cfg)
+    node = Node(cfg, upkeep=UpkeepSettings.from_environ(os.environ))
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
 

@@ -46,6 +46,7 @@ from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_lea
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
 from trikv.actors.snapshotter import Snapshotter
+from trikv.actors.upkeep import Upkeep, UpkeepSettings
 from trikv.actors.watch import WatchHub
 from trikv.actors.watch_serve import watch_handler
 from trikv.api import errors
@@ -86,6 +87,7 @@ class Node:
         run_sync: ToThread | None = None,
         network: Network | None = None,
         applier_cls: type[Applier] = Applier,
+        upkeep: UpkeepSettings | None = None,
     ) -> None:
         """`fs`, `run_sync`, `network` and `applier_cls` let in-process tests run members over in-memory
         twins (CrashFileSystem, an inline executor under MockClock, memory-channel links); a member
@@ -95,6 +97,7 @@ class Node:
         self._run_sync = run_sync or to_thread
         self._network = network
         self._applier_cls = applier_cls
+        self._upkeep_settings = upkeep  # test-only knobs of quota/alarms/auto-compaction (actors/upkeep.py)
         self.inbox = Inbox()
         self.status = RaftStatus()
         self.waiters = Waiters()
@@ -196,6 +199,17 @@ class Node:
         self.maintenance = MaintenanceApi(self.ident, self.status, self.backend)
         self.handlers.table[DefragmentRequest] = self.maintenance.defragment
         self.handlers.streams[SnapshotRequest] = self.maintenance.snapshot
+        self.upkeep = Upkeep(
+            cfg,
+            member_id=self.id,
+            status=self.status,
+            backend=self.backend,
+            proposer=self.proposer,
+            kv=self.kv,
+            handlers=self.handlers,
+            compactor=self.compactor,
+            settings=self._upkeep_settings,
+        )
 
     def _wire_leases(self, opened: bootstrap.Opened) -> None:
         """The LeaseManager owns the lease table; the apply path calls into it (grant/revoke/attach)."""
@@ -301,6 +315,7 @@ class Node:
         nursery.start_soon(self.watch_hub.run)
         self.handlers.streams[WatchRequest] = watch_handler(self.watch_hub)
         nursery.start_soon(self.compactor.run)
+        nursery.start_soon(self.upkeep.run)
         nursery.start_soon(self.leases.run)
         routes = gateway_routes(self.handlers, max_request_bytes=cfg.max_request_bytes)
         routes = {**routes, **metrics_routes(self.metrics)}

@@ -235,14 +235,14 @@ def test_etcd_and_trikv_aliases_must_agree() -> None:
 def test_unimplemented_etcd_flags_are_named_in_one_warning() -> None:
     c = load_config(["--enable-v2", "--max-snapshots", "3", "--cors=*", "--quota-backend-bytes=1024"], {})
     assert c.name == "default"  # "3" was consumed by --max-snapshots, not taken as an argument
-    assert c.quota_backend_bytes == 1024  # parsed (and checked) although not acted on yet
+    assert c.quota_backend_bytes == 1024  # implemented (actors/quota.py): not in the warning
     assert c.warnings == (
         "flags / environment variables accepted and ignored (not implemented by trikv yet): "
-        "--enable-v2, --max-snapshots, --cors, --quota-backend-bytes",
+        "--enable-v2, --max-snapshots, --cors",
     )
     c = load_config(["--auto-compaction-mode=revision", "--auto-compaction-retention=10"], {})
     assert c.compaction_retention == ("revision", 10.0)
-    assert "--auto-compaction-mode, --auto-compaction-retention" in c.warnings[0]
+    assert c.warnings == ()  # auto-compaction is implemented (actors/autocompact.py)
     legacy = load_config(["-force", "--peer-heartbeat-interval"], {})
     assert 'flag "-force" is no longer supported - ignoring.' in legacy.warnings
 
@@ -352,9 +352,9 @@ def test_reference_config_real_etcd_ran_with(tmp_path: Path) -> None:
     assert c.db_path == Path("/tmp/etcdref/etcdnode3/data/member/snap/db")
     assert list(c.initial_cluster) == ["etcdnode0", "etcdnode1", "etcdnode2", "etcdnode3"]
     assert c.enable_grpc_gateway is True and c.strict_reconfig_check is True
-    # quota-backend-bytes (parsed, not acted on yet), enable-v2, enable-pprof: accepted, named in one warning
+    # enable-v2, enable-pprof: accepted, named in one warning (quota-backend-bytes is implemented)
     assert c.warnings == (
-        "config keys accepted and ignored (not implemented by trikv yet): quota-backend-bytes, enable-v2, enable-pprof",
+        "config keys accepted and ignored (not implemented by trikv yet): enable-v2, enable-pprof",
     )
     assert c.config_file is not None
 
@@ -370,7 +370,6 @@ def test_etcd_34_sample_config_loads_naming_every_ignored_key() -> None:
     ignored = warning.split(": ", 1)[1].split(", ")
     assert warning.startswith("config keys accepted and ignored")
     assert ignored == [
-        "quota-backend-bytes",
         "max-snapshots",
         "cors",
         "discovery",
@@ -389,8 +388,6 @@ def test_etcd_34_sample_config_loads_naming_every_ignored_key() -> None:
         "peer-transport-security",
         "debug",
         "force-new-cluster",
-        "auto-compaction-mode",
-        "auto-compaction-retention",
     ]
     assert c.notices == (("info", CONFIG_FILE_LOADED, {"path": str(ETCD_SAMPLE)}),)
 
@@ -616,6 +613,16 @@ def test_the_advertise_check_accepts_url_order_and_multi_url_members(tmp_path: P
 
 
 # --------------------------------------------------------------------------- derived values
+
+
+def test_corrupt_check_time(tmp_path: Path) -> None:
+    """etcd's experimental-corrupt-check-time: a Go duration, off ('0s') by default."""
+    assert config_from_file(write(tmp_path, MINIMAL)).corrupt_check_time_ms == 0
+    c = config_from_file(write(tmp_path, MINIMAL + "experimental-corrupt-check-time: 1m30s\n"))
+    assert c.corrupt_check_time_ms == 90_000 and c.warnings == ()
+    assert load_config(["--experimental-corrupt-check-time=250ms"], {}).corrupt_check_time_ms == 250
+    with pytest.raises(ConfigError, match="invalid experimental-corrupt-check-time 'often'"):
+        load_config(["--experimental-corrupt-check-time=often"], {})
 
 
 def test_quota_and_compaction(tmp_path: Path) -> None:

@@ -236,3 +236,15 @@ def _maintenance_ops() -> None:
 
 
 _maintenance_ops()
+
+
+def _alarm_ops() -> None:
+    """Alarm, Hash and HashKV (trikv.api.maintenance; tags 400-424)."""
+    from trikv.api import maintenance
+
+    OPS[maintenance.ALARM_OP] = maintenance.AlarmRequest
+    OPS[maintenance.HASH_OP] = maintenance.HashRequest
+    OPS[maintenance.HASHKV_OP] = maintenance.HashKVRequest
+
+
+_alarm_ops()
