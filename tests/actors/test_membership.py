@@ -13,6 +13,7 @@ from tests.actors.harness import cluster, get, member_config, peer_url, put, wai
 from trikv.actors import bootstrap
 from trikv.api import protocol, rpc
 from trikv.api.errors import EtcdError, GrpcCode
+from trikv.api.watch import WatchCreateRequest, WatchRequest
 
 LEARNER_REFUSED = "etcdserver: rpc not supported for learner"
 NOT_ENOUGH_STARTED = "etcdserver: re-configuration failed due to not enough started members"
@@ -56,6 +57,20 @@ async def test_learner_answers_only_status_and_serializable_range(
         ):
             err = await refused(learner, request)
             assert (err.text, err.code) == (LEARNER_REFUSED, GrpcCode.UNAVAILABLE), request
+
+        # Every stream too (etcd refuses them all on a learner): a watch gets the same line, nothing emitted.
+        emitted: list[Any] = []
+        client_side, inbound = trio.open_memory_channel[Any](1)
+        client_side.close()  # were the watch served, it would answer "created" and end
+
+        async def emit(item: Any) -> None:
+            emitted.append(item)
+
+        with pytest.raises(EtcdError) as info:
+            await learner.handlers.stream(
+                WatchRequest(create_request=WatchCreateRequest(b"k")), inbound, emit
+            )
+        assert (info.value.text, info.value.code, emitted) == (LEARNER_REFUSED, GrpcCode.UNAVAILABLE, [])
 
         status = await learner.handlers.handle(protocol.StatusRequest())
         assert status.is_learner and status.leader == lead.id
