@@ -117,12 +117,19 @@ class GrpcConnection:
                     return
                 for event in events:
                     self._dispatch(event)
+                if self._frame_too_large():
+                    self.goaway(h2.errors.ErrorCodes.FRAME_SIZE_ERROR, b"frame too large")
                 await self.flush()
                 if self._closed:
                     return
             data = bytes(await self.stream.receive_some(RECEIVE_BYTES))
             if not data:
                 return
+
+    def _frame_too_large(self) -> bool:
+        """h2 buffers a whole frame before checking its length: refuse a too-long one from its header."""
+        pending = self.conn.incoming_buffer._data
+        return len(pending) >= 9 and int.from_bytes(pending[:3], "big") > self.conn.max_inbound_frame_size
 
     def goaway(self, code: int, debug: bytes = b"") -> None:
         if self._closed:
