@@ -327,6 +327,7 @@ class Node:
                 port,
                 max_request_bytes=cfg.max_request_bytes,
                 routes=routes,
+                metrics=self.metrics,
             )
             self.client_ports.append(await nursery.start(serve))
         nursery.start_soon(self._publish)

@@ -24,6 +24,7 @@ import trio_websocket
 
 from trikv.actors import grpc_call, grpc_server, grpc_services
 from trikv.actors.httpmsg import NOT_FOUND, HttpRequest, HttpResponse, Route, method_not_allowed
+from trikv.actors.metrics import MemberMetrics
 from trikv.actors.wsession import Backend, serve_websocket
 from trikv.api import errors, protocol
 
@@ -45,9 +46,10 @@ class _ReplayStream(trio.abc.Stream):
     h11 has consumed the handshake from the socket; trio-websocket wants to parse it again itself.
     """
 
-    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
+    def __init__(self, inner: trio.abc.Stream, prefix: bytes, metrics: MemberMetrics | None = None) -> None:
         self._inner = inner
         self._prefix = memoryview(prefix)
+        self._metrics = metrics  # counts the WebSocket's bytes as etcd counts its gRPC clients'
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._prefix:
@@ -56,10 +58,15 @@ class _ReplayStream(trio.abc.Stream):
             self._prefix = self._prefix[n:]
             await trio.lowlevel.checkpoint()
             return chunk
-        return await self._inner.receive_some(max_bytes)
+        data = await self._inner.receive_some(max_bytes)
+        if self._metrics is not None:
+            self._metrics.client_received.inc(len(data))
+        return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self._inner.send_all(data)
+        if self._metrics is not None:
+            self._metrics.client_sent.inc(len(data))
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._inner.wait_send_all_might_not_block()
@@ -110,6 +117,7 @@ class ClientServer:
         if max_request_bytes <= 0 or max_in_flight <= 0:
             raise errors.ConfigError("max_request_bytes and max_in_flight must be positive")
         self.backend = backend
+        self.metrics: MemberMetrics | None = None  # client bytes (etcd_network_client_grpc_*_bytes_total)
         self.max_request_bytes = max_request_bytes
         self.max_message_bytes = max_request_bytes + protocol.FRAME_OVERHEAD_BYTES
         self.max_in_flight = max_in_flight
@@ -196,7 +204,7 @@ class ClientServer:
                         return
                     # trio-websocket parses the handshake again from the recorded bytes and owns the rest.
                     await serve_websocket(
-                        _ReplayStream(stream, bytes(head)),
+                        _ReplayStream(stream, bytes(head), self.metrics),
                         peer,
                         self.backend,
                         max_request_bytes=self.max_request_bytes,
@@ -238,6 +246,8 @@ class ClientServer:
             if event is not h11.NEED_DATA:
                 return event
             data = await stream.receive_some(HTTP_RECEIVE_BYTES)
+            if self.metrics is not None:
+                self.metrics.client_received.inc(len(data))
             if record is not None:
                 record += data
             conn.receive_data(data)
@@ -284,6 +294,8 @@ class ClientServer:
             data += conn.send(h11.Data(data=resp.body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
         await stream.send_all(data)
+        if self.metrics is not None:
+            self.metrics.client_sent.inc(len(data))
 
     # ----------------------------------------------------------------------- WebSocket connection
 
@@ -295,6 +307,7 @@ async def serve_clients(
     max_request_bytes: int = protocol.DEFAULT_MAX_REQUEST_BYTES,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     routes: Mapping[str, Route] | None = None,
+    metrics: MemberMetrics | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the client API on host:port until cancelled; `await nursery.start(...)` returns the bound port.
@@ -302,6 +315,7 @@ async def serve_clients(
     `routes` adds HTTP paths (e.g. actors.gateway.gateway_routes) to the built-in /health and /version.
     """
     server = ClientServer(backend, max_request_bytes=max_request_bytes, max_in_flight=max_in_flight)
+    server.metrics = metrics
     for path, handler in (routes or {}).items():
         server.add_route(path, handler)
     await server.serve(host, port, task_status=task_status)
