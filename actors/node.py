@@ -46,6 +46,8 @@ from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_lea
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
 from trikv.actors.snapshotter import Snapshotter
+from trikv.actors.watch import WatchHub
+from trikv.actors.watch_serve import watch_handler
 from trikv.actors.upkeep import Upkeep, UpkeepSettings
 from trikv.actors.watch import WatchHub
 from trikv.actors.watch_serve import watch_handler
@@ -312,6 +314,10 @@ class Node:
         nursery.start_soon(self.raft.ticker)
         nursery.start_soon(self.raft.run)
         nursery.start_soon(self.snapshotter.run)
+        nursery.start_soon(self.watch_hub.run)
+        self.handlers.streams[WatchRequest] = watch_handler(
+            self.watch_hub, self.status, cfg.election_timeout_ms / 1000.0
+        )
         nursery.start_soon(self.watch_hub.run)
         self.handlers.streams[WatchRequest] = watch_handler(self.watch_hub)
         nursery.start_soon(self.compactor.run)

@@ -13,6 +13,7 @@ from typing import Any
 
 import trio
 
+from trikv.actors.events import RaftStatus
 from trikv.actors.watch import WatchHub
 from trikv.api import errors
 from trikv.api.watch import WatchRequest
@@ -20,13 +21,35 @@ from trikv.api.watch import WatchRequest
 Emit = Callable[[Any], Awaitable[None]]
 
 
-def watch_handler(hub: WatchHub) -> Callable[[Any, trio.MemoryReceiveChannel[Any], Emit], Awaitable[None]]:
-    """The stream handler for Handlers.streams[WatchRequest]."""
+LEADERLESS_ELECTIONS = 3  # etcd's monitorLeader: election timeouts without a leader before require-leader
+# streams are cancelled
+
+
+def watch_handler(
+    hub: WatchHub, status: RaftStatus | None = None, election_seconds: float = 1.0
+) -> Callable[[Any, trio.MemoryReceiveChannel[Any], Emit], Awaitable[None]]:
+    """The stream handler for Handlers.streams[WatchRequest]; `status` enables require-leader."""
+
+    async def monitor_leader(poll: float, lost: trio.Event, scope: trio.CancelScope) -> None:
+        assert status is not None
+        since: float | None = None
+        while True:
+            await trio.sleep(poll)
+            if status.lead != 0:
+                since = None
+                continue
+            now = trio.current_time()
+            since = now if since is None else since
+            if now - since >= LEADERLESS_ELECTIONS * election_seconds:
+                lost.set()
+                scope.cancel()
+                return
 
     async def serve(first: Any, inbound: trio.MemoryReceiveChannel[Any], emit: Emit) -> None:
         if not isinstance(first, WatchRequest):
             raise errors.InvalidRequestError(f"etcdserver: a watch stream takes WatchRequest, got {first!r}")
         stream = hub.open_stream()
+        leaderless = trio.Event()
         try:
             async with trio.open_nursery() as nursery:
 
@@ -38,11 +61,15 @@ def watch_handler(hub: WatchHub) -> Callable[[Any, trio.MemoryReceiveChannel[Any
                     nursery.cancel_scope.cancel()  # the client ended its side
 
                 nursery.start_soon(receive)
+                if status is not None and first.require_leader:
+                    nursery.start_soon(monitor_leader, election_seconds / 10, leaderless, nursery.cancel_scope)
                 while True:
                     for resp in await stream.next():
                         await emit(resp)
         finally:
             stream.close()
+        if leaderless.is_set():
+            raise errors.NoLeaderError()  # etcd: require-leader streams end when the member lost its leader
 
     return serve
 

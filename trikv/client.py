@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import trio
@@ -62,6 +62,7 @@ from trikv.ops import (
     put_op,
     to_bytes,
 )
+from trikv.watches import Events, open_watch
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
@@ -814,6 +815,33 @@ class Client:
         finally:
             with trio.CancelScope(shield=True):
                 await st.aclose()
+
+    def watch(
+        self,
+        key: KeyLike,
+        range_end: KeyLike | None = None,
+        *,
+        prefix: bool = False,
+        from_key: bool = False,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: tuple[int, ...] = (),
+        progress_notify: bool = False,
+        fragment: bool = False,
+    ) -> AbstractAsyncContextManager[Events]:
+        """`async with client.watch(key, prefix=True) as events: async for ev in events:` every event
+        once, in order, resumed on another endpoint after a failure; see trikv.watches."""
+        k, end = key_range(key, range_end, prefix=prefix, from_key=from_key)
+        return open_watch(
+            self,
+            k,
+            end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            filters=filters,
+            progress_notify=progress_notify,
+            fragment=fragment,
+        )
 
     # ----------------------------------------------------------------- the KV API
 

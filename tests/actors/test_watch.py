@@ -8,10 +8,10 @@ from collections import defaultdict
 import trio
 from trio.testing import MockClock
 
-from tests.actors.harness import Cluster, cluster, put, wait_until
+from tests.actors.harness import ELECTION_MS, Cluster, cluster, put, wait_until
 from trikv.actors.node import Node
 from trikv.actors.watch import WatchStream
-from trikv.api import rpc
+from trikv.api import errors, rpc
 from trikv.api.watch import (
     Event,
     EventType,
@@ -308,3 +308,40 @@ async def test_progress_waits_until_every_watcher_is_synced(autojump_clock: Mock
 
 
 __all__ = ["Cluster"]
+
+
+async def test_a_member_without_a_leader_ends_require_leader_streams(autojump_clock: MockClock) -> None:
+    async with cluster() as c:
+        lead = await c.settle()
+        node = c.followers(lead)[0]
+        others = [n for n in c.running() if n is not node]
+        send, recv = trio.open_memory_channel[object](8)
+        got: list[WatchResponse] = []
+
+        async def emit(resp: object) -> None:
+            assert isinstance(resp, WatchResponse)
+            got.append(resp)
+
+        async def serve(first: WatchRequest) -> BaseException | None:
+            try:
+                await node.handlers.stream(first, recv, emit)
+            except errors.EtcdError as exc:
+                return exc
+            return None
+
+        outcome: list[BaseException | None] = []
+
+        async def run(first: WatchRequest) -> None:
+            outcome.append(await serve(first))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, WatchRequest(create_request=WatchCreateRequest(b"x"), require_leader=True))
+            await wait_until(lambda: bool(got), "created")
+            started = trio.current_time()
+            c.net.cut |= {frozenset((node.id, o.id)) for o in others}
+            await wait_until(lambda: bool(outcome), "the stream ended", timeout=30)
+        assert isinstance(outcome[0], errors.NoLeaderError)
+        assert str(outcome[0]) == "etcdserver: no leader"
+        assert trio.current_time() - started >= 3 * ELECTION_MS / 1000
+        assert node.watch_hub.watcher_count() == 0
+        del send

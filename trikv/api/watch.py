@@ -67,11 +67,16 @@ class WatchProgressRequest:
 @register(354)
 @attrs.frozen(slots=True)
 class WatchRequest:
-    """One message on a watch stream; exactly one field is set (etcd's WatchRequest oneof)."""
+    """One message on a watch stream; exactly one field is set (etcd's WatchRequest oneof).
+
+    `require_leader` on the stream's first message stands for etcd's require-leader gRPC metadata: the
+    member ends the stream with "etcdserver: no leader" after 3 election timeouts without a leader.
+    """
 
     create_request: WatchCreateRequest | None = None
     cancel_request: WatchCancelRequest | None = None
     progress_request: WatchProgressRequest | None = None
+    require_leader: bool = False
 
 
 @register(355)
