@@ -70,9 +70,6 @@ class Backend:
         # Sees each applied batch before its answers go out (the quota check at apply may change them).
         self.after_apply: Callable[[ApplyOutcome], None] = lambda outcome: None
         self.metrics: MemberMetrics | None = None  # set by the Node
-        # The watch hub: each applied batch's events (never awaited), and "a snapshot replaced the store".
-        self.on_events: Callable[[list[Event], int], None] = lambda events, revision: None
-        self.on_installed: Callable[[], None] = lambda: None
         # Told after a snapshot install replaced the page file (the LeaseManager rebuilds its table from it).
         self.on_install: Callable[[KVStore], None] = lambda kv: None
 
@@ -97,7 +94,6 @@ class Backend:
             self.metrics.apply_duration.observe(time.perf_counter() - t0)
         self.on_events(batch.take_events(), batch.revision)
         self.after_apply(outcome)
-        self.on_events(batch.take_events(), batch.revision)
         if outcome.last_index:
             self.applied = outcome.last_index
         for cc_id in outcome.conf_change_ids:

@@ -49,8 +49,6 @@ from trikv.actors.snapshotter import Snapshotter
 from trikv.actors.watch import WatchHub
 from trikv.actors.watch_serve import watch_handler
 from trikv.actors.upkeep import Upkeep, UpkeepSettings
-from trikv.actors.watch import WatchHub
-from trikv.actors.watch_serve import watch_handler
 from trikv.api import errors
 from trikv.api.internal import MemberAttributes
 from trikv.api.protocol import MemberListResponse, MemberPromoteRequest
@@ -318,8 +316,6 @@ class Node:
         self.handlers.streams[WatchRequest] = watch_handler(
             self.watch_hub, self.status, cfg.election_timeout_ms / 1000.0
         )
-        nursery.start_soon(self.watch_hub.run)
-        self.handlers.streams[WatchRequest] = watch_handler(self.watch_hub)
         nursery.start_soon(self.compactor.run)
         nursery.start_soon(self.upkeep.run)
         nursery.start_soon(self.leases.run)
