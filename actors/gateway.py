@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from trikv.actors.gateway_lease import LEASE_ENDPOINTS
 from trikv.actors.gateway_requests import (
     BadRequestError,
     compaction_request,
@@ -217,6 +218,7 @@ ENDPOINTS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]
     "/v3/maintenance/status": (status_request, status_json),
     "/v3/cluster/member/list": (member_list_request, member_list_json),
 }
+ENDPOINTS.update(LEASE_ENDPOINTS)  # /v3/lease/* (actors/gateway_lease.py)
 
 
 def _endpoint(

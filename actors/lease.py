@@ -161,9 +161,9 @@ class LeaseManager:
         log.info("lease table recovered: %d leases", len(self.lessor.leases))
 
 
-def lease_reader(range_: Callable[[rpc.RangeRequest], Awaitable[rpc.RangeResponse]]) -> Callable[
-    [bytes], Awaitable[int]
-]:
+def lease_reader(
+    range_: Callable[[rpc.RangeRequest], Awaitable[rpc.RangeResponse]],
+) -> Callable[[bytes], Awaitable[int]]:
     """A key's current lease, read the way clients' serializable ranges are (the Backend's open batch)."""
 
     async def lease_of(key: bytes) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
+import trio
 
 from trikv.actors.kv import KVApi
 from trikv.actors.lease import LeaseManager
@@ -75,6 +76,18 @@ class LeaseApi:
         if not self._is_leader():
             return await self._forward(req)
         return await self.serve_forwarded(req)
+
+    async def keep_alive_stream(
+        self,
+        first: LeaseKeepAliveRequest,
+        inbound: trio.MemoryReceiveChannel[Any],
+        emit: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        """etcd's LeaseKeepAlive stream: one answer per keep-alive, in order; an error (no leader, ...) ends
+        the stream and the client reopens it."""
+        await emit(await self.keep_alive(first))
+        async for req in inbound:
+            await emit(await self.keep_alive(req))
 
     async def time_to_live(self, req: LeaseTimeToLiveRequest) -> LeaseTimeToLiveResponse:
         if not self._is_leader():

@@ -51,6 +51,7 @@ from trikv.actors.watch_serve import watch_handler
 from trikv.actors.upkeep import Upkeep, UpkeepSettings
 from trikv.api import errors
 from trikv.api.internal import MemberAttributes
+from trikv.api.lease import LeaseKeepAliveRequest
 from trikv.api.protocol import MemberListResponse, MemberPromoteRequest
 from trikv.api.raftpb import Message
 from trikv.api.snapshot import DefragmentRequest, SnapshotRequest
@@ -196,6 +197,7 @@ class Node:
         self.handlers = Handlers(
             self.kv, cluster, version=__version__, max_txn_ops=cfg.max_txn_ops, leases=self.lease_api
         )
+        self.handlers.streams[LeaseKeepAliveRequest] = self.lease_api.keep_alive_stream
         self.maintenance = MaintenanceApi(self.ident, self.status, self.backend)
         self.handlers.table[DefragmentRequest] = self.maintenance.defragment
         self.handlers.streams[SnapshotRequest] = self.maintenance.snapshot

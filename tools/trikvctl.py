@@ -34,7 +34,7 @@ from trikv.api import errors, rpc
 from trikv.api.protocol import MemberAddResponse, MemberListResponse, StatusResponse
 from trikv.blocking import BlockingClient
 from trikv.ops import DeadlineExceededError, delete_op, get_op, put_op
-from trikv.tools import ctl_snapshot
+from trikv.tools import ctl_lease, ctl_snapshot
 from trikv.tools.ctl_print import (
     Out,
     Printer,
@@ -98,6 +98,7 @@ SUPPORTED_FORMATS: dict[str, frozenset[str]] = {
     "move-leader": _RPC_FORMATS,
 }
 SUPPORTED_FORMATS.update(ctl_snapshot.FORMATS)
+SUPPORTED_FORMATS.update(ctl_lease.FORMATS)
 
 # Command-level boolean flags: cobra takes --flag=true/false as well as --flag.
 _BOOL_FLAGS = frozenset(
@@ -412,6 +413,7 @@ _COMMAND_NAMES: tuple[str, ...] = (
     "version",
 )
 _COMMAND_NAMES += ctl_snapshot.COMMAND_NAMES
+_COMMAND_NAMES += ctl_lease.COMMAND_NAMES
 _VALUE_FLAGS = frozenset(
     [f"--{f.name}" for f in GLOBAL_FLAGS if f.kind != "bool"] + [f.short for f in GLOBAL_FLAGS if f.short]
 )
@@ -539,6 +541,7 @@ def build_parser(only: str | None = None, *, with_globals: bool = True) -> argpa
     p.add_argument("args", nargs="*", metavar="<transferee-member-id>", help="the member ID in hexadecimal")
 
     ctl_snapshot.add_parsers(sub, leaf, only, unused, _Parser)
+    ctl_lease.add_parsers(sub, leaf, only, unused, _Parser)
     leaf(sub, "version", "Prints the version of trikvctl")
     return parser
 
@@ -1242,6 +1245,7 @@ def _coded(fn: Callable[[Ctx], int]) -> Callable[[Ctx], None]:
 
 
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_snapshot.COMMANDS.items()})
+COMMANDS.update({key: _coded(fn) for key, fn in ctl_lease.COMMANDS.items()})
 
 
 def error_text(exc: BaseException) -> str:

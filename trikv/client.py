@@ -37,6 +37,7 @@ import trio
 import trio_websocket
 
 from trikv.api import codec, errors, protocol, rpc
+from trikv.api import lease as lease_api
 from trikv.api.protocol import (
     MemberListRequest,
     MemberListResponse,
@@ -46,6 +47,7 @@ from trikv.api.protocol import (
 
 # Request building and the client-side errors are shared with the blocking transport (trikv.blocking):
 # one class per error, so `except DeadlineExceededError` catches it from either transport.
+from trikv.leases import Lease, hold_lease
 from trikv.ops import (
     DEFAULT_MAX_RECV_BYTES,
     DEFAULT_MAX_SEND_BYTES,
@@ -943,6 +945,36 @@ class Client:
     async def move_leader(self, target_id: int) -> protocol.MoveLeaderResponse:
         req = protocol.MoveLeaderRequest(target_id)
         return await self._call("move_leader", req, protocol.MoveLeaderResponse, idempotent=False)
+
+    # ----------------------------------------------------------------- leases (trikv.leases)
+
+    async def grant(self, ttl: int, lease_id: int = 0) -> lease_api.LeaseGrantResponse:
+        """Grant a lease of `ttl` seconds (raised to the server's minimum); `lease_id` 0: the server picks."""
+        req = lease_api.LeaseGrantRequest(ttl, lease_id)
+        return await self._call("lease_grant", req, lease_api.LeaseGrantResponse, idempotent=False)
+
+    async def revoke(self, lease_id: int) -> lease_api.LeaseRevokeResponse:
+        req = lease_api.LeaseRevokeRequest(lease_id)
+        return await self._call("lease_revoke", req, lease_api.LeaseRevokeResponse, idempotent=False)
+
+    async def keep_alive_once(self, lease_id: int) -> lease_api.LeaseKeepAliveResponse:
+        """One keep-alive; TTL 0 in the answer: the lease is unknown or expired."""
+        req = lease_api.LeaseKeepAliveRequest(lease_id)
+        return await self._call("lease_keepalive_once", req, lease_api.LeaseKeepAliveResponse, idempotent=True)
+
+    async def time_to_live(self, lease_id: int, *, keys: bool = False) -> lease_api.LeaseTimeToLiveResponse:
+        """TTL -1 in the answer: the lease is unknown or expired."""
+        req = lease_api.LeaseTimeToLiveRequest(lease_id, keys)
+        return await self._call("lease_timetolive", req, lease_api.LeaseTimeToLiveResponse, idempotent=True)
+
+    async def leases(self) -> lease_api.LeaseLeasesResponse:
+        req = lease_api.LeaseLeasesRequest()
+        return await self._call("lease_leases", req, lease_api.LeaseLeasesResponse, idempotent=True)
+
+    def lease(self, ttl: int) -> AbstractAsyncContextManager[Lease]:
+        """`async with client.lease(ttl) as lease:` granted, kept alive at TTL/3, revoked on exit; see
+        trikv.leases for when `lease.lost` is set."""
+        return hold_lease(self, ttl)
 
 
 @asynccontextmanager

@@ -242,4 +242,7 @@ async def test_recovered_after_snapshot_install_then_revoked_as_leader(autojump_
         await c.settle()
         for n in c.running():
             assert not (await get(n, b"leased1")).kvs and not (await get(n, b"leased2")).kvs
-            assert len((await n.handlers.handle(rpc.RangeRequest(b"other", b"othes", serializable=True))).kvs) == 40
+            assert (
+                len((await n.handlers.handle(rpc.RangeRequest(b"other", b"othes", serializable=True))).kvs)
+                == 40
+            )

@@ -134,18 +134,23 @@ class LeaseRecord:
     remaining_ttl: int = 0
 
 
+KEEPALIVE_STREAM_OP = "lease_keepalive"  # etcd's LeaseKeepAlive stream (protocol.STREAM_OPS)
+
+
 def lease_ops() -> dict[str, type]:
-    """The wire op names of the lease requests (added to protocol.OPS)."""
+    """The wire op names of the unary lease requests (added to protocol.OPS). "lease_keepalive_once" is one
+    keep-alive as a plain request (etcdctl's `lease keep-alive --once`, the JSON gateway)."""
     return {
         "lease_grant": LeaseGrantRequest,
         "lease_revoke": LeaseRevokeRequest,
-        "lease_keepalive": LeaseKeepAliveRequest,
+        "lease_keepalive_once": LeaseKeepAliveRequest,
         "lease_timetolive": LeaseTimeToLiveRequest,
         "lease_leases": LeaseLeasesRequest,
     }
 
 
 __all__ = [
+    "KEEPALIVE_STREAM_OP",
     "MAX_LEASE_TTL",
     "NO_LEASE",
     "LeaseCheckpoint",

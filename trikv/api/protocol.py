@@ -219,9 +219,10 @@ _watch_ops()
 
 def _lease_ops() -> None:
     """etcd's Lease service (trikv.api.lease; tags 300-349)."""
-    from trikv.api.lease import lease_ops
+    from trikv.api.lease import KEEPALIVE_STREAM_OP, LeaseKeepAliveRequest, lease_ops
 
     OPS.update(lease_ops())
+    STREAM_OPS[KEEPALIVE_STREAM_OP] = (LeaseKeepAliveRequest,)
 
 
 _lease_ops()
