@@ -48,7 +48,11 @@ class AlarmRaiser:
     """Proposes ACTIVATE for this member's alarms; `raise_alarm` never blocks (coalesced per type)."""
 
     def __init__(
-        self, member_id: int, proposer: Proposer, alarms: Callable[[], AlarmStore], retry: float = RETRY_SECONDS
+        self,
+        member_id: int,
+        proposer: Proposer,
+        alarms: Callable[[], AlarmStore],
+        retry: float = RETRY_SECONDS,
     ) -> None:
         self.member_id = member_id
         self.proposer = proposer

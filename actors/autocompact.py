@@ -81,6 +81,7 @@ class Periodic:
         self.is_leader = is_leader
         self.clock = clock or TrioClock()
         self.compacted: list[int] = []  # revisions compacted, in order (tests, logs)
+        self.compacted_at: list[float] = []  # and when (the clock's time)
 
     @property
     def compact_interval(self) -> float:
@@ -113,6 +114,7 @@ class Periodic:
             if await _compact(self.compact, rev, "periodic"):
                 self.compacted.append(rev)
                 last_success = clock.now()
+                self.compacted_at.append(last_success)
 
 
 class Revision:

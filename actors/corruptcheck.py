@@ -37,7 +37,9 @@ def _ws_url(client_url: str) -> str:
     return f"{scheme}://{rest}{protocol.WS_PATH}"
 
 
-async def fetch_hashkv(member: Member, req: HashKVRequest, timeout: float = FETCH_TIMEOUT) -> HashKVResponse | None:
+async def fetch_hashkv(
+    member: Member, req: HashKVRequest, timeout: float = FETCH_TIMEOUT
+) -> HashKVResponse | None:
     """HashKV from `member` through its first reachable client URL; None when none answers with a hash."""
     for url in member.client_urls:
         try:
@@ -48,7 +50,12 @@ async def fetch_hashkv(member: Member, req: HashKVRequest, timeout: float = FETC
                     await ws.send_message(protocol.encode_frame([[1, HASHKV_OP, req]]))
                     data = await ws.get_message()
                     items = protocol.decode_frame(data if isinstance(data, bytes) else data.encode())
-        except (OSError, trio.TooSlowError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed) as exc:
+        except (
+            OSError,
+            trio.TooSlowError,
+            trio_websocket.HandshakeError,
+            trio_websocket.ConnectionClosed,
+        ) as exc:
             log.warning("could not get the hash of member %x from %s: %s", member.id, url, exc)
             continue
         except codec.CodecError as exc:
@@ -126,7 +133,9 @@ class CorruptionChecker:
             if p.header.revision > second.header.revision:
                 suspects.append((pid, f"revision {p.header.revision} > leader's {second.header.revision}"))
             elif p.compact_revision > second.compact_revision:
-                suspects.append((pid, f"compact revision {p.compact_revision} > leader's {second.compact_revision}"))
+                suspects.append(
+                    (pid, f"compact revision {p.compact_revision} > leader's {second.compact_revision}")
+                )
             elif p.compact_revision == crev and p.hash != h:
                 suspects.append((pid, f"hash {p.hash} != leader's {h} at revision {rev}"))
         if not suspects:

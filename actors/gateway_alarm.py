@@ -38,7 +38,9 @@ def _uint64(f: _Fields, name: str) -> int:
     elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         number = value
     else:
-        kind = "string" if isinstance(value, str) else "number" if isinstance(value, (int, float)) else "value"
+        kind = (
+            "string" if isinstance(value, str) else "number" if isinstance(value, (int, float)) else "value"
+        )
         raise BadRequestError(
             f"json: cannot unmarshal {kind} into Go struct field {f.message}.{name} of type uint64"
         )

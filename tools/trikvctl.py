@@ -34,7 +34,7 @@ from trikv.api import errors, rpc
 from trikv.api.protocol import MemberAddResponse, MemberListResponse, StatusResponse
 from trikv.blocking import BlockingClient
 from trikv.ops import DeadlineExceededError, delete_op, get_op, put_op
-from trikv.tools import ctl_lease, ctl_snapshot
+from trikv.tools import ctl_lease, ctl_maintenance, ctl_snapshot
 from trikv.tools.ctl_print import (
     Out,
     Printer,
@@ -99,6 +99,7 @@ SUPPORTED_FORMATS: dict[str, frozenset[str]] = {
 }
 SUPPORTED_FORMATS.update(ctl_snapshot.FORMATS)
 SUPPORTED_FORMATS.update(ctl_lease.FORMATS)
+SUPPORTED_FORMATS.update(ctl_maintenance.FORMATS)
 
 # Command-level boolean flags: cobra takes --flag=true/false as well as --flag.
 _BOOL_FLAGS = frozenset(
@@ -414,6 +415,7 @@ _COMMAND_NAMES: tuple[str, ...] = (
 )
 _COMMAND_NAMES += ctl_snapshot.COMMAND_NAMES
 _COMMAND_NAMES += ctl_lease.COMMAND_NAMES
+_COMMAND_NAMES += ctl_maintenance.COMMAND_NAMES
 _VALUE_FLAGS = frozenset(
     [f"--{f.name}" for f in GLOBAL_FLAGS if f.kind != "bool"] + [f.short for f in GLOBAL_FLAGS if f.short]
 )
@@ -519,6 +521,7 @@ def build_parser(only: str | None = None, *, with_globals: bool = True) -> argpa
         p.add_argument(
             "--cluster", action="store_true", help="use all endpoints from the cluster member list"
         )
+    ctl_maintenance.add_endpoint_parsers(endpoint_sub, leaf)
 
     member = (sub if only in (None, "member") else unused).add_parser(
         "member", help="Membership related commands", description="Membership related commands"
@@ -542,6 +545,7 @@ def build_parser(only: str | None = None, *, with_globals: bool = True) -> argpa
 
     ctl_snapshot.add_parsers(sub, leaf, only, unused, _Parser)
     ctl_lease.add_parsers(sub, leaf, only, unused, _Parser)
+    ctl_maintenance.add_parsers(sub, leaf, only, unused, _Parser)
     leaf(sub, "version", "Prints the version of trikvctl")
     return parser
 
@@ -1246,6 +1250,7 @@ def _coded(fn: Callable[[Ctx], int]) -> Callable[[Ctx], None]:
 
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_snapshot.COMMANDS.items()})
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_lease.COMMANDS.items()})
+COMMANDS.update({key: _coded(fn) for key, fn in ctl_maintenance.COMMANDS.items()})
 
 
 def error_text(exc: BaseException) -> str:

@@ -135,7 +135,9 @@ async def test_corrupt_alarm_refuses_writes(autojump_clock: MockClock) -> None:
         lead = await c.settle()
         follower = c.followers(lead)[0]
         await follower.handlers.handle(rpc.PutRequest(b"a", b"1"))
-        resp = await follower.handlers.handle(AlarmRequest(AlarmAction.ACTIVATE, follower.id, AlarmType.CORRUPT))
+        resp = await follower.handlers.handle(
+            AlarmRequest(AlarmAction.ACTIVATE, follower.id, AlarmType.CORRUPT)
+        )
         assert resp.alarms == (AlarmMember(follower.id, AlarmType.CORRUPT),)
         await c.settle()
         for node in (lead, follower):
