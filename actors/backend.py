@@ -12,6 +12,7 @@ takes it between batches for one step of physical compaction (trio's Lock is fai
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import time
@@ -23,6 +24,7 @@ import trio
 from trikv.actors.apply import Applier, ApplyOutcome
 from trikv.actors.events import Pending, ToThread, Waiters, to_thread
 from trikv.actors.metrics import MemberMetrics
+from trikv.actors.snapstream import install_received, received_file
 from trikv.api import rpc
 from trikv.api.raftpb import Snapshot
 from trikv.api.records import ConfChange, ConfState, Entry
@@ -164,8 +166,12 @@ class Backend:
         if snap.data:
             async with self._writer:
                 self.kv.close()
-                self.pagefile.replace_from(io.BytesIO(snap.data))  # verifies, installs and reloads in place
-                self.kv = KVStore(self.pagefile)
+                received = received_file(self.pagefile.path, snap.data)
+                if received is None:
+                    self.pagefile.replace_from(io.BytesIO(snap.data))  # verifies, installs and reloads in place
+                    self.kv = KVStore(self.pagefile)
+                else:  # streamed to disk (actors/snapstream.py): install it off the event loop, reads wait
+                    self.kv = await self._in_thread(functools.partial(_install_file, self.pagefile, received))
                 stamp(self.kv)
                 lessor = self.applier.lessor
                 self.applier = type(self.applier)(self.kv, self.applier.self_id)
@@ -247,6 +253,11 @@ class Backend:
                 closer.close()
             except Exception:  # closing after a failure must not mask it
                 log.exception("error while closing storage")
+
+
+def _install_file(pf: PageFile, path: str) -> KVStore:
+    install_received(pf, path)
+    return KVStore(pf)
 
 
 __all__ = ["BATCH_INTERVAL", "BATCH_LIMIT", "Backend"]

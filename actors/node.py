@@ -33,6 +33,7 @@ from trikv.actors.compactor import Compactor
 from trikv.actors.config import ServerConfig
 from trikv.actors.events import Inbox, RaftStatus, RequestIds, ToThread, TransferLeader, Waiters, to_thread
 from trikv.actors.gateway import gateway_routes
+from trikv.actors.gateway_snapshot import SNAPSHOT_PATH, snapshot_route
 from trikv.actors.handlers import Handlers
 from trikv.actors.identity import format_id
 from trikv.actors.kv import Identity, KVApi, Proposer
@@ -46,6 +47,7 @@ from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_lea
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
 from trikv.actors.snapshotter import Snapshotter
+from trikv.actors.snapstream import SnapshotReceiver
 from trikv.actors.watch import WatchHub
 from trikv.actors.watch_serve import watch_handler
 from trikv.actors.upkeep import Upkeep, UpkeepSettings
@@ -166,9 +168,12 @@ class Node:
                 self.inbox,
                 snapshot_source=self.snapshotter.snapshot_bytes,
                 on_removed=self._removed.set,
+                open_snapshot=self.snapshotter.open_snapshot,
+                run_sync=self._run_sync,
             )
+            receiver = SnapshotReceiver(self.fs, str(cfg.db_path), self.inbox, self._run_sync)
             self.peer_server: PeerServer | None = PeerServer(
-                view, self.inbox, forwarded=self._promote_forwarded
+                view, self.inbox, forwarded=self._promote_forwarded, receiver=receiver
             )
         else:
             self.transport = self._network.attach(view, self.inbox, self.snapshotter.snapshot_bytes)
@@ -322,6 +327,7 @@ class Node:
         nursery.start_soon(self.upkeep.run)
         nursery.start_soon(self.leases.run)
         routes = gateway_routes(self.handlers, max_request_bytes=cfg.max_request_bytes)
+        routes = {**routes, SNAPSHOT_PATH: snapshot_route(self.handlers)}
         routes = {**routes, **metrics_routes(self.metrics)}
         for host, port in cfg.client_listen if self._network is None else ():
             serve = functools.partial(

@@ -22,8 +22,10 @@ import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, WebSocketRequest
 
-from trikv.actors.events import Inbox, SnapshotStatus
+from trikv.actors import snapstream
+from trikv.actors.events import Inbox, SnapshotStatus, ToThread, to_thread
 from trikv.actors.identity import format_id
+from trikv.actors.logfields import member_fields
 from trikv.actors.metrics import MemberMetrics, PeerSeries
 from trikv.api import codec, errors
 from trikv.api.internal import PeerHello, PeerHelloReply
@@ -91,7 +93,11 @@ class Peer:
         self.cancel_scope = trio.CancelScope()
         self.connected = False
         self._last_refusal = ""
+        self._lost = False  # the stream was up once and went down (its return is logged at warn)
         self.series: PeerSeries | None = None if transport.metrics is None else transport.metrics.peer(peer_id)
+
+    def _fields(self, **more: object) -> dict[str, object]:
+        return member_fields(self.transport.id, remote_peer_id=format_id(self.id), **more)
 
     def enqueue(self, m: Message) -> None:
         if m.type == MessageType.SNAP:
@@ -120,7 +126,11 @@ class Peer:
                         codec.CodecError,
                     ) as exc:
                         if self.connected:
-                            log.warning("lost peer connection to %s: %s", format_id(self.id), exc)
+                            self._lost = True
+                            log.warning(
+                                "peer became inactive (message send to peer failed)",
+                                extra=self._fields(error=str(exc) or type(exc).__name__),
+                            )
                         self.connected = False
                         self.transport.unreachable(self.id)
                         self._drain()
@@ -153,7 +163,10 @@ class Peer:
                 raise ConnectionClosed(None)
             self._last_refusal = ""
             if not self.connected:
-                log.info("established peer stream to %s (%s)", format_id(self.id), url)
+                if self._lost:  # back after an outage: at warn, like the loss
+                    log.warning("peer became active", extra=self._fields(url=url))
+                else:
+                    log.info("established peer stream", extra=self._fields(url=url))
             self.connected = True
             if self.series is not None:
                 t.nursery.start_soon(self._probe, ws, self.series)
@@ -186,6 +199,9 @@ class Peer:
 
     async def _send_snapshot(self, m: Message) -> None:
         t = self.transport
+        if t.open_snapshot is not None:
+            await self._stream_snapshot(m, t.open_snapshot)
+            return
         ok = False
         try:
             data = t.snapshot_source()
@@ -220,6 +236,33 @@ class Peer:
             log.warning("failed to send snapshot to %s: %s", format_id(self.id), exc)
         t.snapshot_status(self.id, ok)
 
+    async def _stream_snapshot(self, m: Message, open_snapshot: snapstream.OpenSnapshot) -> None:
+        """The page file in bounded chunks from a pinned commit, read in worker threads (actors/snapstream.py)."""
+        t = self.transport
+        ok = False
+        try:
+            assert m.snapshot is not None
+            snap = await open_snapshot()
+            try:
+                log.info(
+                    "streaming snapshot at index %d (%d bytes) to %s",
+                    m.snapshot.meta.index,
+                    snap.size,
+                    format_id(self.id),
+                )
+                async with trio_websocket.open_websocket_url(
+                    _ws_url(self.urls[0]), max_message_size=MAX_PEER_MESSAGE, connect_timeout=5
+                ) as ws:
+                    reply = await _hello(ws, PeerHello(snapstream.STREAM_KIND, t.cluster_id, t.id, self.id))
+                    if reply.ok:
+                        ok = await snapstream.send_chunks(ws, m, snap, t.run_sync)
+            finally:
+                snap.close()
+            log.info("sent snapshot at index %d to %s: %s", m.snapshot.meta.index, format_id(self.id), ok)
+        except Exception as exc:  # any failure: Raft retries the snapshot later
+            log.warning("failed to stream snapshot to %s: %s", format_id(self.id), exc)
+        t.snapshot_status(self.id, ok)
+
 
 class Transport:
     """Owns one Peer actor per remote member and keeps them in step with the applied membership."""
@@ -231,7 +274,11 @@ class Transport:
         *,
         snapshot_source: Callable[[], bytes],
         on_removed: Callable[[], None] = lambda: None,
+        open_snapshot: snapstream.OpenSnapshot | None = None,
+        run_sync: ToThread[Any] = to_thread,
     ) -> None:
+        self.open_snapshot = open_snapshot  # streamed snapshots (else the whole file from snapshot_source)
+        self.run_sync = run_sync
         self.on_removed = on_removed
         self.view = view
         self.id = view.member_id
@@ -286,8 +333,13 @@ class PeerServer:
     """Accepts peer connections on listen-peer-urls and feeds checked Raft messages to the Node's inbox."""
 
     def __init__(
-        self, view: ClusterView, inbox: Inbox, forwarded: Callable[[Any], Awaitable[Any]] | None = None
+        self,
+        view: ClusterView,
+        inbox: Inbox,
+        forwarded: Callable[[Any], Awaitable[Any]] | None = None,
+        receiver: snapstream.SnapshotReceiver | None = None,
     ) -> None:
+        self.receiver = receiver  # streamed snapshots land here (actors/snapstream.py)
         self.forwarded = forwarded  # serves a request a member forwarded to us as leader (etcd: promote)
         self.view = view
         self.id = view.member_id
@@ -366,6 +418,13 @@ class PeerServer:
         if hello.kind == "forward":
             await self._serve_forwarded(ws)
             return
+        if hello.kind == snapstream.STREAM_KIND and self.receiver is not None:
+            try:
+                await self.receiver.receive(ws, self.id, hello.from_id)
+            except (codec.CodecError, trio.TooSlowError) as exc:
+                log.error("dropping snapshot stream from %s: %s", format_id(hello.from_id), exc)
+                await ws.aclose()
+            return
         try:
             while True:
                 data = await ws.get_message()
@@ -381,7 +440,9 @@ class PeerServer:
                 for m in msgs:
                     if not isinstance(m, Message) or m.to != self.id or m.frm != hello.from_id:
                         raise codec.CodecError("peer frame holds a message not addressed from/to this link")
-                    if m.type == MessageType.SNAP and (m.snapshot is None or not m.snapshot.data):
+                    if m.type == MessageType.SNAP and (
+                        m.snapshot is None or not m.snapshot.data or snapstream.is_token(m.snapshot.data)
+                    ):
                         raise codec.CodecError("snapshot message without the page file")
                     self.inbox.deliver(m)  # a full inbox drops it and reports us unreachable
                 if hello.kind == "snapshot":

@@ -2,8 +2,9 @@
 
 After every durable page-file commit the backend tells it the consistent index (and the conf state stored
 with it). Every `snapshot_count` entries it asks the Raft loop (a `CompactLog` control event) to record a
-snapshot there in the WAL, release old WAL segments and compact the in-memory log: the page file already
-holds that state durably, so a snapshot's data is the page file itself, read when a peer needs it.
+snapshot there in the WAL, release old WAL segments (keeping `max-wals` released files) and compact the
+in-memory log: the page file already holds that state durably, so a snapshot's data is the page file
+itself, streamed from a pinned commit when a peer needs it (`open_snapshot`, actors/snapstream.py).
 (hashicorp/raft's runSnapshots: decide, take, persist, compact; etcd's triggerSnapshot.)
 """
 
@@ -16,6 +17,7 @@ import trio
 from trikv.actors.backend import Backend
 from trikv.actors.events import CompactLog, Inbox
 from trikv.api.records import ConfState
+from trikv.storage.pagestream import PageFileSnapshot
 
 log = logging.getLogger("trikv.snapshotter")
 
@@ -51,8 +53,14 @@ class Snapshotter:
                 self.inbox.control(CompactLog(index, cs))
 
     def snapshot_bytes(self) -> bytes:
-        """The page file as a snapshot for a peer that fell behind the log (whole-file transfer)."""
+        """The page file as one message (in-process test links; real peers stream `open_snapshot`)."""
         return self.backend.snapshot_bytes()
+
+    async def open_snapshot(self) -> PageFileSnapshot:
+        """The last commit, pinned, for a peer that fell behind the log: read it in bounded chunks while
+        commits go on (actors/snapstream.py); taken between batches, so it holds everything applied."""
+        async with self.backend.writes_paused():
+            return PageFileSnapshot(self.backend.pagefile)
 
 
 __all__ = ["Snapshotter"]
