@@ -24,6 +24,7 @@ from trikv.api import rpc
 from trikv.api.snapshot import DefragmentRequest, DefragmentResponse, SnapshotRequest, SnapshotResponse
 from trikv.storage.mvcc import KVStore
 from trikv.storage.pagefile import PageFile
+from trikv.storage.wal import WAL, parse_segment_name
 
 KEYS = 300
 VALUE = b"v" * 200
@@ -168,3 +169,24 @@ async def test_online_defrag_serves_reads_mid_copy_and_shrinks_the_file(autojump
         await put(lead, b"after", b"defrag")
         got = await lead.handlers.handle(rpc.RangeRequest(b"after"))
         assert got.kvs[0].value == b"defrag"
+
+
+async def test_max_wals_keeps_only_that_many_segments_a_snapshot_released(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test-only small WAL segments (the defaults of WAL.create/open, patched here): with a small
+    snapshot-count, segments wholly below a snapshot are released and only max-wals (5) of them kept."""
+    small = 16 * 1024
+    monkeypatch.setitem(WAL.create.__func__.__kwdefaults__, "segment_size", small)  # type: ignore[attr-defined]
+    monkeypatch.setitem(WAL.open.__func__.__kwdefaults__, "segment_size", small)  # type: ignore[attr-defined]
+    async with cluster(("n1",), snapshot_count=50) as c:
+        lead = await c.settle()
+        for i in range(400):
+            await put(lead, b"k%d" % (i % 10), b"x" * 400)
+        await trio.sleep(1.0)
+        wal_dir = str(lead.cfg.wal_dir)
+        seqs = sorted(parse_segment_name(n)[0] for n in c.fss["n1"].listdir(wal_dir) if parse_segment_name(n))  # type: ignore[index]
+        assert seqs[-1] >= 9, seqs  # the log really spanned many segments
+        assert seqs[0] > 0, seqs  # the oldest ones were deleted
+        unreleased = 3  # the segments still holding entries behind the last snapshot (at most)
+        assert len(seqs) <= lead.cfg.max_wals + unreleased, seqs
