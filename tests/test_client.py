@@ -1,5 +1,5 @@
-"""The Trio client against the real client server over in-memory members (tests/memory_cluster.py), over
-real loopback WebSockets."""
+"""The Trio client against the real client server over in-memory members (tests/member_server.py,
+tests/memory_cluster.py), over real loopback WebSockets."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from trikv.actors.server import serve_clients
 from trikv.api import errors, rpc
 from trikv.client import DeadlineExceededError, MessageTooLargeError
 
-from .memory_cluster import DROP, HANG, MemoryMember, Store, running
+from .member_server import DROP, HANG, running
+from .memory_cluster import MemoryMember, Store
 
 
 def free_port() -> int:

@@ -1,5 +1,5 @@
 """trikvctl's output formats and exit codes against the real client server over in-memory members
-(tests/memory_cluster.py), etcdctl 3.4 transcripts as oracle.
+(tests/member_server.py), etcdctl 3.4 transcripts as oracle.
 
 The CLI runs its own trio.run, so the members run in a background thread with theirs.
 """
@@ -30,7 +30,7 @@ from trikv.client import DeadlineExceededError
 from trikv.tools import ctl_print, trikvctl
 from trikv.tools.localcluster import ROOT
 
-from .memory_cluster import DROP, HANG, MemberServer, running
+from .member_server import DROP, HANG, MemberServer, running
 
 
 @pytest.fixture
