@@ -3,8 +3,8 @@
 Only shapes are converted here: each method turns the protobuf request into trikv's request shape, calls
 the same `Handlers.handle(request)` the CBOR and JSON surfaces call, and turns the answer back. Adding a
 service later is one `_unary(...)` entry (or a streaming Method) plus its converters. Methods of services
-whose issues have not landed (Watch, Lease, Alarm, Defragment, Hash, HashKV, Snapshot, Auth) are simply
-absent: grpc_server answers them UNIMPLEMENTED.
+whose issues have not landed (Watch, Lease, Alarm, Hash, HashKV, Auth) are simply absent: grpc_server
+answers them UNIMPLEMENTED. Defragment and Snapshot live in actors/grpc_snapshot.py.
 
 etcd's interceptors (v3rpc/interceptor.go): the learner filter lives in Handlers already; require-leader
 ("hasleader: true" metadata, set by clientv3.WithRequireLeader) refuses a unary call with
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from trikv.actors.grpc_call import CallContext, Method, Services
+from trikv.actors.grpc_snapshot import snapshot_methods
 from trikv.actors.grpcpb import kv_pb2, rpc_pb2
 from trikv.api import errors, protocol, rpc
 
@@ -264,6 +265,7 @@ def services(backend: Backend) -> Services:
             "MoveLeader": u(
                 backend, P.MoveLeaderRequest, lambda m: protocol.MoveLeaderRequest(m.targetID), move_leader_pb
             ),
+            **snapshot_methods(backend),  # Defragment, Snapshot (actors/grpc_snapshot.py)
         },
         # Present so that their unbuilt methods say "unknown method", as grpc-go says for a known service.
         "etcdserverpb.Watch": {},

@@ -275,7 +275,6 @@ def test_etcdctl_watch(cluster: Cluster) -> None:
     assert out.startswith("PUT\nw1\na\n"), out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: maintenance (defrag)")
 def test_etcdctl_defrag(cluster: Cluster) -> None:
     out, code = sh(cluster, "etcdctl defrag")
     assert (out, code) == (f"Finished defragmenting etcd member[{cluster.endpoints[0]}]\n", 0)
@@ -286,7 +285,6 @@ def test_etcdctl_alarm_list(cluster: Cluster) -> None:
     assert sh(cluster, "etcdctl alarm list") == ("", 0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: maintenance (snapshot stream)")
 def test_etcdctl_snapshot_save(cluster: Cluster, tmp_path: Path) -> None:
     out, code = sh(cluster, f"etcdctl snapshot save {tmp_path / 'snap.db'}")
     assert code == 0 and out.endswith(f"Snapshot saved at {tmp_path / 'snap.db'}\n"), out
