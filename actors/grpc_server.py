@@ -48,6 +48,7 @@ log = logging.getLogger("trikv.grpc")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _SNIFF = PREFACE[:14]  # "PRI * HTTP/2.0": enough to tell HTTP/2 from any HTTP/1.1 request line
 RECEIVE_BYTES = 64 * 1024
+CONNECTION_WINDOW = 1 << 20  # inbound, across all streams; reopened every half window
 _OK_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 
 
@@ -69,7 +70,12 @@ class GrpcConnection:
     def __init__(self, stream: trio.abc.Stream, peer: str, services: Services, limits: Limits) -> None:
         self.stream, self.peer, self.services, self.limits = stream, peer, services, limits
         self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None)
+            h2.config.H2Configuration(
+                client_side=False,
+                header_encoding=None,
+                validate_outbound_headers=False,  # ours are fixed and valid
+                normalize_outbound_headers=False,
+            )
         )
         self.conn.local_settings = h2.settings.Settings(
             client=False,
@@ -85,11 +91,13 @@ class GrpcConnection:
         self._reset_tokens, self._reset_at = limits.reset_burst, trio.current_time()
         self._ping_strikes, self._last_ping, self._sent_since_ping = 0, -1e18, False
         self._nursery: trio.Nursery | None = None
+        self._unacked = 0
 
     # ----------------------------------------------------------------------- connection
 
     async def serve(self, first: bytes) -> None:
         self.conn.initiate_connection()
+        self.conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)  # from the default 64 KiB
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -227,8 +235,13 @@ class GrpcConnection:
         sid, size = event.stream_id, event.flow_controlled_length
         call = self.calls.get(sid)
         if size:
-            self.conn.increment_flow_control_window(size)  # the connection's window: always reopened
-            if call is None or not call.method.streaming:
+            self._unacked += size  # the connection's window: always reopened, in batches
+            if self._unacked >= CONNECTION_WINDOW // 2:
+                self.conn.increment_flow_control_window(self._unacked)
+                self._unacked = 0
+            if event.stream_ended is not None:
+                pass  # the stream's window no longer matters
+            elif call is None or not call.method.streaming:
                 self.open_window(call, size, sid)  # unary: the message is consumed as it is buffered
             elif size > len(event.data):
                 self.open_window(call, size - len(event.data))  # padding is never consumed
@@ -305,7 +318,7 @@ class GrpcConnection:
                     )
                 else:
                     request = self.decode(call, call.inbound.popleft())
-                    await self._send(call, await call.method.call(request, ctx))
+                    await self._send(call, await call.method.call(request, ctx), flush=False)
             if call.scope.cancelled_caught:
                 if call.reset:
                     return
@@ -319,7 +332,7 @@ class GrpcConnection:
         self._finish(call, *status)
         await self.flush()
 
-    async def _send(self, call: Call, message: Any) -> None:
+    async def _send(self, call: Call, message: Any, *, flush: bool = True) -> None:
         """One response message, framed, sent as the peer's flow-control window allows."""
         payload = message.SerializeToString()
         view = memoryview(b"\x00" + len(payload).to_bytes(4, "big") + payload)
@@ -340,7 +353,8 @@ class GrpcConnection:
                 continue
             self.conn.send_data(call.sid, bytes(view[:size]))
             view = view[size:]
-        await self.flush()
+        if flush:  # a unary answer leaves with its trailers, in one write
+            await self.flush()
 
     def _trailers_only(self, sid: int, code: int, message: str, *, client_done: bool) -> None:
         headers = [*_OK_HEADERS, *self._status_headers(code, message)]
