@@ -22,6 +22,7 @@ from trikv.api import errors, protocol, rpc
 from trikv.api.checks import check_request
 
 CLUSTER_VERSION = "3.4.0"
+ETCD_API_VERSION = "3.4.0"  # the etcd release whose API (and /version answer) trikv mirrors
 
 Handler = Callable[[Any], Awaitable[Any]]
 # A stream handler: (opening request, later client items, emit an answer). See wsession.Backend.stream.
@@ -120,7 +121,9 @@ class Handlers:
         return True, ""
 
     def version(self) -> dict[str, str]:
-        return {"etcdserver": self._version, "etcdcluster": CLUSTER_VERSION}
+        # Tools pick their API from `etcdserver` (etcd3gw: >= 3.4 -> /v3/), so it names the etcd release
+        # whose API trikv serves; trikv's own version has its own field.
+        return {"etcdserver": ETCD_API_VERSION, "etcdcluster": CLUSTER_VERSION, "trikv": self._version}
 
 
 __all__ = ["CLUSTER_VERSION", "Handlers"]

@@ -32,6 +32,9 @@ class HttpResponse:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = ()
+    # A streaming response (the gateway's watch): called with `write`, which sends one HTTP chunk per call;
+    # `body` is then ignored and the connection closes when it returns.
+    stream: Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[None]] | None = None
 
     @classmethod
     def json(cls, status: int, obj: Any) -> HttpResponse:

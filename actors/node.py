@@ -33,6 +33,7 @@ from trikv.actors.compactor import Compactor
 from trikv.actors.config import ServerConfig
 from trikv.actors.events import Inbox, RaftStatus, RequestIds, ToThread, TransferLeader, Waiters, to_thread
 from trikv.actors.gateway import gateway_routes
+from trikv.actors.gateway_watch import watch_routes
 from trikv.actors.gateway_snapshot import SNAPSHOT_PATH, snapshot_route
 from trikv.actors.handlers import Handlers
 from trikv.actors.identity import format_id
@@ -327,6 +328,8 @@ class Node:
         nursery.start_soon(self.upkeep.run)
         nursery.start_soon(self.leases.run)
         routes = gateway_routes(self.handlers, max_request_bytes=cfg.max_request_bytes)
+        routes = {**routes, **watch_routes(self.handlers)}
+        routes.update({"/v3beta/" + p[4:]: r for p, r in routes.items() if p.startswith("/v3/")})  # etcd 3.4
         routes = {**routes, SNAPSHOT_PATH: snapshot_route(self.handlers)}
         routes = {**routes, **metrics_routes(self.metrics)}
         for host, port in cfg.client_listen if self._network is None else ():

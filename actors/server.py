@@ -280,6 +280,9 @@ class ClientServer:
     async def _respond(
         self, stream: trio.SocketStream, conn: h11.Connection, method: str, resp: HttpResponse, *, close: bool
     ) -> None:
+        if resp.stream is not None:
+            await _respond_streaming(stream, conn, resp)
+            return
         headers = [
             ("content-type", resp.content_type),
             ("content-length", str(len(resp.body))),
@@ -298,6 +301,39 @@ class ClientServer:
             self.metrics.client_sent.inc(len(data))
 
     # ----------------------------------------------------------------------- WebSocket connection
+
+async def _respond_streaming(stream: trio.SocketStream, conn: h11.Connection, resp: HttpResponse) -> None:
+    """A chunked response written by `resp.stream` (one chunk per write), until it returns or the client goes
+    (its end of the connection is watched meanwhile); the connection closes afterwards."""
+    assert resp.stream is not None
+    headers = [("content-type", resp.content_type), ("connection", "close"), *resp.headers]
+    reason = http.HTTPStatus(resp.status).phrase.encode()
+    await stream.send_all(conn.send(h11.Response(status_code=resp.status, headers=headers, reason=reason)) or b"")
+
+    async def write(chunk: bytes) -> None:
+        await stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
+
+    async def watch_client(scope: trio.CancelScope) -> None:
+        try:
+            while await stream.receive_some(HTTP_RECEIVE_BYTES):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        scope.cancel()
+
+    done = False
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_client, nursery.cancel_scope)
+        try:
+            await resp.stream(write)
+            done = True
+        except _DISCONNECTS:
+            pass
+        nursery.cancel_scope.cancel()
+    if not done:
+        raise trio.ClosedResourceError("streaming response ended by the client")  # a disconnect: closed
+    await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+
 
 async def serve_clients(
     backend: Backend,

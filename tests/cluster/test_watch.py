@@ -5,7 +5,9 @@ a range at the final revision, and each acknowledged write's revision with its e
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
 from dataclasses import dataclass, field
 
 import pytest
@@ -82,7 +84,9 @@ def check(events: list[Event], final: rpc.RangeResponse, acked: Acked, first_rev
         else:
             state.pop(ev.kv.key, None)
     if sorted(state.values(), key=lambda kv: kv.key) != list(final.kvs):
-        problems.append("reliable: the state built from the events differs from a range at the final revision")
+        problems.append(
+            "reliable: the state built from the events differs from a range at the final revision"
+        )
     seen = {(ev.kv.key, ev.kv.mod_revision): ev for ev in events}
     for key, rev, value in acked.puts:
         ev = seen.get((key, rev))
@@ -152,3 +156,63 @@ async def test_compacted_start_raises_the_typed_error(cluster: Cluster) -> None:
                         pass
         assert info.value.compact_revision == rev - 2
         assert str(info.value) == "etcdserver: mvcc: required revision has been compacted"
+
+
+async def test_gateway_watch_serves_curl_and_etcd3gw(cluster: Cluster) -> None:
+    import etcd3gw
+
+    member = cluster.members[0]
+    curl = subprocess.Popen(
+        [
+            "curl",
+            "-s",
+            "-N",
+            "-X",
+            "POST",
+            f"http://{member.endpoint}/v3/watch",
+            "-d",
+            '{"create_request":{"key":"Zm9v"}}',
+        ],
+        stdout=subprocess.PIPE,
+    )
+    gw = etcd3gw.client(host="127.0.0.1", port=member.client_port, timeout=10)
+    events_iter, cancel = await trio.to_thread.run_sync(lambda: gw.watch_prefix("fo"))
+    try:
+        await trio.sleep(1.0)  # both watches are created
+        async with trikv.connect(cluster.endpoints) as cl:
+            put = await cl.put("foo", "viawatch")
+        got = await trio.to_thread.run_sync(lambda: next(events_iter))
+        assert (got["kv"]["key"], got["kv"]["value"]) == (b"foo", b"viawatch")
+        assert int(got["kv"]["mod_revision"]) == put.header.revision
+        await trio.sleep(0.5)
+    finally:
+        cancel()
+        curl.terminate()
+    out, _ = curl.communicate(timeout=10)
+    lines = out.decode().splitlines()
+    created, event = (json.loads(line)["result"] for line in lines[:2])
+    assert created["created"] is True and created["header"]["revision"] == str(put.header.revision - 1)
+    assert event["events"] == [
+        {
+            "kv": {
+                "key": "Zm9v",
+                "create_revision": event["events"][0]["kv"]["create_revision"],
+                "mod_revision": str(put.header.revision),
+                "version": "1",
+                "value": "dmlhd2F0Y2g=",
+            }
+        }
+    ]
+    # etcd 3.4 also serves the gateway under /v3beta/, and /version names an etcd 3.4 API
+    async with trikv.connect([member.endpoint]) as cl:
+        await cl.put("bar", "x")
+    out = subprocess.run(
+        ["curl", "-s", "-X", "POST", f"http://{member.endpoint}/v3beta/kv/range", "-d", '{"key":"YmFy"}'],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert json.loads(out)["kvs"][0]["value"] == "eA=="
+    version = json.loads(
+        subprocess.run(["curl", "-s", f"http://{member.endpoint}/version"], capture_output=True).stdout
+    )
+    assert version["etcdserver"].startswith("3.4.") and "trikv" in version
