@@ -35,7 +35,6 @@ from trikv.actors.events import Inbox, RaftStatus, RequestIds, ToThread, Transfe
 from trikv.actors.gateway import gateway_routes
 from trikv.actors.gateway_watch import watch_routes
 from trikv.actors.gateway_snapshot import SNAPSHOT_PATH, snapshot_route
-from trikv.actors.gateway_watch import watch_routes
 from trikv.actors.handlers import Handlers
 from trikv.actors.identity import format_id
 from trikv.actors.kv import Identity, KVApi, Proposer
