@@ -90,8 +90,8 @@ class JsonConn:
             ("content-length", str(len(body))),
         ]
         out = self.conn.send(h11.Request(method="POST", target=path, headers=headers))
-        out += self.conn.send(h11.Data(data=body)) + self.conn.send(h11.EndOfMessage())  # type: ignore[operator]
-        await self.stream.send_all(out)  # type: ignore[arg-type]
+        out += self.conn.send(h11.Data(data=body)) + self.conn.send(h11.EndOfMessage())
+        await self.stream.send_all(out)
         data, code = bytearray(), 0
         while True:
             ev = self.conn.next_event()
