@@ -33,8 +33,8 @@ from trikv.actors.compactor import Compactor
 from trikv.actors.config import ServerConfig
 from trikv.actors.events import Inbox, RaftStatus, RequestIds, ToThread, TransferLeader, Waiters, to_thread
 from trikv.actors.gateway import gateway_routes
-from trikv.actors.gateway_watch import watch_routes
 from trikv.actors.gateway_snapshot import SNAPSHOT_PATH, snapshot_route
+from trikv.actors.gateway_watch import watch_routes
 from trikv.actors.handlers import Handlers
 from trikv.actors.identity import format_id
 from trikv.actors.kv import Identity, KVApi, Proposer
@@ -49,9 +49,9 @@ from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
 from trikv.actors.snapshotter import Snapshotter
 from trikv.actors.snapstream import SnapshotReceiver
+from trikv.actors.upkeep import Upkeep, UpkeepSettings
 from trikv.actors.watch import WatchHub
 from trikv.actors.watch_serve import watch_handler
-from trikv.actors.upkeep import Upkeep, UpkeepSettings
 from trikv.api import errors
 from trikv.api.internal import MemberAttributes
 from trikv.api.lease import LeaseKeepAliveRequest
