@@ -103,6 +103,18 @@ class SnapshotReceiver:
         self.run_sync = run_sync
         self._lock = trio.Lock()
         self._n = 0
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Files of streams a crash interrupted (or whose message was never installed) before a restart."""
+        d, base = posixpath.split(self.db_path)
+        try:
+            names = self.fs.listdir(d or ".") if self.fs.exists(d or ".") else []
+            for name in names:
+                if name.startswith(base + ".incoming."):
+                    self.fs.remove(posixpath.join(d, name))
+        except OSError as exc:
+            log.warning("could not remove leftover snapshot files next to %s: %s", self.db_path, exc)
 
     async def receive(self, ws: WebSocketConnection, self_id: int, from_id: int) -> None:
         async with self._lock:

@@ -187,3 +187,27 @@ def test_trikvutl_defrag_refuses_a_locked_data_dir(
         assert "is in use by a running member" in capsys.readouterr().out
     finally:
         lock.release()
+
+
+def test_save_needs_one_file_and_exactly_one_endpoint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    eps = "--endpoints=127.0.0.1:1,127.0.0.1:2"
+    assert ctl(capsys, eps, "snapshot", "save", str(tmp_path / "x.db")) == (
+        5,
+        "",
+        "Error: snapshot must be requested to one selected node, not multiple [127.0.0.1:1 127.0.0.1:2]\n",
+    )
+    assert ctl(capsys, "snapshot", "save") == (128, "", "Error: snapshot save expects one argument\n")
+    assert not (tmp_path / "x.db.part").exists()
+
+
+def test_leftover_incoming_snapshot_files_are_removed_at_start(tmp_path: Path) -> None:
+    from trikv.actors.events import Inbox, to_thread
+    from trikv.actors.snapstream import SnapshotReceiver
+
+    db = tmp_path / "db"
+    (tmp_path / "db.incoming.3").write_bytes(b"half a snapshot")
+    (tmp_path / "db.other").write_bytes(b"kept")
+    SnapshotReceiver(OsFileSystem(), str(db), Inbox(), to_thread)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.other"]
