@@ -34,7 +34,7 @@ from trikv.api import errors, rpc
 from trikv.api.protocol import MemberAddResponse, MemberListResponse, StatusResponse
 from trikv.blocking import BlockingClient
 from trikv.ops import DeadlineExceededError, delete_op, get_op, put_op
-from trikv.tools import ctl_lease, ctl_maintenance, ctl_snapshot
+from trikv.tools import ctl_lease, ctl_maintenance, ctl_snapshot, ctl_watch
 from trikv.tools.ctl_print import (
     Out,
     Printer,
@@ -99,6 +99,7 @@ SUPPORTED_FORMATS: dict[str, frozenset[str]] = {
 }
 SUPPORTED_FORMATS.update(ctl_snapshot.FORMATS)
 SUPPORTED_FORMATS.update(ctl_lease.FORMATS)
+SUPPORTED_FORMATS.update(ctl_watch.FORMATS)
 SUPPORTED_FORMATS.update(ctl_maintenance.FORMATS)
 
 # Command-level boolean flags: cobra takes --flag=true/false as well as --flag.
@@ -415,6 +416,7 @@ _COMMAND_NAMES: tuple[str, ...] = (
 )
 _COMMAND_NAMES += ctl_snapshot.COMMAND_NAMES
 _COMMAND_NAMES += ctl_lease.COMMAND_NAMES
+_COMMAND_NAMES += ctl_watch.COMMAND_NAMES
 _COMMAND_NAMES += ctl_maintenance.COMMAND_NAMES
 _VALUE_FLAGS = frozenset(
     [f"--{f.name}" for f in GLOBAL_FLAGS if f.kind != "bool"] + [f.short for f in GLOBAL_FLAGS if f.short]
@@ -545,6 +547,7 @@ def build_parser(only: str | None = None, *, with_globals: bool = True) -> argpa
 
     ctl_snapshot.add_parsers(sub, leaf, only, unused, _Parser)
     ctl_lease.add_parsers(sub, leaf, only, unused, _Parser)
+    ctl_watch.add_parsers(sub, leaf, only, unused, _Parser)
     ctl_maintenance.add_parsers(sub, leaf, only, unused, _Parser)
     leaf(sub, "version", "Prints the version of trikvctl")
     return parser
@@ -1250,6 +1253,7 @@ def _coded(fn: Callable[[Ctx], int]) -> Callable[[Ctx], None]:
 
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_snapshot.COMMANDS.items()})
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_lease.COMMANDS.items()})
+COMMANDS.update({key: _coded(fn) for key, fn in ctl_watch.COMMANDS.items()})
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_maintenance.COMMANDS.items()})
 
 

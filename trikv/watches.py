@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
@@ -33,7 +33,9 @@ class WatchClient(Protocol):
 
     endpoints: tuple[str, ...]
 
-    def stream(self, op: str, payload: Any, endpoint: str | None = None) -> AbstractAsyncContextManager[Any]: ...
+    def stream(
+        self, op: str, payload: Any, endpoint: str | None = None
+    ) -> AbstractAsyncContextManager[Any]: ...
 
 
 class WatchCompactedError(errors.ClientError):
@@ -63,6 +65,9 @@ class Events:
         self.revision = 0
         self.resumes = 0  # how many times the watch reopened (tests and tools report it)
         self.split_revisions = 0  # responses that began with the revision the previous one ended with
+        # Told every response after the created one (events, progress, the compacted one): trikvctl prints
+        # responses, not events.
+        self.on_response: Callable[[WatchResponse], None] | None = None
 
     def __aiter__(self) -> Events:
         return self
@@ -90,6 +95,8 @@ class Events:
         await self._reopen()
 
     def _take(self, resp: WatchResponse) -> None:
+        if self.on_response is not None and not resp.created and (resp.compact_revision or not resp.canceled):
+            self.on_response(resp)
         if resp.compact_revision:
             raise WatchCompactedError(resp.compact_revision)
         if resp.created:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import trio
@@ -216,3 +219,78 @@ async def test_gateway_watch_serves_curl_and_etcd3gw(cluster: Cluster) -> None:
         subprocess.run(["curl", "-s", f"http://{member.endpoint}/version"], capture_output=True).stdout
     )
     assert version["etcdserver"].startswith("3.4.") and "trikv" in version
+
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "etcdctl_watch.md"
+
+
+def _section(name: str) -> str:
+    text = FIXTURE.read_text()
+    body = text.split(f"## {name}\n```\n", 1)[1]
+    return body.split("```", 1)[0]
+
+
+def _normalize_json(line: str, base: int) -> dict[str, object]:
+    """A watch JSON line with ids dropped and revisions made relative to the first put's."""
+    obj = json.loads(line)
+    obj["Header"] = {"revision": obj["Header"]["revision"] - base}
+    for ev in obj["Events"]:
+        for kv in (ev["kv"], ev.get("prev_kv") or {}):
+            for name in ("create_revision", "mod_revision"):
+                if name in kv:
+                    kv[name] -= base
+    return obj
+
+
+async def test_trikvctl_watch_prints_like_etcdctl(cluster: Cluster) -> None:
+    eps = ",".join(cluster.endpoints)
+    ctl = [sys.executable, "-m", "trikv.tools.trikvctl", f"--endpoints={eps}", "watch", "foo", "--prefix"]
+    procs = [
+        subprocess.Popen([*ctl, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for extra in ([], ["-w", "json"], ["--prev-kv"])
+    ]
+    try:
+        await trio.sleep(2.0)  # the watchers are up (trikvctl's start-up plus the created response)
+        async with trikv.connect(cluster.endpoints) as cl:
+            first = (await cl.put("foo", "a")).header.revision
+            await cl.put("foo/bar", "b")
+            await cl.put("foo", "a2")
+            await cl.put("other", "z")
+            await cl.delete("foo")
+            await cl.delete("foo", prefix=True)
+        await trio.sleep(1.5)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)  # Ctrl-C
+    outs = [p.communicate(timeout=10) for p in procs]
+    assert [p.returncode for p in procs] == [-signal.SIGINT] * 3  # died by SIGINT: the shell shows 130
+    assert all(b"Traceback" not in err for _, err in outs), outs
+    assert outs[0][0].decode() == _section("simple")
+    assert outs[2][0].decode() == _section("prev-kv")
+    want = [json.loads(line)["Header"]["revision"] for line in _section("json").splitlines()]
+    got_lines = outs[1][0].decode().splitlines()
+    assert [_normalize_json(line, first) for line in got_lines] == [
+        _normalize_json(line, want[0]) for line in _section("json").splitlines()
+    ]
+    # compacted: etcdctl's two lines and exit 5
+    async with trikv.connect(cluster.endpoints) as cl:
+        rev = (await cl.put("foo", "later")).header.revision
+        await cl.compact(rev)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trikv.tools.trikvctl",
+            f"--endpoints={eps}",
+            "watch",
+            "foo",
+            f"--rev={first}",
+        ],
+        capture_output=True,
+        timeout=20,
+    )
+    assert proc.returncode == 5
+    assert proc.stdout == b""
+    assert proc.stderr.decode() == _section(
+        "compacted (`watch foo --rev=10` after `compaction --physical 32`), exit 5"
+    )
