@@ -241,6 +241,9 @@ async def test_leases_survive_restarts_and_snapshot_install_then_leadership(tmp_
 
 
 TXN = 'create("race") = "0"\n\nput race {who}\n\nget race\n\n'
+PROMPTS = (
+    "compares:\nsuccess requests (get, put, del):\nfailure requests (get, put, del):\n"  # etcdctl txn -i
+)
 
 
 async def test_twenty_way_create_if_absent_race(cluster: Cluster) -> None:
@@ -249,7 +252,7 @@ async def test_twenty_way_create_if_absent_race(cluster: Cluster) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
-            ctl_argv([eps[i % 3]], "txn"),
+            ctl_argv([eps[i % 3]], "txn", *(["-i"] if i % 2 else [])),  # half of them interactive
             cwd=str(ROOT),
             env=env,
             stdin=subprocess.PIPE,
@@ -273,7 +276,11 @@ async def test_twenty_way_create_if_absent_race(cluster: Cluster) -> None:
             assert p.stdout is not None and p.stderr is not None
             out = await trio.to_thread.run_sync(p.stdout.read)
             err = await trio.to_thread.run_sync(p.stderr.read)
-            outs.append((await trio.to_thread.run_sync(lambda p=p: p.wait(30)), out, err))
+            code = await trio.to_thread.run_sync(lambda p=p: p.wait(30))
+            if p.args[-1] == "-i":
+                assert out.startswith(PROMPTS), out
+                out = out.removeprefix(PROMPTS)
+            outs.append((code, out, err))
     finally:
         for p in procs:
             if p.poll() is None:
