@@ -23,6 +23,7 @@ import trio
 
 from trikv.actors.apply import Applier, ApplyOutcome
 from trikv.actors.events import Pending, ToThread, Waiters, to_thread
+from trikv.actors.logfields import SLOW_APPLY, go_duration, member_fields
 from trikv.actors.metrics import MemberMetrics
 from trikv.actors.snapstream import install_received, received_file
 from trikv.api import rpc
@@ -92,8 +93,11 @@ class Backend:
             batch.rollback()
             self._writer.release()
             raise
+        took = time.perf_counter() - t0
         if self.metrics is not None:
-            self.metrics.apply_duration.observe(time.perf_counter() - t0)
+            self.metrics.apply_duration.observe(took)
+        if took > SLOW_APPLY:
+            self._slow_apply(took, len(entries))
         self.on_events(batch.take_events(), batch.revision)
         self.after_apply(outcome)
         if outcome.last_index:
@@ -107,6 +111,15 @@ class Backend:
             self.on_compaction_scheduled()
         self._release_reads()
         return outcome
+
+    def _slow_apply(self, took: float, entries: int) -> None:
+        """etcd's warning (and etcd_server_slow_apply_total) for an apply above 100 ms."""
+        if self.metrics is not None:
+            self.metrics.slow_apply.inc()
+        fields = member_fields(
+            self.applier.self_id, took=go_duration(took), expected_duration=go_duration(SLOW_APPLY), entries=entries
+        )
+        log.warning("apply request took too long", extra=fields)
 
     async def _open_batch(self) -> ApplyBatch:
         if self._batch is None:

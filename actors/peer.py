@@ -25,6 +25,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 from trikv.actors import snapstream
 from trikv.actors.events import Inbox, SnapshotStatus, ToThread, to_thread
 from trikv.actors.identity import format_id
+from trikv.actors.logfields import member_fields
 from trikv.actors.metrics import MemberMetrics, PeerSeries
 from trikv.api import codec, errors
 from trikv.api.internal import PeerHello, PeerHelloReply
@@ -92,7 +93,11 @@ class Peer:
         self.cancel_scope = trio.CancelScope()
         self.connected = False
         self._last_refusal = ""
+        self._lost = False  # the stream was up once and went down (its return is logged at warn)
         self.series: PeerSeries | None = None if transport.metrics is None else transport.metrics.peer(peer_id)
+
+    def _fields(self, **more: object) -> dict[str, object]:
+        return member_fields(self.transport.id, remote_peer_id=format_id(self.id), **more)
 
     def enqueue(self, m: Message) -> None:
         if m.type == MessageType.SNAP:
@@ -121,7 +126,11 @@ class Peer:
                         codec.CodecError,
                     ) as exc:
                         if self.connected:
-                            log.warning("lost peer connection to %s: %s", format_id(self.id), exc)
+                            self._lost = True
+                            log.warning(
+                                "peer became inactive (message send to peer failed)",
+                                extra=self._fields(error=str(exc) or type(exc).__name__),
+                            )
                         self.connected = False
                         self.transport.unreachable(self.id)
                         self._drain()
@@ -154,7 +163,10 @@ class Peer:
                 raise ConnectionClosed(None)
             self._last_refusal = ""
             if not self.connected:
-                log.info("established peer stream to %s (%s)", format_id(self.id), url)
+                if self._lost:  # back after an outage: at warn, like the loss
+                    log.warning("peer became active", extra=self._fields(url=url))
+                else:
+                    log.info("established peer stream", extra=self._fields(url=url))
             self.connected = True
             if self.series is not None:
                 t.nursery.start_soon(self._probe, ws, self.series)

@@ -33,6 +33,7 @@ from trikv.actors.events import (
     to_thread,
 )
 from trikv.actors.identity import format_id
+from trikv.actors.logfields import SLOW_FDATASYNC, go_duration, member_fields
 from trikv.actors.metrics import MemberMetrics
 from trikv.actors.raft import ProposalDropped, RawNode, StateType
 from trikv.actors.reads import ReadRounds
@@ -234,15 +235,12 @@ class RaftNode:
     def _on_soft_state(self, ss: raft.SoftState) -> None:
         st = self.status
         if ss.lead != st.lead:
+            # At warn, unlike etcd's info: an operator sees every leadership change with who won and when.
+            term = self.raw.status().term
             if ss.lead == 0:
-                log.warning("member %s lost leader %s", format_id(self.id), format_id(st.lead))
+                log.warning("lost leader", extra=member_fields(self.id, lost_leader=format_id(st.lead), term=term))
             else:
-                log.info(
-                    "member %s elected leader %s at term %d",
-                    format_id(self.id),
-                    format_id(ss.lead),
-                    self.raw.status().term,
-                )
+                log.warning("elected leader", extra=member_fields(self.id, leader=format_id(ss.lead), term=term))
         if ss.lead not in (0, st.lead) and self.metrics is not None:
             self.metrics.leader_changes.inc()  # etcd counts changes to a new leader, never to "none"
         st.lead = ss.lead
@@ -274,6 +272,9 @@ class RaftNode:
         took = time.perf_counter() - t0
         if self.metrics is not None:
             self.metrics.wal_fsync.observe(took)
+        if took > SLOW_FDATASYNC:
+            fields = member_fields(self.id, took=go_duration(took), expected_duration=go_duration(SLOW_FDATASYNC))
+            log.warning("slow fdatasync", extra=fields)
         self._fsync_ewma = 0.8 * self._fsync_ewma + 0.2 * took
         hs = self.wal.hard_state
         self._synced_term, self._synced_vote = hs.term, hs.vote

@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from trio.testing import MockClock
 
 from tests.actors.harness import cluster, put, wait_until
+from trikv.actors.logfields import go_duration, member_fields
 from trikv.actors.metrics import SERVICES, MemberMetrics, exponential_buckets, grpc_method
 from trikv.actors.node import Node
 from trikv.api import errors, protocol, rpc
@@ -104,3 +105,10 @@ async def test_failures_count_with_their_codes(autojump_clock: MockClock) -> Non
         assert value(lead, "etcd_server_proposals_failed_total") == 1
         assert value(lead, "grpc_server_handled_total", grpc_type="unary", grpc_service="etcdserverpb.KV",
                      grpc_method="Put", grpc_code="Unavailable") == 1  # fmt: skip
+
+
+def test_log_fields_are_etcds() -> None:
+    assert [go_duration(s) for s in (0.0125, 0.1, 1.0, 1.5, 75.25)] == ["12.5ms", "100ms", "1s", "1.5s", "1m15.25s"]
+    fields = member_fields(0x8E9E05C52164694D, remote_peer_id="a", expected_duration="1s", took="2s")["fields"]
+    assert fields == {"local-member-id": "8e9e05c52164694d", "remote-peer-id": "a", "expected-duration": "1s",
+                      "took": "2s"}  # fmt: skip

@@ -5,6 +5,8 @@ is a leader change on the survivors."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -25,6 +27,7 @@ from trikv.api.watch import WatchCreateRequest, WatchRequest
 from trikv.tools.localcluster import Cluster, free_port
 
 pytestmark = pytest.mark.slow
+TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")  # zap's ISO8601 UTC with milliseconds
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "etcd_mixin"
 TARGET_LABELS = {"job", "instance", "endpoint"}  # Prometheus' target labels, not the member's
@@ -98,10 +101,13 @@ async def scrape(port: int) -> Scrape:
 def metrics_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, list[int]]]:
     """Three members, each also serving /metrics on its own listen-metrics-urls port."""
     c = Cluster(tmp_path, overrides={"log-level": "info"})
-    ports = []
+    ports: list[int] = []
+    taken = {p for m in c.members for p in (m.client_port, m.peer_port)}
     for m in c.members:
         cfg = yaml.safe_load(m.config_path.read_text())
         port = free_port()
+        while port in taken or port in ports:  # a released port may come back: never reuse a member's
+            port = free_port()
         cfg["listen-metrics-urls"] = f"http://127.0.0.1:{port}"
         m.config_path.write_text(yaml.safe_dump(cfg))
         ports.append(port)
@@ -159,9 +165,23 @@ async def test_values_are_true(metrics_cluster: tuple[Cluster, list[int]]) -> No
     n = 30
     before = {m.name: await scrape(m.client_port) for m in cluster.members}
     async with trikv.connect([leader.endpoint]) as c:
-        for i in range(n):
-            await c.put(f"m{i}", "v")
-        after = {m.name: await scrape(m.client_port) for m in cluster.members}
+        async with contextlib.AsyncExitStack() as stack:
+            each = [await stack.enter_async_context(trikv.connect([m.endpoint])) for m in cluster.members]
+            for i in range(n):
+                rev = (await c.put(f"m{i}", "v")).header.revision
+                # every member has it before the next put: a lagging follower would get two in one append
+                for member_client in each:
+                    with trio.fail_after(10):
+                        while (await member_client.get("m", serializable=True)).header.revision < rev:
+                            await trio.sleep(0.005)
+        fsyncs = "etcd_disk_wal_fsync_duration_seconds_count"
+        after: dict[str, Scrape] = {}
+
+        async def all_synced() -> bool:  # the slower follower is not part of the acknowledging quorum
+            after.update({m.name: await scrape(m.client_port) for m in cluster.members})
+            return all(after[k].value(fsyncs) >= before[k].value(fsyncs) + n for k in after)
+
+        await wait_for(all_synced, "every member fsyncs every put")
         status = await c.status()
         lead_now = await scrape(leader.client_port)
         assert lead_now.value("etcd_mvcc_db_total_size_in_bytes") == status.db_size
@@ -199,7 +219,6 @@ async def test_values_are_true(metrics_cluster: tuple[Cluster, list[int]]) -> No
     assert after[lname].value("etcd_network_client_grpc_received_bytes_total") > 0
     assert after[lname].value("etcd_network_client_grpc_sent_bytes_total") > 0
     for m in cluster.members:
-        fsyncs = "etcd_disk_wal_fsync_duration_seconds_count"
         assert after[m.name].value(fsyncs) >= before[m.name].value(fsyncs) + n, m.name
         assert after[m.name].value("etcd_server_has_leader") == 1
         assert after[m.name].value("etcd_server_is_leader") == (1 if m is leader else 0)
@@ -218,6 +237,8 @@ async def test_has_leader_and_leader_changes(metrics_cluster: tuple[Cluster, lis
     survivors = [m for m in cluster.members if m is not leader]
     changes = "etcd_server_leader_changes_seen_total"
     seen = {m.name: (await scrape(m.client_port)).value(changes) for m in survivors}
+    async with trikv.connect([leader.endpoint]) as c:
+        old_id = (await c.status()).header.member_id
     assert all(v >= 1 for v in seen.values())
     # A leader kill: the survivors elect a new leader and count the change.
     leader.kill()
@@ -230,6 +251,14 @@ async def test_has_leader_and_leader_changes(metrics_cluster: tuple[Cluster, lis
         return True
 
     await wait_for(changed, "survivors count a leader change")
+    # ... and log it at warn, naming the new leader and its term (structured fields, not message text).
+    async with trikv.connect([survivors[0].endpoint]) as c:
+        st = await c.status()
+    for m in survivors:
+        lines = [json.loads(line) for line in m.log_text().splitlines()]
+        elected = [e for e in lines if e["msg"] == "elected leader" and e["level"] == "warn"]
+        assert elected and elected[-1]["leader"] == format_id(st.leader), m.name
+        assert elected[-1]["term"] == st.raft_term and elected[-1]["local-member-id"], m.name
     # One member whose two peers are stopped: after an election timeout it has no leader.
     leader.start()
     leader.wait_ready()
@@ -254,3 +283,26 @@ async def test_has_leader_and_leader_changes(metrics_cluster: tuple[Cluster, lis
             assert m.proc is not None
             os.kill(m.proc.pid, signal.SIGCONT)
     await wait_for(has_leader, "a leader again after SIGCONT")
+    # Every line at info level is one JSON object with zap's fields; the new leader saw the old one go and
+    # come back, at warn, with both ids as fields.
+    for m in cluster.members:
+        for line in m.log_text().splitlines():
+            entry = json.loads(line)
+            assert {"level", "ts", "caller", "msg"} <= entry.keys(), line
+            assert entry["level"] in ("info", "warn", "error") and TS.fullmatch(entry["ts"]), line
+    by_id = {}
+    for m in survivors:
+        async with trikv.connect([m.endpoint]) as c:
+            by_id[(await c.status()).header.member_id] = m
+    new_leader = by_id[st.leader]  # the one elected after the kill: it sent to the dead member
+
+    def peer_lines(msg: str) -> list[dict[str, Any]]:
+        lines = [json.loads(x) for x in new_leader.log_text().splitlines()]
+        return [e for e in lines if e["msg"] == msg and e.get("remote-peer-id") == format_id(old_id)]
+
+    assert [e["level"] for e in peer_lines("peer became inactive (message send to peer failed)")][:1] == ["warn"]
+    assert [e["level"] for e in peer_lines("peer became active")][:1] == ["warn"]
+
+
+TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
