@@ -8,7 +8,7 @@ grpc-gateway v1 reports them (`{"error","message","code"}` with its gRPC-code ->
 Requests are decoded in actors/gateway_requests.py; this module writes responses and routes paths. What
 cannot be decoded is a 400 with gRPC code 3 and a message shaped like Go's.
 
-Watch and leases are not served here (yet): their paths stay unrouted, i.e. 404.
+Lease routes come from actors/gateway_lease.py (merged into ENDPOINTS); watch is not served here yet.
 """
 
 from __future__ import annotations

@@ -40,11 +40,8 @@ FORWARDED = (LeaseKeepAliveRequest, LeaseTimeToLiveRequest)
 
 def check_lease_request(req: Any) -> None:
     """etcd's static checks before proposing (the apply-time checks still run on every member)."""
-    if isinstance(req, LeaseGrantRequest):
-        if req.ttl > MAX_LEASE_TTL:
-            raise errors.LeaseTTLTooLargeError()
-        if req.id < 0:
-            raise errors.InvalidRequestError("etcdserver: lease ID must be positive")
+    if isinstance(req, LeaseGrantRequest) and req.ttl > MAX_LEASE_TTL:
+        raise errors.LeaseTTLTooLargeError()
 
 
 class LeaseApi:
@@ -120,8 +117,7 @@ class LeaseApi:
         resp = await self.forward(lead, req)
         if not isinstance(resp, (LeaseKeepAliveResponse, LeaseTimeToLiveResponse)):
             raise errors.InternalError()
-        # the leader's answer, under this member's header (etcd's forwarding keeps the leader's)
-        return resp
+        return resp  # the leader's answer as is, its header included (as etcd's forwarded keep-alive)
 
 
 def lease_handlers(api: LeaseApi) -> dict[type, Callable[[Any], Awaitable[Any]]]:
