@@ -151,6 +151,12 @@ class SnapshotReceiver:
                     self._forget(n)
                 raise
             await self.run_sync(f.close)
+            problems = await self.run_sync(lambda: PageFile.check(self.fs, path))
+            if problems:  # never hand the Raft loop a file it would fail to install: the leader retries
+                self._forget(n)
+                log.error("received snapshot is invalid, refusing it: %s", "; ".join(problems[:3]))
+                await ws.send_message(codec.encode(PeerHelloReply(False, error="invalid snapshot")))
+                return
             token = STREAMED + str(n).encode()
             self.inbox.deliver(
                 Message(
