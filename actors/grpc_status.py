@@ -47,6 +47,13 @@ CANCELLED = GrpcStatus(GrpcCode.CANCELLED, "context canceled")
 
 def status_of(exc: BaseException) -> tuple[int, str]:
     """(grpc-status, grpc-message) for an exception raised while serving a call."""
+    if isinstance(exc, BaseExceptionGroup):  # a streaming handler's nursery: its first typed error wins
+        group, _ = exc.split((GrpcStatus, errors.EtcdError))
+        leaf: BaseException | None = group
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        if leaf is not None:
+            return status_of(leaf)
     if isinstance(exc, GrpcStatus):
         return int(exc.code), exc.message
     if isinstance(exc, errors.EtcdError):

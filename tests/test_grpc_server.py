@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from tests.grpc_client import HOST, GrpcTestClient, frame
-from trikv.actors import grpc_status
+from trikv.actors import grpc_status, grpc_streams
 from trikv.actors.grpcpb import rpc_pb2
 from trikv.actors.server import ClientServer
 from trikv.api import errors, protocol, rpc
@@ -327,3 +327,88 @@ async def test_shutdown_sends_goaway_with_last_stream_id(fake: FakeHandlers) -> 
         nursery.cancel_scope.cancel()
     await c.read_until_closed()
     assert c.goaway is not None and c.goaway.error_code == 0 and c.goaway.last_stream_id == 1
+
+
+# --------------------------------------------------------------------------- streams (actors/grpc_streams.py)
+
+KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
+
+
+class FakeStreams(FakeHandlers):
+    """`stream` answers every keep-alive (a lease id) with its TTL, the way the lease handler will."""
+
+    async def stream(self, first: Any, inbound: trio.MemoryReceiveChannel[Any], emit: Any) -> None:
+        await emit(first)
+        async for lease_id in inbound:
+            if lease_id == 13:
+                raise errors.LeaseNotFoundError()
+            await emit(lease_id)
+
+
+@pytest.fixture
+async def stream_server(nursery: trio.Nursery) -> tuple[ClientServer, FakeStreams]:
+    fake = FakeStreams()
+    srv = ClientServer(fake)  # type: ignore[arg-type]
+    bridge = grpc_streams.bidi(
+        fake,
+        rpc_pb2.LeaseKeepAliveRequest,
+        lambda m: m.ID,
+        lambda lease_id: rpc_pb2.LeaseKeepAliveResponse(ID=lease_id, TTL=60),
+        no_leader_grace=0.3,
+    )
+    srv.grpc_services = {**srv.grpc_services, "etcdserverpb.Lease": {"LeaseKeepAlive": bridge}}
+    srv.port = await nursery.start(srv.serve, HOST, 0)  # type: ignore[attr-defined]
+    return srv, fake
+
+
+def keepalive(lease_id: int) -> bytes:
+    return frame(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id).SerializeToString())
+
+
+async def test_bidi_stream_bridges_messages_both_ways(
+    stream_server: tuple[ClientServer, FakeStreams],
+) -> None:
+    srv, _ = stream_server
+    c = await client(srv)
+    sid = c.start(KEEPALIVE)
+    for lease_id in (1, 2, 3):
+        await c.send_body(sid, keepalive(lease_id), end=False)
+    with trio.fail_after(5):
+        while len(c.results[sid].messages()) < 3:
+            await c.read_once()
+    await c.send_body(sid, b"", end=True)  # half-close: the handler's inbound ends, the stream ends OK
+    r = await c.wait(sid)
+    got = [rpc_pb2.LeaseKeepAliveResponse.FromString(m) for m in r.messages()]
+    assert [(g.ID, g.TTL) for g in got] == [(1, 60), (2, 60), (3, 60)] and r.status == 0
+    assert r.trailers and r.headers[":status"] == "200"  # headers, messages, then trailers
+
+
+async def test_bidi_stream_error_ends_with_etcd_status(
+    stream_server: tuple[ClientServer, FakeStreams],
+) -> None:
+    srv, _ = stream_server
+    c = await client(srv)
+    sid = c.start(KEEPALIVE)
+    await c.send_body(sid, keepalive(1) + keepalive(13), end=False)
+    r = await c.wait(sid)
+    assert (r.status, r.message) == (GrpcCode.NOT_FOUND, "etcdserver: requested lease not found")
+    assert len(r.messages()) == 1
+
+
+async def test_require_leader_cancels_a_stream_without_leader(
+    stream_server: tuple[ClientServer, FakeStreams],
+) -> None:
+    srv, fake = stream_server
+    fake.leader = False
+    c = await client(srv)
+    start = trio.current_time()
+    sid = c.start(KEEPALIVE, [("hasleader", "true")])
+    await c.send_body(sid, keepalive(1), end=False)
+    r = await c.wait(sid)
+    assert (r.status, r.message) == (GrpcCode.UNAVAILABLE, "etcdserver: no leader")
+    assert 0.3 <= trio.current_time() - start < 3
+    sid = c.start(KEEPALIVE)  # without the metadata the stream lives on
+    await c.send_body(sid, keepalive(2), end=False)
+    with trio.move_on_after(0.6):
+        await c.wait(sid)
+    assert not c.results[sid].ended and len(c.results[sid].messages()) == 1
