@@ -199,28 +199,37 @@ def move_leader_pb(r: protocol.MoveLeaderResponse) -> Any:
 
 
 def _unary(
-    backend: Backend, pb_request: type[Any], to_shape: Callable[[Any], Any], to_pb: Callable[[Any], Any]
+    backend: Backend,
+    pb_request: type[Any],
+    to_shape: Callable[[Any], Any],
+    to_pb: Callable[[Any], Any],
+    max_request_bytes: int | None = None,
 ) -> Method:
+    """`max_request_bytes` for requests etcd proposes through Raft: it refuses a marshalled proposal above
+    max-request-bytes with "request is too large" (larger messages never got past the transport)."""
     has_leader: Callable[[], bool] = getattr(backend, "has_leader", lambda: True)
 
     async def call(request: Any, ctx: CallContext) -> Any:
         if ctx.metadata.get(REQUIRE_LEADER_KEY) == "true" and not has_leader():
             raise errors.NoLeaderError()
+        if max_request_bytes is not None and request.ByteSize() > max_request_bytes:
+            raise errors.RequestTooLargeError()
         return to_pb(await backend.handle(to_shape(request)))
 
     return Method(pb_request, call)
 
 
-def services(backend: Backend) -> Services:
+def services(backend: Backend, max_request_bytes: int = protocol.DEFAULT_MAX_REQUEST_BYTES) -> Services:
     """etcd's service table: "etcdserverpb.KV" -> "Range" -> Method, for this member's handlers."""
     P = rpc_pb2
     u = _unary
+    size = max_request_bytes
     return {
         "etcdserverpb.KV": {
             "Range": u(backend, P.RangeRequest, range_request, range_pb),
-            "Put": u(backend, P.PutRequest, put_request, put_pb),
-            "DeleteRange": u(backend, P.DeleteRangeRequest, delete_range_request, delete_range_pb),
-            "Txn": u(backend, P.TxnRequest, txn_request, txn_pb),
+            "Put": u(backend, P.PutRequest, put_request, put_pb, size),
+            "DeleteRange": u(backend, P.DeleteRangeRequest, delete_range_request, delete_range_pb, size),
+            "Txn": u(backend, P.TxnRequest, txn_request, txn_pb, size),
             "Compact": u(
                 backend,
                 P.CompactionRequest,

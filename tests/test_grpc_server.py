@@ -224,6 +224,19 @@ async def test_oversized_message_is_resource_exhausted(server: ClientServer, fak
     assert (await c.call(RANGE, frame(rng(b"a")))).status == 0
 
 
+async def test_proposal_above_max_request_bytes_is_too_large(
+    server: ClientServer, fake: FakeHandlers
+) -> None:
+    """Between max-request-bytes and the transport limit: etcd's own error, and nothing reaches Handlers."""
+    c = await client(server)
+    put = rpc_pb2.PutRequest(key=b"k", value=b"a" * 1_600_000).SerializeToString()
+    r = await c.call(PUT, frame(put))
+    assert (r.status, r.message) == (GrpcCode.INVALID_ARGUMENT, "etcdserver: request is too large")
+    assert fake.seen == []
+    put = rpc_pb2.PutRequest(key=b"k", value=b"a" * 1_500_000).SerializeToString()
+    assert (await c.call(PUT, frame(put))).status == 0
+
+
 async def test_flow_control_both_ways(server: ClientServer, fake: FakeHandlers) -> None:
     """A 1 MiB request exceeds the initial windows (the server opens them as it buffers); a 1 MiB answer
     exceeds the client's 64 KiB window (the server waits for the client's window updates)."""

@@ -25,6 +25,7 @@ from trikv.tools.localcluster import ROOT, Cluster, free_port
 pytestmark = pytest.mark.slow
 
 FIXTURE = ROOT / "tests" / "fixtures" / "etcdctl_kv_session.md"
+SIZE_FIXTURE = ROOT / "tests" / "fixtures" / "etcdctl_size_limits.md"
 REF_CLIENT_PORTS = (2379, 12379, 22379)
 REF_PEER_PORTS = (2380, 12380, 22380)
 SKIP_BLOCKS = {  # outputs that cannot be normalised (ids inside protobuf bytes) or were elided in the reference
@@ -115,6 +116,16 @@ def test_etcdctl_kv_session_matches_etcd(cluster: Cluster) -> None:
         assert (normalise(cluster, out).rstrip("\n"), got) == (want, code), command
         replayed += 1
     assert replayed == 40
+
+
+def test_etcdctl_size_limits_match_etcd(cluster: Cluster) -> None:
+    """1.6 MB: etcd's "request is too large"; 1.5 MB and 1 MiB: stored; 2 MiB: refused by etcdctl itself."""
+    for command, expected, code in blocks(SIZE_FIXTURE):
+        out, got = sh(cluster, command)
+        assert (normalise(cluster, out).rstrip("\n"), got) == (
+            normalise(cluster, expected).rstrip("\n"),
+            code,
+        )
 
 
 def test_etcdctl_txn_and_compaction(cluster: Cluster) -> None:
@@ -236,7 +247,7 @@ def test_etcdctl_members_and_endpoints(cluster: Cluster) -> None:
     cells = [[x.strip() for x in line.split("|")[1:-1]] for line in lines[3:6]]
     assert sorted(r[1] for r in cells) == sorted(by_id)
     assert sorted(r[4] for r in cells) == ["false", "false", "true"]
-    assert all(re.fullmatch(r"\d+ kB", r[3]) and r[5] == "false" and r[9] == "" for r in cells), out
+    assert all(re.fullmatch(r"[0-9.]+ [kMG]?B", r[3]) and r[5] == "false" and r[9] == "" for r in cells), out
 
     out, code = sh(cluster, "etcdctl endpoint health --cluster -w json")
     assert code == 0 and sorted(e["endpoint"] for e in json.loads(out)) == sorted(
