@@ -124,7 +124,7 @@ class ClientServer:
         # path -> handler. The JSON gateway (/v3/kv/range, ...) plugs in here via add_route.
         self.routes: dict[str, Route] = {"/health": self._health, "/version": self._version}
         # gRPC (etcd's v3 API) on the same port: a connection opening with the HTTP/2 preface goes there.
-        self.grpc_services = grpc_services.services(backend)
+        self.grpc_services = grpc_services.services(backend, max_request_bytes)
         self.grpc_limits = grpc_call.Limits(max_message_bytes=self.max_message_bytes)
 
     def add_route(self, path: str, handler: Route) -> None:
