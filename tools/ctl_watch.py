@@ -15,13 +15,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import trio
-
-import trikv
 from trikv.api import errors
 from trikv.api.watch import EventType, WatchResponse
 from trikv.tools.ctl_print import dumps, j_header, j_kv
-from trikv.watches import WatchCanceledError, WatchCompactedError
+
+# trio and the Trio client are imported when a watch runs: unary commands must not pay their start-up
+# (tests/test_trikvctl.py checks that trikvctl's other commands never import trio).
 
 COMMAND_NAMES = ("watch",)
 FORMATS = {"watch": frozenset({"simple", "json"})}
@@ -126,6 +125,9 @@ async def _one(cl: Any, display: _Display, key: bytes, end: bytes | None, prefix
 
 
 async def _main(ctx: Any) -> int:
+    import trikv
+    from trikv.watches import WatchCanceledError, WatchCompactedError
+
     a = ctx.args
     display = _Display(ctx)
     async with trikv.connect(
@@ -143,6 +145,8 @@ async def _main(ctx: Any) -> int:
 
 async def _interactive(cl: Any, display: _Display, ctx: Any) -> int:
     """`watch -i`: each stdin line `watch KEY [RANGE_END] [--prefix]` opens one more watch."""
+    import trio
+
     async with trio.open_nursery() as nursery:
         while True:
             line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
@@ -179,6 +183,8 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 
 def cmd_watch(ctx: Any) -> int:
+    import trio
+
     a = ctx.args
     try:
         try:
