@@ -34,7 +34,7 @@ from trikv.api import errors, rpc
 from trikv.api.protocol import MemberAddResponse, MemberListResponse, StatusResponse
 from trikv.blocking import BlockingClient
 from trikv.ops import DeadlineExceededError, delete_op, get_op, put_op
-from trikv.tools import ctl_lease, ctl_maintenance, ctl_snapshot, ctl_watch
+from trikv.tools import ctl_check, ctl_lease, ctl_maintenance, ctl_snapshot, ctl_watch
 from trikv.tools.ctl_print import (
     Out,
     Printer,
@@ -418,6 +418,7 @@ _COMMAND_NAMES += ctl_snapshot.COMMAND_NAMES
 _COMMAND_NAMES += ctl_lease.COMMAND_NAMES
 _COMMAND_NAMES += ctl_watch.COMMAND_NAMES
 _COMMAND_NAMES += ctl_maintenance.COMMAND_NAMES
+_COMMAND_NAMES += ctl_check.COMMAND_NAMES
 _VALUE_FLAGS = frozenset(
     [f"--{f.name}" for f in GLOBAL_FLAGS if f.kind != "bool"] + [f.short for f in GLOBAL_FLAGS if f.short]
 )
@@ -549,6 +550,7 @@ def build_parser(only: str | None = None, *, with_globals: bool = True) -> argpa
     ctl_lease.add_parsers(sub, leaf, only, unused, _Parser)
     ctl_watch.add_parsers(sub, leaf, only, unused, _Parser)
     ctl_maintenance.add_parsers(sub, leaf, only, unused, _Parser)
+    ctl_check.add_parsers(sub, leaf, only, unused, _Parser)
     leaf(sub, "version", "Prints the version of trikvctl")
     return parser
 
@@ -1255,6 +1257,7 @@ COMMANDS.update({key: _coded(fn) for key, fn in ctl_snapshot.COMMANDS.items()})
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_lease.COMMANDS.items()})
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_watch.COMMANDS.items()})
 COMMANDS.update({key: _coded(fn) for key, fn in ctl_maintenance.COMMANDS.items()})
+COMMANDS.update({key: _coded(fn) for key, fn in ctl_check.COMMANDS.items()})
 
 
 def error_text(exc: BaseException) -> str:
