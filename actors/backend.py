@@ -67,6 +67,8 @@ class Backend:
         # Told after every durable commit / when a compaction was scheduled (the Snapshotter, the Compactor).
         self.on_commit: Callable[[int, ConfState | None], None] = lambda index, cs: None
         self.on_compaction_scheduled: Callable[[], None] = lambda: None
+        # Sees each applied batch before its answers go out (the quota check at apply may change them).
+        self.after_apply: Callable[[ApplyOutcome], None] = lambda outcome: None
         # The watch hub: each applied batch's events (never awaited), and "a snapshot replaced the store".
         self.on_events: Callable[[list[Event], int], None] = lambda events, revision: None
         self.on_installed: Callable[[], None] = lambda: None
@@ -217,6 +219,11 @@ class Backend:
             else:
                 keep.append((index, w))
         self._apply_waiters = keep
+
+    async def settled(self) -> None:
+        """Returns when no worker thread writes the page file: a synchronous read of it may follow."""
+        while self._busy is not None:
+            await self._busy.wait()
 
     async def range(self, req: rpc.RangeRequest) -> rpc.RangeResponse:
         """Reads see every applied entry: through the open batch if there is one (etcd's read buffer)."""

@@ -1,22 +1,31 @@
 """HashKV and Hash handlers (etcd's Maintenance.HashKV / Hash): what the corruption check compares.
 
-The hash is computed on the committed page file between two batches (the Backend's writer lock: everything
-applied is committed and nothing writes meanwhile), in a worker thread, so it never reads a half-written
-batch and never blocks the event loop. See trikv.storage.hashkv for the bytes hashed.
+HashKV reads the committed page file in steps of `STEP_KEYS` page keys (trikv.storage.hashkv.KVHasher),
+each step a short synchronous read between two awaits, like a range read: the Raft loop keeps applying and
+committing meanwhile (a step never runs while a worker thread writes the page file), so hashing a large key
+space never stalls heartbeats. Later writes have higher revisions than the hash reads; if a compaction
+commits meanwhile, the hash starts again at the new compact revision (or the revision is compacted).
+Hash (the whole backend) is computed between two batches in a worker thread.
 """
 
 from __future__ import annotations
+
+import trio
 
 from trikv.actors.backend import Backend
 from trikv.actors.kv import KVApi
 from trikv.api import errors
 from trikv.api.maintenance import HashKVRequest, HashKVResponse, HashRequest, HashResponse
-from trikv.storage.hashkv import hash_all, hash_kv
+from trikv.storage.hashkv import KVHasher, hash_all
+
+STEP_KEYS = 5000  # page keys per synchronous step (a few ms of the event loop)
+MAX_RESTARTS = 10  # compactions committed while hashing before the hash gives up
 
 
 class HashApi:
-    def __init__(self, kv: KVApi) -> None:
+    def __init__(self, kv: KVApi, step_keys: int = STEP_KEYS) -> None:
         self.kv = kv
+        self.step_keys = step_keys
 
     @property
     def backend(self) -> Backend:
@@ -25,19 +34,24 @@ class HashApi:
     async def hashkv(self, req: HashKVRequest) -> HashKVResponse:
         """etcd's HashByRev: revision 0 is the current one; at or below the compact revision is compacted."""
         backend = self.backend
-
-        def compute() -> tuple[int, int, int]:
+        for _ in range(MAX_RESTARTS):
+            await backend.settled()
             kv = backend.kv
-            current, compacted = kv.current_revision, kv.compact_revision
+            current, compacted = kv.current_revision, kv.compact_revision  # the committed state's
             rev = req.revision
             if rev > 0 and compacted and rev <= compacted:
                 raise errors.CompactedError()
             if rev > current:
                 raise errors.FutureRevError()
-            return hash_kv(backend.pagefile, rev or current, compacted), current, compacted
-
-        h, current, compacted = await backend.exclusive(compute)
-        return HashKVResponse(self.kv.header(current), h, compacted or -1)
+            hasher = KVHasher(rev or current, compacted)
+            while not hasher.step(backend.pagefile, self.step_keys):
+                await trio.sleep(0)  # let the Raft loop apply and commit
+                await backend.settled()
+                if backend.kv is not kv or kv.compact_revision != compacted:
+                    break  # a compaction (or a snapshot install) changed what is kept: start again
+            else:
+                return HashKVResponse(self.kv.header(current), hasher.hash, compacted or -1)
+        raise errors.TimeoutError_()
 
     async def hash(self, req: HashRequest) -> HashResponse:
         backend = self.backend

@@ -10,6 +10,9 @@ any changed byte of a key, value or revision changes the hash.
 
 `hash_all(pf)` (etcd's Hash) covers every bucket except this member's own records: the meta bucket (its
 identity and conf state) and the consistent index counters.
+
+`KVHasher` computes `hash_kv` in steps of a bounded number of keys, each in its own read transaction, so
+a member can hash a large key space between its write batches without stalling them.
 """
 
 from __future__ import annotations
@@ -22,26 +25,63 @@ from trikv.storage.mvcc import _HDR, _HDR_SIZE, _PUT, _U64, KEY_BUCKET, META_BUC
 _MEMBER_OWN = frozenset({b"consistent_index", b"consistent_term"})
 
 
+class KVHasher:
+    """`hash_kv` in resumable steps: each `step` reads up to `limit` page keys in its own read transaction,
+    so a caller may let writers run between steps. Revisions above `revision` are never read (later writes
+    do not matter) and physical compaction only deletes revisions the hash skips; if the compact revision
+    itself moves, the caller starts again."""
+
+    def __init__(self, revision: int, compact_revision: int) -> None:
+        self.revision = revision
+        self.compact_revision = compact_revision
+        self._h = zlib.crc32(KEY_BUCKET)
+        self._kept: dict[bytes, tuple[bytes, bytes] | None] = {}
+        self._kept_done = False
+        self._cursor = b""
+        self.done = False
+
+    def _flush_kept(self) -> None:
+        if not self._kept_done:
+            for pk, value in sorted(e for e in self._kept.values() if e is not None):
+                self._h = zlib.crc32(value, zlib.crc32(pk, self._h))
+            self._kept.clear()
+            self._kept_done = True
+
+    def step(self, pf: Any, limit: int = 1000) -> bool:
+        """Hash the next `limit` page keys of the committed state; True when the hash is complete."""
+        end = _U64.pack(self.revision + 1)
+        n = 0
+        last = None
+        with pf.read() as rx:
+            for pk, value in rx.range(KEY_BUCKET, self._cursor, end):
+                last = pk
+                n += 1
+                main, _sub, kind = _HDR.unpack_from(pk)[:3]
+                if main <= self.compact_revision:
+                    self._kept[pk[_HDR_SIZE:]] = (pk, value) if kind == _PUT else None
+                else:
+                    self._flush_kept()
+                    self._h = zlib.crc32(value, zlib.crc32(pk, self._h))
+                if n >= limit:
+                    break
+        if last is not None:
+            self._cursor = last + b"\0"
+        if n < limit:
+            self._flush_kept()
+            self.done = True
+        return self.done
+
+    @property
+    def hash(self) -> int:
+        return self._h & 0xFFFFFFFF
+
+
 def hash_kv(pf: Any, revision: int, compact_revision: int) -> int:
     """crc32 of the key space at `revision` (see the module docstring); `pf` is a PageFile (committed state)."""
-    h = zlib.crc32(KEY_BUCKET)
-    kept: dict[bytes, tuple[bytes, bytes] | None] = {}
-    with pf.read() as rx:
-        it = rx.range(KEY_BUCKET, b"", _U64.pack(revision + 1))
-        for pk, value in it:
-            main, _sub, kind = _HDR.unpack_from(pk)[:3]
-            if main > compact_revision:
-                for entry in sorted(e for e in kept.values() if e is not None):
-                    h = zlib.crc32(entry[1], zlib.crc32(entry[0], h))
-                kept.clear()
-                h = zlib.crc32(value, zlib.crc32(pk, h))
-                for pk2, value2 in it:
-                    h = zlib.crc32(value2, zlib.crc32(pk2, h))
-                return h & 0xFFFFFFFF
-            kept[pk[_HDR_SIZE:]] = (pk, value) if kind == _PUT else None
-    for entry in sorted(e for e in kept.values() if e is not None):
-        h = zlib.crc32(entry[1], zlib.crc32(entry[0], h))
-    return h & 0xFFFFFFFF
+    hasher = KVHasher(revision, compact_revision)
+    while not hasher.step(pf, 10_000):
+        pass
+    return hasher.hash
 
 
 def hash_all(pf: Any) -> int:
@@ -59,4 +99,4 @@ def hash_all(pf: Any) -> int:
     return h & 0xFFFFFFFF
 
 
-__all__ = ["hash_all", "hash_kv"]
+__all__ = ["KVHasher", "hash_all", "hash_kv"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from trikv.api import codec, rpc
 from trikv.storage.files import CrashFileSystem
-from trikv.storage.hashkv import hash_all, hash_kv
+from trikv.storage.hashkv import KVHasher, hash_all, hash_kv
 from trikv.storage.mvcc import KEY_BUCKET, KVStore
 from trikv.storage.pagefile import PageFile
 
@@ -62,3 +62,28 @@ def test_a_changed_value_changes_the_hash() -> None:
         tx.commit()
     assert hash_kv(pf1, rev, 0) != hash_kv(pf2, rev, 0)
     assert hash_all(pf1) != hash_all(pf2)
+
+
+def test_steps_with_writes_and_compaction_steps_in_between() -> None:
+    """KVHasher in 3-key steps, each in its own read transaction, while later revisions are written and
+    physical compaction deletes dropped revisions between steps: the same hash as in one go."""
+    pf, kv = build()
+    at = kv.current_revision - 8
+    with kv.write() as b:
+        b.compact(rpc.CompactionRequest(at))
+        b.commit()
+    rev = kv.current_revision
+    want = hash_kv(pf, rev, at)
+    hasher = KVHasher(rev, at)
+    steps = 0
+    while not hasher.step(pf, 3):
+        steps += 1
+        with kv.write() as b:
+            b.put(rpc.PutRequest(b"later%d" % steps, b"x"))
+            b.commit()
+        kv.compact_step(2)
+    assert steps > 5
+    assert hasher.hash == want
+    while not kv.compact_step(2):
+        pass
+    assert hash_kv(pf, rev, at) == want  # later writes are above the hashed revision; compaction is done
