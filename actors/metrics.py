@@ -135,6 +135,10 @@ def grpc_method(request_type: type, kind: str = UNARY) -> tuple[str, str, str]:
 def grpc_code(exc: BaseException | None) -> str:
     if exc is None:
         return "OK"
+    if isinstance(exc, BaseExceptionGroup):  # a handler's nursery: its typed error, or a cancellation
+        codes = {grpc_code(inner) for inner in exc.exceptions}
+        typed = sorted(codes - {"Canceled", "Unknown"})
+        return typed[0] if typed else "Unknown" if "Unknown" in codes else "Canceled"
     if isinstance(exc, errors.EtcdError):
         return GRPC_CODE_NAMES[int(exc.code)]
     if isinstance(exc, trio.Cancelled):
@@ -396,6 +400,31 @@ class StateCollector(Collector):
             yield from extra()
 
 
+def watch_series(hub: Any) -> Callable[[], Iterable[Metric]]:
+    """The watch hub's series, read at scrape time (duck-typed: actors/watch.py's WatchHub)."""
+
+    def collect() -> Iterator[Metric]:
+        yield GaugeMetricFamily("etcd_debugging_mvcc_watcher_total", "Total number of watchers.",
+                                value=hub.watcher_count())  # fmt: skip
+        yield CounterMetricFamily("etcd_debugging_mvcc_events_total",
+                                  "Total number of events sent by this member.", value=hub.events_sent)  # fmt: skip
+        yield GaugeMetricFamily("trikv_watch_buffered_bytes",
+                                "Watch responses buffered for slow readers, all streams (trikv).",
+                                value=hub.buffered_bytes)  # fmt: skip
+
+    return collect
+
+
+def lease_series(lessor: Callable[[], Any]) -> Callable[[], Iterable[Metric]]:
+    """The lease table's size, read at scrape time (`lessor()`: the applier's current Lessor)."""
+
+    def collect() -> Iterator[Metric]:
+        yield GaugeMetricFamily("trikv_leases", "Leases in this member's lease table (trikv).",
+                                value=len(lessor().leases))  # fmt: skip
+
+    return collect
+
+
 __all__ = [
     "GRPC_CODE_NAMES",
     "SERVICES",
@@ -406,4 +435,6 @@ __all__ = [
     "exponential_buckets",
     "grpc_code",
     "grpc_method",
+    "lease_series",
+    "watch_series",
 ]

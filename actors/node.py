@@ -42,7 +42,7 @@ from trikv.actors.lease import LeaseManager, lease_reader, min_lease_ttl
 from trikv.actors.lease_api import FORWARDED, LeaseApi
 from trikv.actors.lessor import Lessor
 from trikv.actors.maintenance import MaintenanceApi
-from trikv.actors.metrics import MemberMetrics, Sources
+from trikv.actors.metrics import MemberMetrics, Sources, lease_series, watch_series
 from trikv.actors.metrics_http import metrics_routes, serve_metrics
 from trikv.actors.peer import ClusterView, PeerServer, Transport, forward_to_leader
 from trikv.actors.raftnode import RaftNode
@@ -306,6 +306,7 @@ class Node:
                 compact_revision=lambda: b.kv.compact_revision,
             )
         )
+        m.state.extra[:] = [watch_series(self.watch_hub), lease_series(lambda: b.applier.lessor)]
 
     async def _start(self, nursery: trio.Nursery) -> None:
         cfg = self.cfg

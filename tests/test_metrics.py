@@ -3,7 +3,10 @@ and names are etcd's, scrapes parse with prometheus_client's own parser."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 from trio.testing import MockClock
 
@@ -112,3 +115,32 @@ def test_log_fields_are_etcds() -> None:
     fields = member_fields(0x8E9E05C52164694D, remote_peer_id="a", expected_duration="1s", took="2s")["fields"]
     assert fields == {"local-member-id": "8e9e05c52164694d", "remote-peer-id": "a", "expected-duration": "1s",
                       "took": "2s"}  # fmt: skip
+
+
+async def test_trikv_series_watchers_and_leases(autojump_clock: MockClock) -> None:
+    from trikv.api.lease import LeaseGrantRequest
+    from trikv.api.watch import WatchCreateRequest, WatchRequest
+
+    async with cluster() as c:
+        lead = await c.settle()
+        assert value(lead, "trikv_leases") == 0
+        await lead.handlers.handle(LeaseGrantRequest(ttl=60))
+        assert value(lead, "trikv_leases") == 1
+        assert value(lead, "etcd_debugging_mvcc_watcher_total") == 0
+        assert value(lead, "trikv_watch_buffered_bytes") == 0
+        # A watch stream counts as one bidi_stream of etcdserverpb.Watch from open to close.
+        watch = {"grpc_type": "bidi_stream", "grpc_service": "etcdserverpb.Watch", "grpc_method": "Watch"}
+        _send, recv = trio.open_memory_channel[Any](8)
+
+        async def emit(_: Any) -> None:
+            pass
+
+        first = WatchRequest(create_request=WatchCreateRequest(b"k"))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lead.handlers.stream, first, recv, emit)
+            await wait_until(lambda: value(lead, "etcd_debugging_mvcc_watcher_total") == 1, "a watcher")
+            assert value(lead, "grpc_server_started_total", **watch) == 1
+            assert value(lead, "grpc_server_handled_total", grpc_code="Canceled", **watch) == 0
+            nursery.cancel_scope.cancel()
+        assert value(lead, "grpc_server_handled_total", grpc_code="Canceled", **watch) == 1
+        assert value(lead, "etcd_debugging_mvcc_watcher_total") == 0
