@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from tests.grpc_client import HOST, GrpcTestClient, frame
-from trikv.actors import grpc_status, grpc_streams
+from trikv.actors import grpc_call, grpc_status, grpc_streams
 from trikv.actors.grpcpb import rpc_pb2
 from trikv.actors.server import ClientServer
 from trikv.api import errors, protocol, rpc
@@ -329,6 +329,33 @@ async def test_settings_limit_streams_and_headers(server: ClientServer) -> None:
     s = h2.settings.SettingCodes
     assert c.remote_settings[s.MAX_CONCURRENT_STREAMS] == 256
     assert c.remote_settings[s.MAX_HEADER_LIST_SIZE] == 64 * 1024
+
+
+async def test_streams_beyond_the_limit_and_oversized_headers_close_that_connection(
+    nursery: trio.Nursery, fake: FakeHandlers
+) -> None:
+    srv = ClientServer(fake)  # type: ignore[arg-type]
+    srv.grpc_limits = grpc_call.Limits(max_message_bytes=1 << 20, max_streams=2)
+    port = await nursery.start(srv.serve, HOST, 0)
+    c = await GrpcTestClient.connect(port)  # it has not read the server's SETTINGS: it opens 3 streams
+    for _ in range(3):
+        sid = c.start(RANGE)
+        await c.send_body(sid, frame(rng(b"hang")), end=True)
+        with trio.fail_after(5):
+            while len(fake.seen) < min(sid // 2 + 1, 2):  # the first two are being served
+                await trio.sleep(0.01)
+    await c.read_until_closed()
+    assert c.goaway is not None and c.goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    with trio.fail_after(5):  # the calls of the closed connection are cancelled
+        while fake.cancelled < 2:
+            await trio.sleep(0.01)
+    c = await GrpcTestClient.connect(port)
+    c.start(RANGE, [("x-big", "a" * 70_000)])  # above the advertised 64 KiB header list
+    await c.flush()
+    await c.read_until_closed()
+    assert c.goaway is not None and c.goaway.error_code != 0
+    other = await GrpcTestClient.connect(port)
+    assert (await other.call(RANGE, frame(rng(b"a")))).status == 0
 
 
 async def test_shutdown_sends_goaway_with_last_stream_id(fake: FakeHandlers) -> None:
