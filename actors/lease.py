@@ -120,6 +120,8 @@ class LeaseManager:
 
     async def _primary(self) -> None:
         """Wait (a few ticks at most) until this leader's table has been promoted; else NotLeader."""
+        if self.lessor.primary and self.status.is_leader:
+            return  # the common case costs no cancel scope
         with trio.move_on_after(self.election_seconds):
             while self.status.is_leader and not self.lessor.primary:
                 await trio.sleep(self.tick_seconds / 4)

@@ -27,6 +27,7 @@ LEASE_BUCKET = b"lease"
 FOREVER = math.inf
 REVOKE_RETRY = 3.0  # seconds before an expired lease whose revoke did not apply is proposed again (etcd)
 LEASE_REVOKE_RATE = 1000  # revokes per second at most (etcd's leaseRevokeRate)
+HEAP_SLACK = 1024  # stale expiry-heap items tolerated beyond twice the lease count
 
 
 @attrs.define(eq=False)
@@ -209,6 +210,10 @@ class Lessor:
     def _schedule(self, lease: Lease) -> None:
         if self.primary and lease.expiry < FOREVER:
             heapq.heappush(self._heap, (lease.expiry, lease.id))
+            if len(self._heap) > 2 * len(self.leases) + HEAP_SLACK:
+                # every renewal leaves its old item behind (skipped when popped): rebuild, O(n) amortized
+                self._heap = [(x.expiry, x.id) for x in self.leases.values() if x.expiry < FOREVER]
+                heapq.heapify(self._heap)
 
     def ids(self) -> Iterable[int]:
         return list(self.leases)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 import math
 
-from trikv.actors.lessor import FOREVER, LEASE_REVOKE_RATE, Lease, Lessor
+from trikv.actors.lessor import FOREVER, HEAP_SLACK, LEASE_REVOKE_RATE, Lease, Lessor
 
 NOW = 100.0
 
@@ -45,3 +45,12 @@ def test_few_leases_are_not_spread() -> None:
     lessor = table([Lease(i + 1, 10) for i in range(LEASE_REVOKE_RATE - 1)])
     lessor.promote(1.0)
     assert {lease.expiry for lease in lessor.leases.values()} == {NOW + 11}
+
+
+def test_renewals_do_not_grow_the_expiry_heap_without_bound() -> None:
+    lessor = table([Lease(i + 1, 60) for i in range(100)])
+    lessor.promote(1.0)
+    for k in range(20_000):
+        assert lessor.renew(k % 100 + 1) == (60, False)
+    assert len(lessor._heap) <= 2 * 100 + HEAP_SLACK
+    assert lessor.expired(1000) == []  # nothing due: every item still names a live expiry
