@@ -104,4 +104,42 @@ class Requests:
         return self._decode(call, raw)
 
 
-__all__ = ["Call", "CallContext", "Emit", "Limits", "Method", "Requests", "Services", "parse_timeout"]
+class Budget:
+    """A connection's abuse budgets: keepalive ping strikes (grpc-go's enforcement policy: a ping sooner than
+    min-time after the last, with nothing sent in between, is a strike; without calls the min-time is 2 h)
+    and client stream resets (a token bucket: the rapid-reset attack opens and cancels streams forever)."""
+
+    def __init__(self, limits: Limits, now: float) -> None:
+        self.limits = limits
+        self.sent = False  # headers or data sent since the last ping: strikes start over
+        self._strikes, self._last_ping = 0, -1e18
+        self._tokens, self._refilled = limits.reset_burst, now
+
+    def ping(self, now: float, active: bool) -> bool:
+        """False when this ping is one strike too many."""
+        if self.sent:
+            self.sent, self._strikes = False, 0
+        elif now - self._last_ping < (self.limits.ping_min_time if active else 7200.0):
+            self._strikes += 1
+        self._last_ping = now
+        return self._strikes <= self.limits.ping_strikes
+
+    def reset(self, now: float) -> bool:
+        """False when the client has reset streams faster than the budget allows."""
+        lim = self.limits
+        self._tokens = min(lim.reset_burst, self._tokens + (now - self._refilled) * lim.reset_rate) - 1
+        self._refilled = now
+        return self._tokens >= 0
+
+
+__all__ = [
+    "Budget",
+    "Call",
+    "CallContext",
+    "Emit",
+    "Limits",
+    "Method",
+    "Requests",
+    "Services",
+    "parse_timeout",
+]

@@ -30,7 +30,7 @@ import h2.settings
 import trio
 from google.protobuf.message import DecodeError
 
-from trikv.actors.grpc_call import Call, CallContext, Limits, Requests, Services, parse_timeout
+from trikv.actors.grpc_call import Budget, Call, CallContext, Limits, Requests, Services, parse_timeout
 from trikv.actors.grpc_status import (
     CANCELLED,
     DEADLINE_EXCEEDED,
@@ -88,8 +88,7 @@ class GrpcConnection:
         self.calls: dict[int, Call] = {}
         self._send_lock = trio.Lock()
         self._closed = False
-        self._reset_tokens, self._reset_at = limits.reset_burst, trio.current_time()
-        self._ping_strikes, self._last_ping, self._sent_since_ping = 0, -1e18, False
+        self.budget = Budget(limits, trio.current_time())
         self._nursery: trio.Nursery | None = None
         self._unacked = 0
 
@@ -173,15 +172,9 @@ class GrpcConnection:
             self._closed = True
 
     def _ping(self) -> None:
-        now = trio.current_time()
-        if self._sent_since_ping:  # grpc-go resets the strikes whenever it sends headers or data
-            self._sent_since_ping, self._ping_strikes = False, 0
-        elif now - self._last_ping < (self.limits.ping_min_time if self.calls else 7200.0):
-            self._ping_strikes += 1
-            if self._ping_strikes > self.limits.ping_strikes:
-                log.info("client %s: too many pings, closing", self.peer)
-                self.goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too_many_pings")
-        self._last_ping = now
+        if not self.budget.ping(trio.current_time(), bool(self.calls)):
+            log.info("client %s: too many pings, closing", self.peer)
+            self.goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too_many_pings")
 
     def _stream_reset(self, event: h2.events.StreamReset) -> None:
         call = self.calls.pop(event.stream_id, None)
@@ -190,16 +183,7 @@ class GrpcConnection:
             call.scope.cancel()
             call.arrived.set()
             call.window.set()
-        if not event.remote_reset:
-            return
-        now = trio.current_time()
-        lim = self.limits
-        self._reset_tokens = min(
-            lim.reset_burst, self._reset_tokens + (now - self._reset_at) * lim.reset_rate
-        )
-        self._reset_at = now
-        self._reset_tokens -= 1
-        if self._reset_tokens < 0:
+        if event.remote_reset and not self.budget.reset(trio.current_time()):
             log.warning("client %s: stream reset flood, closing", self.peer)
             self.goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too_many_resets")
 
@@ -339,7 +323,7 @@ class GrpcConnection:
         if not call.headers_sent:
             self.conn.send_headers(call.sid, _OK_HEADERS)
             call.headers_sent = True
-        self._sent_since_ping = True
+        self.budget.sent = True
         while view:
             if call.done:
                 raise h2.exceptions.StreamClosedError(call.sid)
@@ -374,7 +358,7 @@ class GrpcConnection:
                 self.conn.reset_stream(sid, h2.errors.ErrorCodes.NO_ERROR)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             pass
-        self._sent_since_ping = True
+        self.budget.sent = True
 
     def _finish(self, call: Call, code: int, message: str) -> None:
         if call.done:
