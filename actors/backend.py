@@ -16,7 +16,7 @@ import functools
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import trio
@@ -72,8 +72,6 @@ class Backend:
         # The watch hub: each applied batch's events (never awaited), and "a snapshot replaced the store".
         self.on_events: Callable[[list[Event], int], None] = lambda events, revision: None
         self.on_installed: Callable[[], None] = lambda: None
-        # Sees each applied batch before its answers go out (the quota check at apply may change them).
-        self.after_apply: Callable[[ApplyOutcome], None] = lambda outcome: None
         self.metrics: MemberMetrics | None = None  # set by the Node
         # Told after a snapshot install replaced the page file (the LeaseManager rebuilds its table from it).
         self.on_install: Callable[[KVStore], None] = lambda kv: None
@@ -219,6 +217,17 @@ class Backend:
             else:
                 keep.append((index, w))
         self._apply_waiters = keep
+
+    @contextlib.contextmanager
+    def applied_view(self) -> Iterator[tuple[Any, int, int]]:
+        """(reader, revision, compact revision) of everything applied: the open batch's transaction (it sees
+        the batch's writes), else a read transaction of the last commit. Use it synchronously, after
+        `settled()`: no worker thread may write the page file meanwhile."""
+        if self._batch is not None:
+            yield self._batch.reader(), self._batch.revision, self._batch.compact_revision
+        else:
+            with self.pagefile.read() as rx:
+                yield rx, self.kv.current_revision, self.kv.compact_revision
 
     async def settled(self) -> None:
         """Returns when no worker thread writes the page file: a synchronous read of it may follow."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from trikv.actors.grpc_alarm import alarm_methods
 from trikv.actors.grpc_call import CallContext, Method, Services
 from trikv.actors.grpc_snapshot import snapshot_methods
 from trikv.actors.grpcpb import kv_pb2, rpc_pb2
@@ -275,6 +276,7 @@ def services(backend: Backend, max_request_bytes: int = protocol.DEFAULT_MAX_REQ
                 backend, P.MoveLeaderRequest, lambda m: protocol.MoveLeaderRequest(m.targetID), move_leader_pb
             ),
             **snapshot_methods(backend),  # Defragment, Snapshot (actors/grpc_snapshot.py)
+            **alarm_methods(backend),  # Alarm, Hash, HashKV (actors/grpc_alarm.py)
         },
         # Present so that their unbuilt methods say "unknown method", as grpc-go says for a known service.
         "etcdserverpb.Watch": {},

@@ -1,10 +1,12 @@
 """HashKV and Hash handlers (etcd's Maintenance.HashKV / Hash): what the corruption check compares.
 
-HashKV reads the committed page file in steps of `STEP_KEYS` page keys (trikv.storage.hashkv.KVHasher),
-each step a short synchronous read between two awaits, like a range read: the Raft loop keeps applying and
-committing meanwhile (a step never runs while a worker thread writes the page file), so hashing a large key
-space never stalls heartbeats. Later writes have higher revisions than the hash reads; if a compaction
-commits meanwhile, the hash starts again at the new compact revision (or the revision is compacted).
+HashKV hashes the applied state, as etcd's (its reads see the backend's write buffer): through the open
+batch's transaction, else the last commit, in steps of `STEP_KEYS` page keys (trikv.storage.hashkv.
+KVHasher), each a short synchronous read between two awaits like a range read, so the Raft loop keeps
+applying and committing meanwhile (a step never runs while a worker thread writes the page file) and
+hashing a large key space never stalls heartbeats. The header's revision is the applied revision, so the
+corruption check compares like etcd's. Later writes have higher revisions than the hash reads; if the
+compact revision moves meanwhile, the hash starts again (or the revision is compacted).
 Hash (the whole backend) is computed between two batches in a worker thread.
 """
 
@@ -37,18 +39,21 @@ class HashApi:
         for _ in range(MAX_RESTARTS):
             await backend.settled()
             kv = backend.kv
-            current, compacted = kv.current_revision, kv.compact_revision  # the committed state's
-            rev = req.revision
-            if rev > 0 and compacted and rev <= compacted:
-                raise errors.CompactedError()
-            if rev > current:
-                raise errors.FutureRevError()
-            hasher = KVHasher(rev or current, compacted)
-            while not hasher.step(backend.pagefile, self.step_keys):
+            with backend.applied_view() as (rx, current, compacted):
+                rev = req.revision
+                if rev > 0 and compacted and rev <= compacted:
+                    raise errors.CompactedError()
+                if rev > current:
+                    raise errors.FutureRevError()
+                hasher = KVHasher(rev or current, compacted)
+                done = hasher.step(rx, self.step_keys)
+            while not done:
                 await trio.sleep(0)  # let the Raft loop apply and commit
                 await backend.settled()
-                if backend.kv is not kv or kv.compact_revision != compacted:
-                    break  # a compaction (or a snapshot install) changed what is kept: start again
+                with backend.applied_view() as (rx, _, now_compacted):
+                    if backend.kv is not kv or now_compacted != compacted:
+                        break  # a compaction (or a snapshot install) changed what is kept: start again
+                    done = hasher.step(rx, self.step_keys)
             else:
                 return HashKVResponse(self.kv.header(current), hasher.hash, compacted or -1)
         raise errors.TimeoutError_()

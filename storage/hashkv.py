@@ -11,8 +11,8 @@ any changed byte of a key, value or revision changes the hash.
 `hash_all(pf)` (etcd's Hash) covers every bucket except this member's own records: the meta bucket (its
 identity and conf state) and the consistent index counters.
 
-`KVHasher` computes `hash_kv` in steps of a bounded number of keys, each in its own read transaction, so
-a member can hash a large key space between its write batches without stalling them.
+`KVHasher` computes `hash_kv` in steps of a bounded number of keys, each through a fresh transaction, so
+a member can hash a large key space while it keeps applying, without stalling its Raft loop.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ _MEMBER_OWN = frozenset({b"consistent_index", b"consistent_term"})
 
 
 class KVHasher:
-    """`hash_kv` in resumable steps: each `step` reads up to `limit` page keys in its own read transaction,
-    so a caller may let writers run between steps. Revisions above `revision` are never read (later writes
+    """`hash_kv` in resumable steps: each `step` reads up to `limit` page keys through the transaction it is
+    given (a fresh one per step), so a caller may let writers run between steps. Revisions above `revision` are never read (later writes
     do not matter) and physical compaction only deletes revisions the hash skips; if the compact revision
     itself moves, the caller starts again."""
 
@@ -47,23 +47,23 @@ class KVHasher:
             self._kept.clear()
             self._kept_done = True
 
-    def step(self, pf: Any, limit: int = 1000) -> bool:
-        """Hash the next `limit` page keys of the committed state; True when the hash is complete."""
+    def step(self, rx: Any, limit: int = 1000) -> bool:
+        """Hash the next `limit` page keys read through `rx` (a page-file read or write transaction that
+        holds every revision up to `revision`); True when the hash is complete."""
         end = _U64.pack(self.revision + 1)
         n = 0
         last = None
-        with pf.read() as rx:
-            for pk, value in rx.range(KEY_BUCKET, self._cursor, end):
-                last = pk
-                n += 1
-                main, _sub, kind = _HDR.unpack_from(pk)[:3]
-                if main <= self.compact_revision:
-                    self._kept[pk[_HDR_SIZE:]] = (pk, value) if kind == _PUT else None
-                else:
-                    self._flush_kept()
-                    self._h = zlib.crc32(value, zlib.crc32(pk, self._h))
-                if n >= limit:
-                    break
+        for pk, value in rx.range(KEY_BUCKET, self._cursor, end):
+            last = pk
+            n += 1
+            main, _sub, kind = _HDR.unpack_from(pk)[:3]
+            if main <= self.compact_revision:
+                self._kept[pk[_HDR_SIZE:]] = (pk, value) if kind == _PUT else None
+            else:
+                self._flush_kept()
+                self._h = zlib.crc32(value, zlib.crc32(pk, self._h))
+            if n >= limit:
+                break
         if last is not None:
             self._cursor = last + b"\0"
         if n < limit:
@@ -79,8 +79,9 @@ class KVHasher:
 def hash_kv(pf: Any, revision: int, compact_revision: int) -> int:
     """crc32 of the key space at `revision` (see the module docstring); `pf` is a PageFile (committed state)."""
     hasher = KVHasher(revision, compact_revision)
-    while not hasher.step(pf, 10_000):
-        pass
+    with pf.read() as rx:
+        while not hasher.step(rx, 10_000):
+            pass
     return hasher.hash
 
 

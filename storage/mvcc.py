@@ -464,6 +464,10 @@ class ApplyBatch:
     def compact_revision(self) -> int:
         return self._compact_rev
 
+    def reader(self) -> _Reader:
+        """This batch's transaction as a reader: it sees every write applied so far (HashKV reads it)."""
+        return self._tx
+
     def take_events(self) -> list[Event]:
         """The events applied since the last call (the watch hub's feed)."""
         events, self.events = self.events, []

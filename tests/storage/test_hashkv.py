@@ -76,7 +76,10 @@ def test_steps_with_writes_and_compaction_steps_in_between() -> None:
     want = hash_kv(pf, rev, at)
     hasher = KVHasher(rev, at)
     steps = 0
-    while not hasher.step(pf, 3):
+    while True:
+        with pf.read() as rx:
+            if hasher.step(rx, 3):
+                break
         steps += 1
         with kv.write() as b:
             b.put(rpc.PutRequest(b"later%d" % steps, b"x"))
