@@ -19,6 +19,7 @@ import trio
 from trikv.actors.gateway import HTTP_STATUS, error_response, go_json, header_json, kv_json
 from trikv.actors.gateway_requests import BadRequestError, _Fields
 from trikv.actors.httpmsg import HttpRequest, HttpResponse, Route, method_not_allowed
+from trikv.actors.wsession import PolicyViolation
 from trikv.api import errors
 from trikv.api.watch import (
     Event,
@@ -171,6 +172,8 @@ def watch_routes(backend: StreamBackend) -> Mapping[str, Route]:
                 await backend.stream(requests[0], recv, emit)
             except errors.EtcdError as err:
                 await write(go_json(_stream_error(err)) + b"\n")
+            except PolicyViolation as exc:  # a stuck reader: drop the connection (a chunk may be half sent)
+                raise trio.ClosedResourceError(str(exc)) from None
             finally:
                 send.close()  # kept open until now: a closed inbound would end the watch at once
 

@@ -47,6 +47,7 @@ PROGRESS_INTERVAL = 600.0  # etcd's default progress-notify interval (10 min)
 CATCH_UP_EVENTS = 1000  # events per history read (stops at a revision boundary)
 CATCH_UP_WINDOW = 10_000  # revisions scanned per history read
 IDLE_POLL = 1.0  # the hub's task wakes at least this often (periodic progress)
+STUCK_SECONDS = 30.0  # a watch client that reads nothing this long with full buffers is disconnected
 
 ERR_EMPTY_RANGE = "mvcc: watcher range is empty"
 ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
@@ -75,6 +76,7 @@ class WatchHub:
         progress_interval: float = PROGRESS_INTERVAL,
         max_response_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         set_want_prev: Callable[[bool], None] = lambda on: None,
+        stuck_seconds: float = STUCK_SECONDS,
     ) -> None:
         self.backend = backend
         self.header = header
@@ -82,6 +84,7 @@ class WatchHub:
         self.progress_interval = progress_interval
         self.max_response_bytes = max_response_bytes
         self._set_want_prev = set_want_prev
+        self.stuck_seconds = stuck_seconds
         self.rev = backend.revision
         self.synced = WatcherGroup()
         self.unsynced: set[Watcher] = set()
@@ -93,6 +96,7 @@ class WatchHub:
         self.max_stream_buffered = 0  # high-water mark of one stream's buffered bytes
         self.slow_watchers = 0  # times a synced watcher fell behind (moved to unsynced)
         self.events_sent = 0
+        self.stuck_closed = 0  # connections closed because their client read nothing with full buffers
 
     # ------------------------------------------------------------------ the apply path (never awaits)
 

@@ -14,7 +14,8 @@ from typing import Any
 import trio
 
 from trikv.actors.events import RaftStatus
-from trikv.actors.watch import WatchHub
+from trikv.actors.watch import WatchHub, WatchStream
+from trikv.actors.wsession import PolicyViolation
 from trikv.api import errors
 from trikv.api.watch import WatchRequest
 
@@ -50,6 +51,7 @@ def watch_handler(
             raise errors.InvalidRequestError(f"etcdserver: a watch stream takes WatchRequest, got {first!r}")
         stream = hub.open_stream()
         leaderless = trio.Event()
+        stuck = False
         try:
             async with trio.open_nursery() as nursery:
 
@@ -62,16 +64,36 @@ def watch_handler(
 
                 nursery.start_soon(receive)
                 if status is not None and first.require_leader:
-                    nursery.start_soon(monitor_leader, election_seconds / 10, leaderless, nursery.cancel_scope)
+                    nursery.start_soon(
+                        monitor_leader, election_seconds / 10, leaderless, nursery.cancel_scope
+                    )
                 while True:
                     for resp in await stream.next():
-                        await emit(resp)
+                        if not await _emit_unless_stuck(hub, stream, emit, resp):
+                            stuck = True
+                            nursery.cancel_scope.cancel()
+                            break
         finally:
             stream.close()
+        if stuck:
+            raise PolicyViolation(f"watch client read nothing for {hub.stuck_seconds:g} s with a full buffer")
         if leaderless.is_set():
             raise errors.NoLeaderError()  # etcd: require-leader streams end when the member lost its leader
 
     return serve
+
+
+async def _emit_unless_stuck(hub: WatchHub, stream: WatchStream, emit: Emit, resp: Any) -> bool:
+    """Emit; False when the client has read nothing for `hub.stuck_seconds` while this stream's watchers
+    cannot take more (a full buffer or a watcher fallen behind): memory stays bounded, the hub counts it."""
+    while True:
+        with trio.move_on_after(hub.stuck_seconds) as waited:
+            await emit(resp)  # cancelled only while waiting for room: nothing was queued then
+        if not waited.cancelled_caught:
+            return True
+        if stream.buffered >= hub.buffer_bytes // 2 or any(not w.synced for w in stream.watchers.values()):
+            hub.stuck_closed += 1
+            return False
 
 
 __all__ = ["watch_handler"]
