@@ -15,14 +15,13 @@ import trio
 
 from trikv.actors.alarmstore import health_problem
 from trikv.actors.cluster import ClusterApi
-from trikv.actors.kv import KVApi
+from trikv.actors.kv import ETCD_API_VERSION, KVApi
 from trikv.actors.lease_api import LeaseApi, check_lease_request, lease_handlers
 from trikv.actors.metrics import MemberMetrics
 from trikv.api import errors, protocol, rpc
 from trikv.api.checks import check_request
 
 CLUSTER_VERSION = "3.4.0"
-ETCD_API_VERSION = "3.4.0"  # the etcd release whose API (and /version answer) trikv mirrors
 
 Handler = Callable[[Any], Awaitable[Any]]
 # A stream handler: (opening request, later client items, emit an answer). See wsession.Backend.stream.

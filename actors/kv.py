@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 
-from trikv import __version__
 from trikv.actors.alarmstore import alarm_errors
 from trikv.actors.backend import Backend
 from trikv.actors.events import (
@@ -28,6 +27,8 @@ from trikv.actors.events import (
 from trikv.api import errors, protocol, rpc
 from trikv.api.internal import RaftRequest
 from trikv.api.records import ConfChange
+
+ETCD_API_VERSION = "3.4.0"  # the etcd release whose API (Status, /version) trikv mirrors
 
 # etcd's maxGapBetweenApplyAndCommitIndex: past this backlog new proposals are refused.
 MAX_APPLY_BACKLOG = 5000
@@ -122,7 +123,7 @@ class KVApi:
         b, st = self.backend, self.raft_status
         return protocol.StatusResponse(
             header=self.header(),
-            version=__version__,
+            version=ETCD_API_VERSION,  # what etcdctl prints; trikv's own version is in /version
             db_size=b.pagefile.size(),
             leader=st.lead,
             raft_index=st.committed,
