@@ -59,6 +59,15 @@ class Backend(Protocol):
 
 
 Emit = Callable[[Any], Awaitable[None]]
+
+
+class PolicyViolation(Exception):
+    """Raised by a stream handler whose client breaks the connection's contract (a watch client that reads
+    nothing while its buffers are full): the whole connection closes with WebSocket code 1008 and this
+    text as the reason; the client's other streams resume elsewhere."""
+
+
+POLICY_VIOLATION = 1008  # WebSocket close code
 MAX_STREAMS = 256  # open streams per connection (beyond: "etcdserver: too many requests")
 STREAM_INBOUND = 64  # client items buffered per stream before the connection's reader waits
 
@@ -193,6 +202,7 @@ class Session:
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
+            self._session_scope = nursery.cancel_scope
             nursery.start_soon(self._writer, nursery.cancel_scope)
             nursery.start_soon(self._watch_gone, nursery.cancel_scope)
             try:
@@ -305,6 +315,12 @@ class Session:
             item = [stream_id, protocol.OK, None]
         except errors.EtcdError as err:
             item = protocol.error_item(stream_id, err)
+        except PolicyViolation as exc:
+            log.warning("client %s: closing the connection (%s)", self.peer, exc)
+            with trio.move_on_after(CLOSE_TIMEOUT):  # a stuck client may not take even the close frame
+                await self.ws.aclose(POLICY_VIOLATION, str(exc)[:120])
+            self._session_scope.cancel()
+            return
         except Exception:
             log.exception("client %s: stream #%d failed", self.peer, stream_id)
             item = protocol.error_item(stream_id, InternalError())
