@@ -152,8 +152,17 @@ class _Method:
     def __init__(self, m: MemberMetrics, kind: str, service: str, method: str) -> None:
         self.started = m.grpc_started.labels(kind, service, method)
         self.handled = {code: m.grpc_handled.labels(kind, service, method, code) for code in GRPC_CODE_NAMES}
-        self.seconds = m.grpc_seconds.labels(kind, service, method) if m.grpc_seconds is not None else None
+        self.labels = (kind, service, method)
+        self.family = m.grpc_seconds
+        self.seconds: Histogram | None = None  # created at the first call: 14 series per method otherwise
         self.proposing = method in _PROPOSING
+
+    def observe(self, seconds: float) -> None:
+        if self.seconds is None:
+            if self.family is None:
+                return
+            self.seconds = self.family.labels(*self.labels)
+        self.seconds.observe(seconds)
 
 
 @attrs.frozen
@@ -315,8 +324,7 @@ class MemberMetrics:
             raise
         finally:
             m.handled[grpc_code(failure)].inc()
-            if m.seconds is not None:
-                m.seconds.observe(time.perf_counter() - t0)
+            m.observe(time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ peers (peer.py)
 

@@ -31,6 +31,7 @@ from trikv.actors.backend import Backend
 from trikv.actors.cluster import ClusterApi
 from trikv.actors.compactor import Compactor
 from trikv.actors.config import ServerConfig
+from trikv.actors.dashboard import dashboard_routes
 from trikv.actors.events import Inbox, RaftStatus, RequestIds, ToThread, TransferLeader, Waiters, to_thread
 from trikv.actors.gateway import gateway_routes
 from trikv.actors.gateway_snapshot import SNAPSHOT_PATH, snapshot_route
@@ -332,7 +333,7 @@ class Node:
         routes = {**routes, **watch_routes(self.handlers)}
         routes.update({"/v3beta/" + p[4:]: r for p, r in routes.items() if p.startswith("/v3/")})  # etcd 3.4
         routes = {**routes, SNAPSHOT_PATH: snapshot_route(self.handlers)}
-        routes = {**routes, **metrics_routes(self.metrics)}
+        routes = {**routes, **metrics_routes(self.metrics), **dashboard_routes()}
         for host, port in cfg.client_listen if self._network is None else ():
             serve = functools.partial(
                 serve_clients,

@@ -238,6 +238,7 @@ async def _perf(ctx: Any, load: PerfLoad, duration: float) -> int:
             nursery.start_soon(ticks)
             await _run_puts(clients, load.clients, paced(), results, lambda: None)
             nursery.cancel_scope.cancel()
+        bar.add(bar.total - bar.done)
         bar.finish()
         await _cleanup(ctx, clients[0], prefix)
     return _judge(ctx, results, load)
