@@ -64,6 +64,13 @@ def hashkv(endpoint: str, revision: int = 0) -> HashKVResponse:
     return resp
 
 
+def post(endpoint: str, path: str, body: dict[str, Any]) -> bytes:
+    req = urllib.request.Request(f"http://{endpoint}{path}", data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        data: bytes = resp.read()
+        return data
+
+
 def started(tmp_path: Path, **overrides: Any) -> Cluster:
     c = Cluster(tmp_path, overrides={"log-level": "info", **overrides})
     c.start()
@@ -143,6 +150,9 @@ async def test_quota_nospace_everywhere_then_compact_defrag_disarm(tmp_path: Pat
         for m in c:
             async with trikv.connect([m.endpoint]) as one:
                 assert (await one.status()).db_size < 8 * MIB
+        gateway = json.loads(post(c.members[2].endpoint, "/v3/maintenance/alarm", {"action": "GET"}))
+        assert [f"memberID:{a['memberID']} alarm:{a['alarm']} " for a in gateway["alarms"]] == lines
+        assert "header" not in gateway  # etcd's AlarmResponse has none
         disarm = ctl("alarm", "disarm", endpoints=[c.members[2].endpoint])
         assert (disarm.returncode, disarm.stdout.splitlines()) == (0, lines)
         assert ctl("alarm", "list", endpoints=c.endpoints).stdout == ""
@@ -243,5 +253,7 @@ async def test_value_changed_offline_raises_corrupt(tmp_path: Path) -> None:
         assert hashes.returncode == 0
         by_endpoint = {h["Endpoint"]: h["HashKV"]["hash"] for h in json.loads(hashes.stdout)}
         assert len(by_endpoint) == 3 and len(set(by_endpoint.values())) == 2
+        via_gateway = json.loads(post(victim.endpoint, "/v3/maintenance/hashkv", {}))
+        assert via_gateway["hash"] == by_endpoint[f"http://{victim.endpoint}"]
     finally:
         c.stop()
