@@ -55,6 +55,7 @@ async def fetch_hashkv(
             trio.TooSlowError,
             trio_websocket.HandshakeError,
             trio_websocket.ConnectionClosed,
+            trio.BrokenResourceError,
         ) as exc:
             log.warning("could not get the hash of member %x from %s: %s", member.id, url, exc)
             continue
@@ -104,7 +105,7 @@ class CorruptionChecker:
                 continue
             try:
                 await self.check()
-            except errors.EtcdError as exc:
+            except errors.TrikvError as exc:  # no leader, a timeout, a storage error: try next round
                 log.warning("corruption check could not run: %s", exc)
 
     async def _peer_hashes(self, rev: int) -> list[HashKVResponse]:
