@@ -169,7 +169,11 @@ class ClientServer:
         try:
             is_http2, first = await grpc_server.sniff(stream, HTTP_IDLE_TIMEOUT)
             if is_http2:
-                await grpc_server.serve_grpc(stream, peer, first, self.grpc_services, self.grpc_limits)
+                counted: trio.abc.Stream = stream
+                if self.metrics is not None:  # gRPC's bytes count like the WebSocket's (a counting wrapper)
+                    self.metrics.client_received.inc(len(first))
+                    counted = _ReplayStream(stream, b"", self.metrics)
+                await grpc_server.serve_grpc(counted, peer, first, self.grpc_services, self.grpc_limits)
                 return
             await self._http_loop(stream, peer, first)
         except Exception as exc:
@@ -233,6 +237,9 @@ class ClientServer:
                 except Exception:
                     log.exception("client %s: %s %s failed", peer, req.method, req.target)
                     resp = HttpResponse.text(500, "Internal Server Error\n")
+            if self.metrics is not None and path.startswith("/v3/"):  # API calls, not /metrics or /dashboard
+                self.metrics.client_received.inc(len(req.body))
+                self.metrics.client_sent.inc(len(resp.body))
             await self._respond(stream, conn, req.method, resp, close=False)
             if conn.our_state is h11.MUST_CLOSE:
                 return
@@ -246,8 +253,6 @@ class ClientServer:
             if event is not h11.NEED_DATA:
                 return event
             data = await stream.receive_some(HTTP_RECEIVE_BYTES)
-            if self.metrics is not None:
-                self.metrics.client_received.inc(len(data))
             if record is not None:
                 record += data
             conn.receive_data(data)
@@ -297,8 +302,6 @@ class ClientServer:
             data += conn.send(h11.Data(data=resp.body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
         await stream.send_all(data)
-        if self.metrics is not None:
-            self.metrics.client_sent.inc(len(data))
 
     # ----------------------------------------------------------------------- WebSocket connection
 

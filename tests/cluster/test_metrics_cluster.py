@@ -229,6 +229,23 @@ async def test_values_are_true(metrics_cluster: tuple[Cluster, list[int]]) -> No
         else:
             assert sent[format_id(status.leader)] > 0, m.name
 
+    # etcd's own etcdctl over gRPC counts on the same series (one surface among several, one place)
+    grpc_before = await scrape(leader.client_port)
+    proc = await trio.run_process(
+        ["etcdctl", f"--endpoints={leader.endpoint}", "put", "via-grpc", "x"],
+        capture_stdout=True,
+        env={**os.environ, "ETCDCTL_API": "3"},
+    )
+    assert proc.stdout.strip() == b"OK"
+    grpc_after = await scrape(leader.client_port)
+    assert grpc_after.value("grpc_server_handled_total", **put_ok) == grpc_before.value(
+        "grpc_server_handled_total", **put_ok
+    ) + 1
+    received = "etcd_network_client_grpc_received_bytes_total"
+    assert grpc_after.value(received) > grpc_before.value(received) + len("via-grpc")
+    sent_bytes = "etcd_network_client_grpc_sent_bytes_total"
+    assert grpc_after.value(sent_bytes) > grpc_before.value(sent_bytes) + 50  # HEADERS, DATA and trailers
+
 
 async def test_has_leader_and_leader_changes(metrics_cluster: tuple[Cluster, list[int]]) -> None:
     cluster, _ = metrics_cluster
