@@ -41,6 +41,7 @@ from trikv.actors.identity import format_id
 from trikv.actors.kv import Identity, KVApi, Proposer
 from trikv.actors.lease import LeaseManager, lease_reader, min_lease_ttl
 from trikv.actors.lease_api import FORWARDED, LeaseApi
+from trikv.actors.lease_forward import LeaderLink
 from trikv.actors.lessor import Lessor
 from trikv.actors.maintenance import MaintenanceApi
 from trikv.actors.metrics import MemberMetrics, Sources, lease_series, watch_series
@@ -200,7 +201,7 @@ class Node:
             tick_seconds=tick,
         )
         self.cluster = cluster
-        self._wire_leases(opened)
+        self._wire_leases(opened, view)
         self.handlers = Handlers(
             self.kv, cluster, version=__version__, max_txn_ops=cfg.max_txn_ops, leases=self.lease_api
         )
@@ -220,7 +221,7 @@ class Node:
             settings=self._upkeep_settings,
         )
 
-    def _wire_leases(self, opened: bootstrap.Opened) -> None:
+    def _wire_leases(self, opened: bootstrap.Opened, view: ClusterView) -> None:
         """The LeaseManager owns the lease table; the apply path calls into it (grant/revoke/attach)."""
         cfg = self.cfg
         lessor = Lessor(min_lease_ttl(cfg.election_timeout_ms), trio.current_time)
@@ -236,7 +237,8 @@ class Node:
         self.leases.recover(opened.kv)
         self.backend.applier.lessor = lessor
         self.backend.on_install = self.leases.recover
-        self.lease_api = LeaseApi(self.kv, self.leases, self.cluster.forward, self.ids.next)
+        self.lease_link = LeaderLink(view, self.status)  # a follower's keep-alives go to the leader over it
+        self.lease_api = LeaseApi(self.kv, self.leases, self.lease_link.forward, self.ids.next)
 
     async def _promote_forwarded(self, req: MemberPromoteRequest) -> MemberListResponse:
         if isinstance(req, FORWARDED):  # a follower's lease keep-alive / TimeToLive
@@ -329,6 +331,7 @@ class Node:
         nursery.start_soon(self.compactor.run)
         nursery.start_soon(self.upkeep.run)
         nursery.start_soon(self.leases.run)
+        nursery.start_soon(self.lease_link.run)
         routes = gateway_routes(self.handlers, max_request_bytes=cfg.max_request_bytes)
         routes = {**routes, **watch_routes(self.handlers)}
         routes.update({"/v3beta/" + p[4:]: r for p, r in routes.items() if p.startswith("/v3/")})  # etcd 3.4

@@ -454,9 +454,18 @@ class PeerServer:
             await ws.aclose()
 
     async def _serve_forwarded(self, ws: WebSocketConnection) -> None:
-        """One request forwarded by a member (only `MemberPromoteRequest`, as etcd forwards promote)."""
+        """Requests forwarded by a member, answered in order: a promote (as etcd forwards it), lease
+        keep-alives and TimeToLive. A member may keep the link open for many (actors/lease_forward.py)."""
+        while True:
+            try:
+                data = await ws.get_message()
+            except ConnectionClosed:
+                return
+            await self._answer_forwarded(ws, data)
+
+    async def _answer_forwarded(self, ws: WebSocketConnection, data: str | bytes) -> None:
         with trio.fail_after(FORWARD_TIMEOUT):
-            request = codec.decode(_bytes(await ws.get_message()))
+            request = codec.decode(_bytes(data))
             if not isinstance(request, FORWARDABLE) or self.forwarded is None:
                 answer: Any = errors.to_wire(
                     errors.InvalidRequestError("etcdserver: request cannot be forwarded")
@@ -467,7 +476,6 @@ class PeerServer:
                 except errors.EtcdError as err:
                     answer = errors.to_wire(err)
             await ws.send_message(codec.encode([answer]))
-        await ws.aclose()
 
     def _check(self, hello: PeerHello) -> str:
         if hello.cluster_id != self.cluster_id:
