@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from trikv.actors.logconsole import pick_formatter
 from trikv.api.errors import ConfigError
 
 __all__ = [
@@ -178,7 +179,7 @@ def setup_logging(
     formatter = JsonFormatter()
     for h in handlers:
         setattr(h, _OURS, True)
-        h.setFormatter(formatter)
+        h.setFormatter(pick_formatter(h, formatter))  # a terminal gets zap's console lines
         root.addHandler(h)
     root.setLevel(number)
     quiet = not (third_party if third_party is not None else _env_flag(os.environ.get(THIRD_PARTY_ENV, "")))

@@ -144,3 +144,27 @@ async def test_trikv_series_watchers_and_leases(autojump_clock: MockClock) -> No
             nursery.cancel_scope.cancel()
         assert value(lead, "grpc_server_handled_total", grpc_code="Canceled", **watch) == 1
         assert value(lead, "etcd_debugging_mvcc_watcher_total") == 0
+
+
+def test_console_lines_for_a_terminal_json_elsewhere() -> None:
+    import io
+    import json
+    import logging
+
+    from trikv.actors.logconsole import ConsoleFormatter, pick_formatter
+    from trikv.actors.logsetup import JsonFormatter
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    structured = JsonFormatter()
+    record = logging.LogRecord("trikv.raftnode", logging.WARNING, "/x/actors/raftnode.py", 7, "elected leader", (), None)
+    record.fields = {"local-member-id": "a1", "leader": "b2", "term": 3}
+    assert isinstance(pick_formatter(logging.StreamHandler(Terminal()), structured), ConsoleFormatter)
+    piped = pick_formatter(logging.StreamHandler(io.StringIO()), structured)
+    assert piped is structured
+    ts, level, caller, msg, fields = pick_formatter(logging.StreamHandler(Terminal()), structured).format(record).split("\t")
+    assert (level, caller, msg) == ("WARN", "actors/raftnode.py:7", "elected leader") and ts.endswith("Z")
+    assert json.loads(fields) == {"local-member-id": "a1", "leader": "b2", "term": 3}
+    assert json.loads(piped.format(record))["leader"] == "b2"
