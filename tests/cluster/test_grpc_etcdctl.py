@@ -227,7 +227,12 @@ def test_etcdctl_members_and_endpoints(cluster: Cluster) -> None:
             "raftTerm",
             "raftAppliedIndex",
         }
-        assert s["leader"] == leader and s["dbSize"] > 0 and s["version"].startswith("3.4.") and s["raftIndex"] >= s["raftAppliedIndex"] > 0
+        assert (
+            s["leader"] == leader
+            and s["dbSize"] > 0
+            and s["version"].startswith("3.4.")
+            and s["raftIndex"] >= s["raftAppliedIndex"] > 0
+        )
     out, code = sh(cluster, "etcdctl endpoint status --cluster -w table")
     lines = out.splitlines()
     head = [x.strip() for x in lines[1].split("|")[1:-1]]
@@ -300,3 +305,26 @@ def test_etcdctl_alarm_list(cluster: Cluster) -> None:
 def test_etcdctl_snapshot_save(cluster: Cluster, tmp_path: Path) -> None:
     out, code = sh(cluster, f"etcdctl snapshot save {tmp_path / 'snap.db'}")
     assert code == 0 and out.endswith(f"Snapshot saved at {tmp_path / 'snap.db'}\n"), out
+
+
+@pytest.mark.soak  # 60 s by design (etcdctl's --load=s); its figures go to docs/PERFORMANCE.md
+def test_etcdctl_check_perf_completes_and_cleans_up(cluster: Cluster) -> None:
+    all_eps = ",".join(cluster.endpoints)
+    out, code = sh(cluster, f"ETCDCTL_ENDPOINTS={all_eps} etcdctl check perf --load=s", timeout=180)
+    lines = out.replace("\r", "\n").splitlines()
+    assert code in (0, 1), out  # PASS or FAIL is the loaded machine's verdict: recorded, not asserted
+    # etcdctl 3.4's verdict lines (check.go), in order; no "FAIL: too many errors" (no request failed).
+    patterns = [
+        r"PASS: Throughput is \d+ writes/s|FAIL: Throughput too low: \d+ writes/s",
+        r"PASS: Slowest request took [0-9.]+s|Slowest request took too long: [0-9.]+s",
+        r"PASS: Stddev is [0-9.]+s|Stddev too high: [0-9.]+s",
+        r"PASS|FAIL",
+    ]
+    verdicts = lines[-4:]
+    assert len(verdicts) == 4 and all(re.fullmatch(p, v) for p, v in zip(patterns, verdicts, strict=True)), (
+        out
+    )
+    assert (code == 0) == (verdicts[-1] == "PASS"), out
+    print("\n".join(verdicts))
+    assert sh(cluster, "etcdctl get /etcdctl-check-perf/ --prefix --keys-only") == ("", 0)  # cleaned up
+    assert sh(cluster, "etcdctl check perf --load=xyz") == ("Error: unknown load option xyz\n", 4)
