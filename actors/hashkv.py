@@ -20,7 +20,7 @@ from trikv.api import errors
 from trikv.api.maintenance import HashKVRequest, HashKVResponse, HashRequest, HashResponse
 from trikv.storage.hashkv import KVHasher, hash_all
 
-STEP_KEYS = 5000  # page keys per synchronous step (a few ms of the event loop)
+STEP_KEYS = 2000  # page keys per synchronous step (~5 ms of the event loop; docs/PERFORMANCE.md)
 MAX_RESTARTS = 10  # compactions committed while hashing before the hash gives up
 
 

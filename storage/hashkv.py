@@ -18,57 +18,78 @@ a member can hash a large key space while it keeps applying, without stalling it
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
-from trikv.storage.mvcc import _HDR, _HDR_SIZE, _PUT, _U64, KEY_BUCKET, META_BUCKET, MVCC_BUCKET
+from trikv.storage.mvcc import _HDR_SIZE, _PUT, _U64, KEY_BUCKET, META_BUCKET, MVCC_BUCKET
 
+_KIND_AT = 12  # a page key: main revision (8 bytes), sub revision (4), kind (1), ...
 _MEMBER_OWN = frozenset({b"consistent_index", b"consistent_term"})
 
 
 class KVHasher:
-    """`hash_kv` in resumable steps: each `step` reads up to `limit` page keys through the transaction it is
-    given (a fresh one per step), so a caller may let writers run between steps. Revisions above `revision` are never read (later writes
-    do not matter) and physical compaction only deletes revisions the hash skips; if the compact revision
-    itself moves, the caller starts again."""
+    """`hash_kv` in resumable steps: each `step` handles up to `limit` page keys through the transaction it
+    is given (a fresh one per step), so a caller may let writers run between steps. Revisions above
+    `revision` are never read (later writes do not matter) and physical compaction only deletes revisions
+    the hash skips; if the compact revision itself moves, the caller starts again.
+
+    Three phases: the page keys at or below the compact revision (remembering each key's newest one, in
+    revision order, without values), then those kept entries with their values, then everything above."""
 
     def __init__(self, revision: int, compact_revision: int) -> None:
         self.revision = revision
         self.compact_revision = compact_revision
         self._h = zlib.crc32(KEY_BUCKET)
-        self._kept: dict[bytes, tuple[bytes, bytes] | None] = {}
-        self._kept_done = False
+        # user key -> page key of its newest revision at or below the compact revision (None: a tombstone);
+        # a key seen again is re-inserted, so the dict's order is the revision order of these entries
+        self._kept: dict[bytes, bytes | None] = {}
+        self._pending: Iterator[bytes | None] | None = None
+        self._phase = 0
         self._cursor = b""
         self.done = False
 
-    def _flush_kept(self) -> None:
-        if not self._kept_done:
-            for pk, value in sorted(e for e in self._kept.values() if e is not None):
-                self._h = zlib.crc32(value, zlib.crc32(pk, self._h))
-            self._kept.clear()
-            self._kept_done = True
+    def _feed(self, pk: bytes, value: bytes) -> None:
+        self._h = zlib.crc32(value, zlib.crc32(pk, self._h))
 
     def step(self, rx: Any, limit: int = 1000) -> bool:
-        """Hash the next `limit` page keys read through `rx` (a page-file read or write transaction that
+        """Handle the next `limit` page keys read through `rx` (a page-file read or write transaction that
         holds every revision up to `revision`); True when the hash is complete."""
-        end = _U64.pack(self.revision + 1)
-        n = 0
-        last = None
-        for pk, value in rx.range(KEY_BUCKET, self._cursor, end):
-            last = pk
-            n += 1
-            main, _sub, kind = _HDR.unpack_from(pk)[:3]
-            if main <= self.compact_revision:
-                self._kept[pk[_HDR_SIZE:]] = (pk, value) if kind == _PUT else None
-            else:
-                self._flush_kept()
-                self._h = zlib.crc32(value, zlib.crc32(pk, self._h))
+        if self._phase == 0:
+            n, last = 0, None
+            end = _U64.pack(min(self.revision, self.compact_revision) + 1)
+            for pk, _ in rx.range(KEY_BUCKET, self._cursor, end):
+                last, n = pk, n + 1
+                key = pk[_HDR_SIZE:]
+                self._kept.pop(key, None)
+                self._kept[key] = pk if pk[_KIND_AT] == _PUT else None
+                if n >= limit:
+                    break
+            if last is not None:
+                self._cursor = last + b"\0"
+            if n < limit:
+                self._phase, self._pending = 1, iter(self._kept.values())
+            return False
+        if self._phase == 1:
+            assert self._pending is not None
+            n = 0
+            for pk in self._pending:
+                if pk is not None:
+                    self._feed(pk, rx.get(KEY_BUCKET, pk) or b"")
+                    n += 1
+                    if n >= limit:
+                        return False
+            self._phase, self._pending, self._kept = 2, None, {}
+            self._cursor = _U64.pack(self.compact_revision + 1)
+            return False
+        n, last = 0, None
+        for pk, value in rx.range(KEY_BUCKET, self._cursor, _U64.pack(self.revision + 1)):
+            last, n = pk, n + 1
+            self._feed(pk, value)
             if n >= limit:
                 break
         if last is not None:
             self._cursor = last + b"\0"
-        if n < limit:
-            self._flush_kept()
-            self.done = True
+        self.done = n < limit
         return self.done
 
     @property
