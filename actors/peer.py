@@ -143,6 +143,8 @@ class Peer:
                 self.recv_ch.receive_nowait()
             except trio.WouldBlock:
                 return
+            if self.series is not None:  # a message the broken link never sent (etcd's sent failures)
+                self.series.sent_failures.inc()
 
     async def _stream(self, url: str) -> None:
         t = self.transport

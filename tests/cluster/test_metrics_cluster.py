@@ -312,6 +312,8 @@ async def test_has_leader_and_leader_changes(metrics_cluster: tuple[Cluster, lis
         async with trikv.connect([m.endpoint]) as c:
             by_id[(await c.status()).header.member_id] = m
     new_leader = by_id[st.leader]  # the one elected after the kill: it sent to the dead member
+    failures = (await scrape(new_leader.client_port)).value("etcd_network_peer_sent_failures_total", To=format_id(old_id))
+    assert failures > 0  # the mixin's etcdMembersDown reads their rate
 
     def peer_lines(msg: str) -> list[dict[str, Any]]:
         lines = [json.loads(x) for x in new_leader.log_text().splitlines()]
