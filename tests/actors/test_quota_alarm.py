@@ -14,6 +14,7 @@ from tests.actors.upkeep_harness import upkeep_cluster
 from trikv.actors.node import Node
 from trikv.api import errors, protocol, rpc
 from trikv.api.errors import GrpcCode
+from trikv.api.lease import LeaseGrantRequest, LeaseRevokeRequest
 from trikv.api.maintenance import AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType
 
 NOSPACE = "etcdserver: mvcc: database space exceeded"
@@ -41,6 +42,7 @@ async def test_nospace_is_raised_cluster_wide_and_refuses_only_growth(autojump_c
         for n in c.running():  # a small quota above what the page files hold now
             n.upkeep.quota.quota_bytes = room
 
+        lease = await lead.handlers.handle(LeaseGrantRequest(60))
         acked: list[bytes] = []
         for i in range(100):
             try:
@@ -76,7 +78,9 @@ async def test_nospace_is_raised_cluster_wide_and_refuses_only_growth(autojump_c
         follower.upkeep.quota.quota_bytes = None
         await refused(follower, rpc.PutRequest(b"new", b"v"), NOSPACE)
 
-        # Reads, deletes, read-only txns and compaction still work.
+        await refused(follower, LeaseGrantRequest(60), NOSPACE)
+        # Reads, deletes, read-only txns, lease revokes and compaction still work.
+        await follower.handlers.handle(LeaseRevokeRequest(lease.id))
         assert (await lead.handlers.handle(rpc.RangeRequest(b"k000"))).count == 1
         txn = await lead.handlers.handle(rpc.TxnRequest(success=(rpc.RangeRequest(b"k001"),)))
         assert txn.succeeded
