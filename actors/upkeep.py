@@ -33,6 +33,7 @@ from trikv.actors.hashkv import HashApi
 from trikv.actors.kv import KVApi, Proposer
 from trikv.actors.quota import Quota
 from trikv.api import rpc
+from trikv.api.errors import ConfigError
 from trikv.api.maintenance import AlarmRequest, HashKVRequest, HashRequest
 
 log = logging.getLogger("trikv.upkeep")
@@ -64,7 +65,15 @@ class UpkeepSettings:
         text = environ.get(REVISION_INTERVAL_ENV)
         if not text:
             return cls()
-        return cls(revision_interval=float(text))
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0:
+            raise ConfigError(
+                f"invalid {REVISION_INTERVAL_ENV}={text!r}: expected a positive number of seconds"
+            )
+        return cls(revision_interval=seconds)
 
 
 class Upkeep:

@@ -149,3 +149,15 @@ def test_policy_from_configuration() -> None:
     assert isinstance(p, Periodic) and p.period == 1800.0
     r = policy(("revision", 1000.0), rev, compact, lambda: True, revision_interval=2.0)
     assert isinstance(r, Revision) and (r.retention, r.interval) == (1000, 2.0)
+
+
+def test_revision_interval_knob_is_test_only() -> None:
+    """Production reads nothing unless a test exported the variable; a bad value is one clear error."""
+    from trikv.actors.upkeep import REVISION_INTERVAL_ENV, UpkeepSettings
+    from trikv.api.errors import ConfigError
+
+    assert UpkeepSettings.from_environ({}).revision_interval == 300.0  # etcd's revInterval
+    assert UpkeepSettings.from_environ({REVISION_INTERVAL_ENV: "0.5"}).revision_interval == 0.5
+    for bad in ("abc", "0", "-1"):
+        with pytest.raises(ConfigError, match=REVISION_INTERVAL_ENV):
+            UpkeepSettings.from_environ({REVISION_INTERVAL_ENV: bad})
