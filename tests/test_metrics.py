@@ -168,3 +168,24 @@ def test_console_lines_for_a_terminal_json_elsewhere() -> None:
     assert (level, caller, msg) == ("WARN", "actors/raftnode.py:7", "elected leader") and ts.endswith("Z")
     assert json.loads(fields) == {"local-member-id": "a1", "leader": "b2", "term": 3}
     assert json.loads(piped.format(record))["leader"] == "b2"
+
+
+async def test_slow_fdatasync_and_slow_apply_warn_with_took(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Thresholds at zero make every fsync and apply "slow": the warnings carry etcd's fields."""
+    import trikv.actors.backend
+    import trikv.actors.raftnode
+
+    monkeypatch.setattr(trikv.actors.raftnode, "SLOW_FDATASYNC", 0.0)
+    monkeypatch.setattr(trikv.actors.backend, "SLOW_APPLY", 0.0)
+    async with cluster() as c:
+        lead = await c.settle()
+        with caplog.at_level("WARNING"):
+            await put(lead, b"k", b"v")
+        assert value(lead, "etcd_server_slow_apply_total") >= 1
+    by_msg = {r.getMessage(): r.fields for r in caplog.records if hasattr(r, "fields")}
+    for msg, expected in (("slow fdatasync", "0s"), ("apply request took too long", "0s")):
+        fields = by_msg[msg]
+        assert fields["expected-duration"] == expected and fields["took"].endswith("s"), fields
+        assert fields["local-member-id"]
