@@ -350,7 +350,17 @@ class StateCollector(Collector):
         self.sources: Sources | None = None
         self._db_size = 0
         self._db_in_use = 0
+        self._last: dict[str, float] = {}
         self.extra: list[Callable[[], Iterable[Metric]]] = []  # other actors' series (watchers, leases)
+
+    def _read(self, name: str, fn: Callable[[], float]) -> float:
+        """A value read from another actor's state; the last good one if it is being swapped right now (the
+        scrape renders in a worker thread while the Raft loop commits, installs or defragments)."""
+        try:
+            self._last[name] = fn()
+        except (OSError, ValueError, AttributeError, errors.StorageError):
+            pass
+        return self._last.get(name, 0)
 
     def _sizes(self, s: Sources) -> tuple[int, int]:
         """The page file's sizes, or the last ones read if it is being replaced (snapshot install, defrag)."""
@@ -388,9 +398,11 @@ class StateCollector(Collector):
                     "Total size of the underlying database physically allocated in bytes.", size)  # fmt: skip
         yield gauge("etcd_mvcc_db_total_size_in_use_in_bytes",
                     "Total size of the underlying database logically in use in bytes.", in_use)  # fmt: skip
-        yield gauge("etcd_debugging_mvcc_current_revision", "The current revision of store.", s.revision())
+        yield gauge("etcd_debugging_mvcc_current_revision", "The current revision of store.",
+                    self._read("revision", s.revision))  # fmt: skip
         yield gauge("etcd_debugging_mvcc_compact_revision",
-                    "The revision of the last compaction in store.", s.compact_revision())  # fmt: skip
+                    "The revision of the last compaction in store.",
+                    self._read("compact", s.compact_revision))  # fmt: skip
         version = GaugeMetricFamily("etcd_server_version",
                                     "Which version is running. 1 for 'server_version' label with current version.",
                                     labels=["server_version"])  # fmt: skip
