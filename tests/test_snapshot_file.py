@@ -211,3 +211,14 @@ def test_leftover_incoming_snapshot_files_are_removed_at_start(tmp_path: Path) -
     (tmp_path / "db.other").write_bytes(b"kept")
     SnapshotReceiver(OsFileSystem(), str(db), Inbox(), to_thread)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db.other"]
+
+
+def test_status_only_reads(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    snap = tmp_path / "backup.db"
+    snap.write_bytes(FIXTURE.read_bytes())
+    neighbour = tmp_path / "backup.db.defrag"  # a name PageFile.open would clean up as its own leftover
+    neighbour.write_bytes(b"someone else's file")
+    snap.chmod(0o444)
+    before = snap.read_bytes()
+    assert ctl(capsys, "snapshot", "status", str(snap))[0] == 0
+    assert snap.read_bytes() == before and neighbour.exists()

@@ -29,6 +29,7 @@ from trikv.api.errors import CorruptionError
 from trikv.storage.files import OsFileSystem
 from trikv.storage.mvcc import KEY_BUCKET, MVCC_BUCKET
 from trikv.storage.pagefile import PageFile
+from trikv.storage.pages import read_metas
 
 HASH_SIZE = 32
 _CURRENT_REV = b"current_revision"  # storage/mvcc.py's persisted revision counter
@@ -57,6 +58,33 @@ class SnapshotStatus:
             "totalKey": self.total_key,
             "totalSize": self.total_size,
         }
+
+
+class _ReadOnlyFile:
+    """A file opened read-only (a backup may be read-only): reads only, every write refused."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self._fd, size, offset)
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def _refuse(self, *args: object) -> None:
+        raise OSError(f"{self.path}: opened read-only")
+
+    pwrite = truncate = preallocate = _refuse
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def has_hash(size: int) -> bool:
@@ -121,11 +149,16 @@ def status(path: str) -> SnapshotStatus:
     """The figures of `snapshot status` (see the module docstring). Reads only."""
     size = _stat(path)
     image = size - HASH_SIZE if has_hash(size) else size
-    fs = OsFileSystem()
+    f = _ReadOnlyFile(path)
     try:
-        pf = PageFile.open(fs, path)
+        codec, meta = read_metas(f, path, 4096)
+        pf = PageFile(OsFileSystem(), path, f, codec, meta, 4096)  # no PageFile.open: it may write
     except CorruptionError as exc:
+        f.close()
         raise SnapshotFileError(f"snapshot file {path} is not a trikv page file: {exc}") from None
+    except BaseException:
+        f.close()
+        raise
     try:
         crc = 0
         keys = 0
