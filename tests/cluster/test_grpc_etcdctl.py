@@ -297,7 +297,6 @@ def test_etcdctl_defrag(cluster: Cluster) -> None:
     assert (out, code) == (f"Finished defragmenting etcd member[{cluster.endpoints[0]}]\n", 0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: maintenance (alarm)")
 def test_etcdctl_alarm_list(cluster: Cluster) -> None:
     assert sh(cluster, "etcdctl alarm list") == ("", 0)
 
