@@ -5,15 +5,13 @@ etcdctl and every clientv3 open with the HTTP/2 prior-knowledge preface, so serv
 flow control and limits, nothing of etcd: a method table (grpc_services.py) maps "/service/method" to a
 protobuf request type and a coroutine. One reader task feeds h2 and dispatches events; each call runs in its
 own task under its own cancel scope (client RST_STREAM or grpc-timeout cancels it); every task writes through
-`_flush`, which holds a lock so h2's output leaves in order.
+`flush`, which holds a lock so h2's output leaves in order.
 
-Hygiene (the issue's list): messages above `max_message_bytes` -> ResourceExhausted; errors as trailers-only
-with a percent-encoded grpc-message; inbound flow control opened as calls consume (unary: as the message is
-buffered, bounded by the size limit; streams: as the handler takes each message); outbound data waits for
-the peer's window; a limit on concurrent streams (h2 refuses beyond it) and on the header list; keepalive
-pings answered, and more than 2 too-early pings get GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings") as grpc-go's
-enforcement policy does (etcd: 5 s min time); client stream resets are rate-limited per connection (the
-rapid-reset attack); GOAWAY with the last stream id when the server shuts down.
+Hygiene: messages above `max_message_bytes` -> ResourceExhausted; errors trailers-only, grpc-message
+percent-encoded; inbound windows reopened as calls consume (unary: as the message is buffered; streams: as
+the handler takes each message); outbound data waits for the peer's window; limits on concurrent streams
+and the header list; too-early pings and reset floods get GOAWAY(ENHANCE_YOUR_CALM) (grpc_call.Budget);
+GOAWAY with the last stream id on shutdown, and a lingering close after any GOAWAY of ours.
 """
 
 from __future__ import annotations
@@ -48,6 +46,7 @@ log = logging.getLogger("trikv.grpc")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _SNIFF = PREFACE[:14]  # "PRI * HTTP/2.0": enough to tell HTTP/2 from any HTTP/1.1 request line
 RECEIVE_BYTES = 64 * 1024
+LINGER_SECONDS = 2.0  # draining a connection after our GOAWAY
 CONNECTION_WINDOW = 1 << 20  # inbound, across all streams; reopened every half window
 _OK_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 
@@ -103,6 +102,8 @@ class GrpcConnection:
                 await self.flush()
                 await self._read_loop(first)
                 nursery.cancel_scope.cancel()  # the peer is gone or broke the protocol: its calls end
+            if self._closed:
+                await self._linger()
         finally:
             if not self._closed:  # the server is shutting down: tell the client which streams were seen
                 with trio.CancelScope(shield=True, deadline=trio.current_time() + 1.0):
@@ -132,6 +133,18 @@ class GrpcConnection:
             data = bytes(await self.stream.receive_some(RECEIVE_BYTES))
             if not data:
                 return
+
+    async def _linger(self) -> None:
+        """After our GOAWAY: half-close and drain what the client still sends, so that closing with unread
+        input (a TCP RST) cannot destroy the GOAWAY before the client reads it."""
+        with trio.move_on_after(LINGER_SECONDS):
+            try:
+                if isinstance(self.stream, trio.abc.HalfCloseableStream):
+                    await self.stream.send_eof()
+                while await self.stream.receive_some(RECEIVE_BYTES):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
 
     def _frame_too_large(self) -> bool:
         """h2 buffers a whole frame before checking its length: refuse a too-long one from its header."""
@@ -341,15 +354,7 @@ class GrpcConnection:
             await self.flush()
 
     def _trailers_only(self, sid: int, code: int, message: str, *, client_done: bool) -> None:
-        headers = [*_OK_HEADERS, *self._status_headers(code, message)]
-        self._end(sid, headers, client_done)
-
-    @staticmethod
-    def _status_headers(code: int, message: str) -> list[tuple[bytes, bytes]]:
-        headers = [(b"grpc-status", str(code).encode())]
-        if message:
-            headers.append((b"grpc-message", percent_encode(message).encode("ascii")))
-        return headers
+        self._end(sid, [*_OK_HEADERS, *_status_headers(code, message)], client_done)
 
     def _end(self, sid: int, headers: list[tuple[bytes, bytes]], client_done: bool) -> None:
         try:
@@ -366,7 +371,7 @@ class GrpcConnection:
         call.done = True
         self.calls.pop(call.sid, None)
         if call.headers_sent:
-            self._end(call.sid, self._status_headers(code, message), call.client_done)
+            self._end(call.sid, _status_headers(code, message), call.client_done)
         else:
             self._trailers_only(call.sid, code, message, client_done=call.client_done)
 
@@ -377,6 +382,11 @@ class GrpcConnection:
         self._finish(call, int(status.code), status.message)
         call.arrived.set()
         call.window.set()
+
+
+def _status_headers(code: int, message: str) -> list[tuple[bytes, bytes]]:
+    grpc_message = [(b"grpc-message", percent_encode(message).encode("ascii"))] if message else []
+    return [(b"grpc-status", str(code).encode()), *grpc_message]
 
 
 async def serve_grpc(

@@ -9,15 +9,21 @@ have not landed are xfail(strict=True), naming the issue: each issue flips its c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import pytest
 
 from trikv.tools.localcluster import ROOT, Cluster, free_port
@@ -327,3 +333,69 @@ def test_etcdctl_check_perf_completes_and_cleans_up(cluster: Cluster) -> None:
     print("\n".join(verdicts))
     assert sh(cluster, "etcdctl get /etcdctl-check-perf/ --prefix --keys-only") == ("", 0)  # cleaned up
     assert sh(cluster, "etcdctl check perf --load=xyz") == ("Error: unknown load option xyz\n", 4)
+
+
+def _h2_client(endpoint: str) -> tuple[socket.socket, h2.connection.H2Connection]:
+    host, port = endpoint.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+def _read_events(sock: socket.socket, conn: h2.connection.H2Connection) -> list[h2.events.Event]:
+    """Every event until the member closes the connection."""
+    events: list[h2.events.Event] = []
+    while data := sock.recv(65536):
+        events += conn.receive_data(data)
+        sock.sendall(conn.data_to_send())
+    return events
+
+
+def test_hostile_http2_input_leaves_the_member_serving(cluster: Cluster) -> None:
+    """A bad frame, a reset flood, an oversized message: the right answer, and etcdctl is still served."""
+    ep = cluster.endpoints[0]
+    headers = [
+        (b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/etcdserverpb.KV/Put"),
+        (b":authority", b"x"), (b"content-type", b"application/grpc"),
+    ]  # fmt: skip
+    # A DATA frame on stream 0 is a connection error: GOAWAY(PROTOCOL_ERROR), then the member closes.
+    sock, conn = _h2_client(ep)
+    sock.sendall(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+    goaways = [e for e in _read_events(sock, conn) if isinstance(e, h2.events.ConnectionTerminated)]
+    assert [g.error_code for g in goaways] == [h2.errors.ErrorCodes.PROTOCOL_ERROR]
+    # Rapid reset: streams opened and cancelled at once -> GOAWAY(ENHANCE_YOUR_CALM, "too_many_resets").
+    sock, conn = _h2_client(ep)
+    for _ in range(300):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, headers)
+        conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    sock.sendall(conn.data_to_send())
+    goaways = [e for e in _read_events(sock, conn) if isinstance(e, h2.events.ConnectionTerminated)]
+    assert [(g.error_code, g.additional_data) for g in goaways] == [
+        (h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too_many_resets")
+    ]
+    # A message above max-request-bytes + 512 KiB: ResourceExhausted from its length prefix alone.
+    sock, conn = _h2_client(ep)
+    conn.send_headers(1, headers)
+    conn.send_data(1, (3 << 20).to_bytes(5, "big"))
+    sock.sendall(conn.data_to_send())
+    trailers: dict[bytes, bytes] = {}
+    with contextlib.suppress(TimeoutError):
+        sock.settimeout(5)
+        while not trailers:
+            for event in conn.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                    trailers.update(dict(event.headers))
+    sock.close()
+    limit = 1572864 + 512 * 1024
+    assert trailers[b"grpc-status"] == b"8"
+    assert (
+        trailers[b"grpc-message"]
+        == f"grpc: received message larger than max ({3 << 20} vs. {limit})".encode()
+    )
+    assert sh(cluster, "etcdctl put after-hostile ok && etcdctl get after-hostile") == (
+        "OK\nafter-hostile\nok\n",
+        0,
+    )
