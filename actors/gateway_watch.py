@@ -35,7 +35,7 @@ from trikv.api.watch import (
 log = logging.getLogger("trikv.gateway")
 
 WATCH_PATHS = ("/v3/watch", "/v3beta/watch")
-MAX_REQUESTS = 64  # WatchRequest objects one body may carry
+MAX_REQUESTS = 10_000  # WatchRequest objects one body may carry (a body is bounded by max-request-bytes too)
 _METADATA = (("grpc-metadata-content-type", "application/grpc"),)
 
 
@@ -136,6 +136,35 @@ def watch_response_json(r: WatchResponse) -> dict[str, Any]:
     return d
 
 
+# Watchers of one shape share the header and events objects of a revision (WatchHub._deliver): their JSON
+# is built once and reused by every stream, keyed by object identity (the cache holds the objects, so an
+# id is never reused while its entry lives).
+_JSON_CACHE: dict[int, tuple[object, str]] = {}
+_JSON_CACHE_SIZE = 4096
+
+
+def _cached_json(obj: object, build: Callable[[], Any]) -> str:
+    hit = _JSON_CACHE.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    text = go_json(build()).decode()
+    if len(_JSON_CACHE) >= _JSON_CACHE_SIZE:
+        _JSON_CACHE.pop(next(iter(_JSON_CACHE)))
+    _JSON_CACHE[id(obj)] = (obj, text)
+    return text
+
+
+def watch_response_line(r: WatchResponse) -> bytes:
+    """`{"result": ...}` and a newline: watch_response_json's bytes, events and header encoded once per
+    revision for all watchers that share them."""
+    if not r.events or r.created or r.canceled or r.compact_revision or r.fragment or r.cancel_reason:
+        return go_json({"result": watch_response_json(r)}) + b"\n"
+    header = _cached_json(r.header, lambda: header_json(r.header))
+    events = _cached_json(r.events, lambda: [_event_json(ev) for ev in r.events])
+    wid = f',"watch_id":"{r.watch_id}"' if r.watch_id else ""
+    return f'{{"result":{{"header":{header}{wid},"events":{events}}}}}\n'.encode()
+
+
 def _stream_error(err: errors.EtcdError) -> dict[str, Any]:
     status = HTTP_STATUS.get(int(err.code), 500)
     return {
@@ -166,7 +195,7 @@ def watch_routes(backend: StreamBackend) -> Mapping[str, Route]:
                 send.send_nowait(later)
 
             async def emit(resp: Any) -> None:
-                await write(go_json({"result": watch_response_json(resp)}) + b"\n")
+                await write(watch_response_line(resp))
 
             try:
                 await backend.stream(requests[0], recv, emit)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -58,10 +58,7 @@ class History(Protocol):
 
     @property
     def revision(self) -> int: ...
-
-    async def history(
-        self, lo: int, hi: int, key: bytes, range_end: bytes, limit: int, prev_kv: bool
-    ) -> tuple[list[Event], int, int]: ...
+    async def history(self, lo: int, hi: int, key: bytes, end: bytes, limit: int, prev: bool) -> Any: ...
 
 
 class WatchHub:
@@ -91,8 +88,7 @@ class WatchHub:
         self.progress_watchers: set[Watcher] = set()
         self._prev_wanted = 0
         self._poke = trio.Event()
-        # metrics
-        self.buffered_bytes = 0  # across every stream
+        self.buffered_bytes = 0  # metrics: bytes buffered across every stream
         self.max_stream_buffered = 0  # high-water mark of one stream's buffered bytes
         self.slow_watchers = 0  # times a synced watcher fell behind (moved to unsynced)
         self.events_sent = 0
@@ -115,17 +111,24 @@ class WatchHub:
             self.rev = revision
 
     def _deliver(self, rev: int, evs: list[Event]) -> None:
+        """One revision to its synced watchers: watchers of the same shape share one header and one events
+        tuple (built once per revision), so surfaces can encode them once (gateway_watch caches by object)."""
+        header = self.header(rev)
+        shared: dict[tuple[object, ...], tuple[tuple[Event, ...], int]] = {}
         for w in self.synced.interested(evs):
             if rev < w.next_rev:
                 continue  # a watcher of a future start revision
-            sel = w.select(evs)
+            shape = (w.start, w.end, w.single, w.prev_kv, w.no_put, w.no_delete)
+            hit = shared.get(shape)
+            if hit is None:
+                sel = tuple(w.select(evs))
+                hit = shared[shape] = (sel, response_size(WatchResponse(header, events=sel)))
+            sel, size = hit
             if not sel:
                 continue
-            resp = WatchResponse(self.header(rev), w.id, events=tuple(sel))
-            size = response_size(resp)
             if w.fits(size, self.buffer_bytes):
                 w.next_rev = rev + 1
-                self._push(w, resp, size)
+                self._push(w, WatchResponse(header, w.id, events=sel), size)
             else:
                 self.slow_watchers += 1
                 self._unsync(w, rev)
