@@ -10,7 +10,7 @@ import h2.settings
 import pytest
 import trio
 
-from tests.grpc_client import HOST, GrpcTestClient, frame
+from tests.grpc_client import HOST, GrpcTestClient, Result, frame
 from trikv.actors import grpc_call, grpc_status, grpc_streams
 from trikv.actors.grpcpb import rpc_pb2
 from trikv.actors.server import ClientServer
@@ -207,6 +207,27 @@ async def test_bad_lengths_bad_protobuf_and_compression(server: ClientServer) ->
     r = await c.call(RANGE, frame(rng(b"a"), flag=1), [("grpc-encoding", "gzip")])
     assert (r.status, r.message) == (12, 'grpc: Decompressor is not installed for grpc-encoding "gzip"')
     assert (await c.call(RANGE, frame(rng(b"a")))).status == 0
+
+
+async def test_malformed_timeout_and_wrong_content_type(server: ClientServer, fake: FakeHandlers) -> None:
+    c = await client(server)
+    r = await c.call(RANGE, frame(rng(b"a")), [("grpc-timeout", "5x")])
+    assert (r.status, r.message) == (GrpcCode.INTERNAL, "transport: malformed grpc-timeout: '5x'")
+    r = await c.call(RANGE, frame(rng(b"a")), [("grpc-timeout", "123456789S")])  # 9 digits: too many
+    assert r.status == GrpcCode.INTERNAL
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(
+        sid,
+        [(b":method", b"POST"), (b":scheme", b"http"), (b":path", RANGE.encode()), (b":authority", b"x"),
+         (b"content-type", b"application/json")],
+        end_stream=True,
+    )  # fmt: skip
+    c.results[sid] = Result()
+    await c.flush()
+    r = await c.wait(sid)
+    assert (r.headers[":status"], r.status) == ("415", GrpcCode.INTERNAL)
+    assert fake.seen == []
+    assert (await c.call(RANGE, frame(rng(b"a")), [("grpc-timeout", "2S")])).status == 0
 
 
 async def test_oversized_message_is_resource_exhausted(server: ClientServer, fake: FakeHandlers) -> None:
