@@ -38,14 +38,22 @@ class Backend(Protocol):
 # --------------------------------------------------------------------------- protobuf -> request shapes
 
 
+def _enum(cls: Any, value: int, err: type[errors.EtcdError]) -> Any:
+    """An enum field protobuf let through with a number etcd's enum does not have: a typed error, no bug."""
+    try:
+        return cls(value)
+    except ValueError:
+        raise err() from None
+
+
 def range_request(m: Any) -> rpc.RangeRequest:
     return rpc.RangeRequest(
         key=m.key,
         range_end=m.range_end,
         limit=m.limit,
         revision=m.revision,
-        sort_order=rpc.SortOrder(m.sort_order),
-        sort_target=rpc.SortTarget(m.sort_target),
+        sort_order=_enum(rpc.SortOrder, m.sort_order, errors.InvalidSortOptionError),
+        sort_target=_enum(rpc.SortTarget, m.sort_target, errors.InvalidSortOptionError),
         serializable=m.serializable,
         keys_only=m.keys_only,
         count_only=m.count_only,
@@ -67,7 +75,10 @@ def delete_range_request(m: Any) -> rpc.DeleteRangeRequest:
 def compare(m: Any) -> rpc.Compare:
     which = m.WhichOneof("target_union")
     value: int | bytes = getattr(m, which) if which else (b"" if m.target == rpc.CompareTarget.VALUE else 0)
-    return rpc.Compare(rpc.CompareResult(m.result), rpc.CompareTarget(m.target), m.key, value, m.range_end)
+    result = _enum(rpc.CompareResult, m.result, errors.InvalidRequestError)
+    return rpc.Compare(
+        result, _enum(rpc.CompareTarget, m.target, errors.InvalidRequestError), m.key, value, m.range_end
+    )
 
 
 def request_op(m: Any) -> Any:

@@ -209,6 +209,18 @@ async def test_bad_lengths_bad_protobuf_and_compression(server: ClientServer) ->
     assert (await c.call(RANGE, frame(rng(b"a")))).status == 0
 
 
+async def test_enum_values_etcd_does_not_have_are_typed_errors(
+    server: ClientServer, fake: FakeHandlers
+) -> None:
+    c = await client(server)
+    r = await c.call(RANGE, frame(rng(b"a", sort_order=7)))
+    assert (r.status, r.message) == (GrpcCode.INVALID_ARGUMENT, "etcdserver: invalid sort option")
+    txn = rpc_pb2.TxnRequest(compare=[rpc_pb2.Compare(result=9, target=0, key=b"k", version=1)])
+    r = await c.call("/etcdserverpb.KV/Txn", frame(txn.SerializeToString()))
+    assert (r.status, r.message) == (GrpcCode.INVALID_ARGUMENT, "etcdserver: invalid request")
+    assert fake.seen == []
+
+
 async def test_malformed_timeout_and_wrong_content_type(server: ClientServer, fake: FakeHandlers) -> None:
     c = await client(server)
     r = await c.call(RANGE, frame(rng(b"a")), [("grpc-timeout", "5x")])
