@@ -36,6 +36,9 @@ REVOKE_WINDOW = 0.5
 REVOKE_WINDOW_LIMIT = LEASE_REVOKE_RATE // 2
 REVOKE_INTERVAL = 0.05  # seconds between expiry rounds
 REVOKE_LIMIT = 45  # revokes proposed per round
+# ... and no more than this many revokes wait to be applied: when applies lag (a slow disk, a busy member),
+# expiry slows down to what the cluster does instead of queueing ahead of every client write.
+MAX_REVOKES_IN_FLIGHT = 90
 CHECKPOINT_BATCH = 1000  # etcd's maxLeaseCheckpointBatchSize
 DEFAULT_CHECKPOINT_INTERVAL = 300.0  # etcd's default lease checkpoint interval (5 min)
 
@@ -67,6 +70,7 @@ class LeaseManager:
         self._nursery: trio.Nursery | None = None
         self._primary_term = 0
         self.revokes_proposed = 0  # a metric (tests read it)
+        self.revokes_in_flight = 0
 
     # ------------------------------------------------------------------ the actor
 
@@ -77,9 +81,11 @@ class LeaseManager:
             while True:
                 self._follow_leadership()
                 now = trio.current_time()
-                if self.lessor.primary and now >= next_revoke:
+                room = min(REVOKE_LIMIT, MAX_REVOKES_IN_FLIGHT - self.revokes_in_flight)
+                if self.lessor.primary and now >= next_revoke and room > 0:
                     next_revoke = now + REVOKE_INTERVAL
-                    for lease_id in self.lessor.expired(REVOKE_LIMIT):
+                    for lease_id in self.lessor.expired(room):
+                        self.revokes_in_flight += 1
                         nursery.start_soon(self._revoke_expired, lease_id)
                 if not self.lessor.primary:
                     last_checkpoint = now  # a new leader checkpoints one interval after its promotion
@@ -103,6 +109,8 @@ class LeaseManager:
             await self.proposer.propose(LeaseRevokeRequest(lease_id), op="lease_revoke")
         except errors.EtcdError as exc:  # retried after REVOKE_RETRY by the expiry heap
             log.warning("failed to revoke expired lease %016x: %s", lease_id, exc)
+        finally:
+            self.revokes_in_flight -= 1
 
     async def _checkpoint_all(self) -> None:
         due = self.lessor.due_checkpoints(self.checkpoint_interval)
@@ -183,6 +191,7 @@ Forward = Callable[[int, Any], Awaitable[Any]]
 
 __all__ = [
     "DEFAULT_CHECKPOINT_INTERVAL",
+    "MAX_REVOKES_IN_FLIGHT",
     "REVOKE_INTERVAL",
     "REVOKE_LIMIT",
     "REVOKE_WINDOW",

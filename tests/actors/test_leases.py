@@ -13,7 +13,7 @@ from trio.testing import MockClock
 
 from tests.actors.harness import ELECTION_MS, Cluster, cluster, get, put, wait_until
 from trikv.actors.events import Pending, Propose
-from trikv.actors.lease import REVOKE_WINDOW, REVOKE_WINDOW_LIMIT
+from trikv.actors.lease import MAX_REVOKES_IN_FLIGHT, REVOKE_WINDOW, REVOKE_WINDOW_LIMIT
 from trikv.actors.lessor import FOREVER
 from trikv.actors.node import Node
 from trikv.api import errors, protocol, rpc
@@ -187,6 +187,7 @@ async def test_at_most_500_revokes_per_500_ms(autojump_clock: MockClock) -> None
         with trio.move_on_after(20):
             while lead.leases.lessor.leases:
                 counts.append((trio.current_time(), lead.leases.revokes_proposed))
+                assert lead.leases.revokes_in_flight <= MAX_REVOKES_IN_FLIGHT
                 await trio.sleep(0.025)
         assert not lead.leases.lessor.leases, "every lease expired"
         assert (REVOKE_WINDOW, REVOKE_WINDOW_LIMIT) == (0.5, 500)  # etcd's rate
