@@ -285,10 +285,45 @@ def test_etcdctl_members_and_endpoints(cluster: Cluster) -> None:
     wait_healthy(cluster)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: leases (gRPC Lease service)")
 def test_etcdctl_lease(cluster: Cluster) -> None:
+    """etcd's lease transcript shapes: grant, attach, timetolive [--keys], list, keep-alive (--once and the
+    stream), revoke, and the errors of a revoked lease (exit codes as etcd's)."""
     out, code = sh(cluster, "etcdctl lease grant 60")
-    assert code == 0 and re.fullmatch(r"lease [0-9a-f]+ granted with TTL\(60s\)\n", out), out
+    m = re.fullmatch(r"lease ([0-9a-f]+) granted with TTL\(60s\)\n", out)
+    assert code == 0 and m is not None, out
+    lid = m.group(1)
+    assert sh(cluster, f"etcdctl put lk v --lease={lid} && etcdctl put lk2 v2 --lease={lid}") == (
+        "OK\nOK\n",
+        0,
+    )
+    body = json.loads(sh(cluster, "etcdctl get lk -w json")[0])
+    assert body["kvs"][0]["lease"] == int(lid, 16)
+    out, code = sh(cluster, f"etcdctl lease timetolive {lid} --keys")
+    assert code == 0 and re.fullmatch(
+        rf"lease {lid} granted with TTL\(60s\), remaining\((59|60)s\), attached keys\(\[lk lk2\]\)\n", out
+    ), out
+    body = json.loads(sh(cluster, f"etcdctl lease timetolive {lid} --keys -w json")[0])
+    assert (body["id"], body["granted-ttl"], body["keys"]) == (int(lid, 16), 60, ["bGs=", "bGsy"])
+    out, code = sh(cluster, "etcdctl lease list")
+    assert code == 0 and out == f"found 1 leases\n{lid}\n", out
+    assert sh(cluster, f"etcdctl lease keep-alive --once {lid}") == (
+        f"lease {lid} keepalived with TTL(60)\n",
+        0,
+    )
+    out, code = sh(cluster, f"timeout 3 etcdctl lease keep-alive {lid}")  # the stream, until killed
+    assert code == 124 and out.startswith(f"lease {lid} keepalived with TTL(60)\n"), out
+    assert sh(cluster, f"etcdctl lease revoke {lid}") == (f"lease {lid} revoked\n", 0)
+    assert sh(cluster, "etcdctl get lk") == ("", 0)
+    assert sh(cluster, f"etcdctl lease timetolive {lid}") == (f"lease {lid} already expired\n", 0)
+    out, code = sh(cluster, f"etcdctl lease revoke {lid}")
+    assert (out.splitlines()[-1], code) == (
+        "Error: failed to revoke lease (etcdserver: requested lease not found)",
+        1,
+    )
+    assert sh(cluster, f"etcdctl lease keep-alive --once {lid}") == (
+        "Error: etcdserver: requested lease not found\n",
+        2,
+    )
 
 
 @pytest.mark.xfail(strict=True, reason="issue 11: watch (gRPC Watch service)")

@@ -1,8 +1,8 @@
 """Acceptance: python-etcd3 (grpcio underneath) against three real trikv members, over gRPC.
 
 The client runs in its own process with PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python (its generated code
-predates protobuf 4); the members never inherit that setting. Lease, watch and lock need services whose
-issues have not landed: xfail(strict=True), naming the issue.
+predates protobuf 4); the members never inherit that setting. Watch needs a service whose issue has not
+landed: xfail(strict=True), naming the issue.
 """
 
 from __future__ import annotations
@@ -96,7 +96,6 @@ def test_python_etcd3_kv_txn_and_cluster(cluster: Cluster) -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: leases (gRPC Lease service); lock needs leases")
 def test_python_etcd3_lease_and_lock(cluster: Cluster) -> None:
     out = run(
         cluster,
