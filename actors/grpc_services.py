@@ -3,7 +3,7 @@
 Only shapes are converted here: each method turns the protobuf request into trikv's request shape, calls
 the same `Handlers.handle(request)` the CBOR and JSON surfaces call, and turns the answer back. Adding a
 service later is one `_unary(...)` entry (or a streaming Method) plus its converters. Methods of services
-whose issues have not landed (Watch, Auth) are simply absent: grpc_server
+whose issues have not landed (Auth) are simply absent: grpc_server
 answers them UNIMPLEMENTED. Defragment and Snapshot live in actors/grpc_snapshot.py.
 
 etcd's interceptors (v3rpc/interceptor.go): the learner filter lives in Handlers already; require-leader
@@ -20,6 +20,7 @@ from trikv.actors.grpc_alarm import alarm_methods
 from trikv.actors.grpc_call import CallContext, Method, Services
 from trikv.actors.grpc_lease import lease_methods
 from trikv.actors.grpc_snapshot import snapshot_methods
+from trikv.actors.grpc_watch import watch_methods
 from trikv.actors.grpcpb import kv_pb2, rpc_pb2
 from trikv.api import errors, protocol, rpc
 
@@ -291,7 +292,7 @@ def services(backend: Backend, max_request_bytes: int = protocol.DEFAULT_MAX_REQ
             **alarm_methods(backend),  # Alarm, Hash, HashKV (actors/grpc_alarm.py)
         },
         # Present so that their unbuilt methods say "unknown method", as grpc-go says for a known service.
-        "etcdserverpb.Watch": {},
+        "etcdserverpb.Watch": watch_methods(backend),  # actors/grpc_watch.py
         "etcdserverpb.Lease": lease_methods(backend, _unary),  # actors/grpc_lease.py
         "etcdserverpb.Auth": {},
     }

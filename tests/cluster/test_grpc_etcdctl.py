@@ -3,8 +3,8 @@
 The KV session replays etcd's own transcripts (tests/fixtures/etcdctl_kv_session.md, copied from the
 reference) block by block and compares the output and exit code exactly, normalising only what differs
 between any two clusters: cluster/member ids, raft terms, times and ports. Membership and endpoint
-commands are compared with etcd's shapes (ids and db sizes normalised). Commands of services whose issues
-have not landed are xfail(strict=True), naming the issue: each issue flips its cases.
+commands, leases, watches and maintenance are compared with etcd's shapes (ids and db sizes normalised).
+`check perf --load=s` (60 s by design) is marked soak.
 """
 
 from __future__ import annotations
@@ -326,11 +326,33 @@ def test_etcdctl_lease(cluster: Cluster) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: watch (gRPC Watch service)")
 def test_etcdctl_watch(cluster: Cluster) -> None:
+    """etcd's watch transcript shapes over the gRPC Watch stream: history from a revision, a live event in
+    JSON, and a watch from a compacted revision cancelled by the server (exit 5)."""
     sh(cluster, "etcdctl put w1 a")
-    out, _ = sh(cluster, "timeout 3 etcdctl watch w1 --rev=1")
-    assert out.startswith("PUT\nw1\na\n"), out
+    rev = json.loads(sh(cluster, "etcdctl get w1 -w json")[0])["header"]["revision"]
+    assert sh(cluster, f"timeout 3 etcdctl watch w1 --rev={rev}") == ("PUT\nw1\na\n", 124)
+    out, _ = sh(
+        cluster, "(timeout 3 etcdctl watch w1 -w json &) ; sleep 1; etcdctl put w1 b >/dev/null; sleep 2.5"
+    )
+    body = json.loads(out)
+    assert body["Events"] == [
+        {
+            "kv": {
+                "key": "dzE=",
+                "create_revision": rev,
+                "mod_revision": rev + 1,
+                "version": 2,
+                "value": "Yg==",
+            }
+        }
+    ]
+    assert (body["CompactRevision"], body["Canceled"], body["Created"]) == (0, False, False)
+    assert sh(cluster, "timeout 3 etcdctl watch foo --rev=2") == (
+        "watch was canceled (etcdserver: mvcc: required revision has been compacted)\n"
+        "Error: watch is canceled by the server\n",
+        5,
+    )
 
 
 def test_etcdctl_defrag(cluster: Cluster) -> None:

@@ -1,8 +1,7 @@
 """Acceptance: python-etcd3 (grpcio underneath) against three real trikv members, over gRPC.
 
 The client runs in its own process with PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python (its generated code
-predates protobuf 4); the members never inherit that setting. Watch needs a service whose issue has not
-landed: xfail(strict=True), naming the issue.
+predates protobuf 4); the members never inherit that setting.
 """
 
 from __future__ import annotations
@@ -110,7 +109,6 @@ def test_python_etcd3_lease_and_lock(cluster: Cluster) -> None:
     assert out.splitlines() == ["True b'v'", "True"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: watch (gRPC Watch service)")
 def test_python_etcd3_watch(cluster: Cluster) -> None:
     out = run(
         cluster,
