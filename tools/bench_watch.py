@@ -127,6 +127,7 @@ def _receiver(endpoint: str, n: int, stop: Any, out_path: str, ready: Any) -> No
 def _writer(endpoint: str, rate: float, seconds: float, out_path: str) -> None:
     host, port = endpoint.rsplit(":", 1)
     acks: dict[int, float] = {}
+    errors_seen: list[str] = []
 
     async def client(k: int, n_clients: int, start: float) -> None:
         stream = await trio.open_tcp_stream(host, int(port))
@@ -155,7 +156,11 @@ def _writer(endpoint: str, rate: float, seconds: float, out_path: str) -> None:
                     resp += event.data
                 elif isinstance(event, h11.EndOfMessage):
                     break
-            acks[int(json.loads(resp)["header"]["revision"])] = time.time()
+            answer = json.loads(resp)
+            if "header" in answer:  # an error answer (e.g. too many requests) acknowledges nothing
+                acks[int(answer["header"]["revision"])] = time.time()
+            else:
+                errors_seen.append(answer.get("message", ""))
             conn.start_next_cycle()
             i += n_clients
 
@@ -167,6 +172,8 @@ def _writer(endpoint: str, rate: float, seconds: float, out_path: str) -> None:
                 nursery.start_soon(client, k, n_clients, start)
 
     trio.run(main)
+    if errors_seen:
+        print(f"writer: {len(errors_seen)} puts refused, e.g. {errors_seen[0]!r}", file=sys.stderr)
     Path(out_path).write_text(json.dumps({str(k): v for k, v in acks.items()}))
 
 
