@@ -106,7 +106,8 @@ def started_members(port: int, count: int, timeout: float = 20.0) -> dict[str, A
     deadline = time.monotonic() + timeout
     while True:
         body = member_list(port)
-        if sum(bool(m.get("clientURLs")) for m in body["members"]) >= count:
+        # Before the first conf change is applied the list is empty, and etcd's JSON omits an empty list.
+        if sum(bool(m.get("clientURLs")) for m in body.get("members", ())) >= count:
             return body
         assert time.monotonic() < deadline, f"members never started: {body}"
         time.sleep(0.1)
