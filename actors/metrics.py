@@ -237,7 +237,10 @@ class MemberMetrics:
             registry=r,
         )
         self.peer_sent = Counter(
-            "etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers.", ["To"], registry=r
+            "etcd_network_peer_sent_bytes_total",
+            "The total number of bytes sent to peers.",
+            ["To"],
+            registry=r,
         )
         self.peer_received = Counter(
             "etcd_network_peer_received_bytes_total",
@@ -331,7 +334,9 @@ class MemberMetrics:
     def peer(self, peer_id: int) -> PeerSeries:
         """One remote member's outbound series, resolved once per Peer (they exist from the first scrape)."""
         to = format_id(peer_id)
-        return PeerSeries(self.peer_sent.labels(to), self.peer_sent_failures.labels(to), self.peer_rtt.labels(to))
+        return PeerSeries(
+            self.peer_sent.labels(to), self.peer_sent_failures.labels(to), self.peer_rtt.labels(to)
+        )
 
     def received_from(self, peer_id: int) -> Counter:
         child = self._received.get(peer_id)
@@ -379,43 +384,80 @@ class StateCollector(Collector):
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, value=value)
 
-        yield gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.",
-                    1 if st.lead else 0)  # fmt: skip
-        yield gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
-                    1 if st.is_leader else 0)  # fmt: skip
-        yield gauge("etcd_server_is_learner",
-                    "Whether or not this member is a learner. 1 if is, 0 otherwise.", int(s.is_learner()))  # fmt: skip
-        yield gauge("etcd_server_proposals_committed_total",
-                    "The total number of consensus proposals committed.", st.committed)  # fmt: skip
-        yield gauge("etcd_server_proposals_applied_total",
-                    "The total number of consensus proposals applied.", st.applied)  # fmt: skip
-        yield gauge("etcd_server_proposals_pending",
-                    "The current number of pending proposals to commit.", len(s.waiters.requests))  # fmt: skip
-        yield gauge("etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.",
-                    s.quota_bytes)  # fmt: skip
+        yield gauge(
+            "etcd_server_has_leader",
+            "Whether or not a leader exists. 1 is existence, 0 is not.",
+            1 if st.lead else 0,
+        )
+        yield gauge(
+            "etcd_server_is_leader",
+            "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+            1 if st.is_leader else 0,
+        )
+        yield gauge(
+            "etcd_server_is_learner",
+            "Whether or not this member is a learner. 1 if is, 0 otherwise.",
+            int(s.is_learner()),
+        )
+        yield gauge(
+            "etcd_server_proposals_committed_total",
+            "The total number of consensus proposals committed.",
+            st.committed,
+        )
+        yield gauge(
+            "etcd_server_proposals_applied_total",
+            "The total number of consensus proposals applied.",
+            st.applied,
+        )
+        yield gauge(
+            "etcd_server_proposals_pending",
+            "The current number of pending proposals to commit.",
+            len(s.waiters.requests),
+        )
+        yield gauge(
+            "etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.", s.quota_bytes
+        )
         size, in_use = self._sizes(s)
-        yield gauge("etcd_mvcc_db_total_size_in_bytes",
-                    "Total size of the underlying database physically allocated in bytes.", size)  # fmt: skip
-        yield gauge("etcd_mvcc_db_total_size_in_use_in_bytes",
-                    "Total size of the underlying database logically in use in bytes.", in_use)  # fmt: skip
-        yield gauge("etcd_debugging_mvcc_current_revision", "The current revision of store.",
-                    self._read("revision", s.revision))  # fmt: skip
-        yield gauge("etcd_debugging_mvcc_compact_revision",
-                    "The revision of the last compaction in store.",
-                    self._read("compact", s.compact_revision))  # fmt: skip
-        version = GaugeMetricFamily("etcd_server_version",
-                                    "Which version is running. 1 for 'server_version' label with current version.",
-                                    labels=["server_version"])  # fmt: skip
+        yield gauge(
+            "etcd_mvcc_db_total_size_in_bytes",
+            "Total size of the underlying database physically allocated in bytes.",
+            size,
+        )
+        yield gauge(
+            "etcd_mvcc_db_total_size_in_use_in_bytes",
+            "Total size of the underlying database logically in use in bytes.",
+            in_use,
+        )
+        yield gauge(
+            "etcd_debugging_mvcc_current_revision",
+            "The current revision of store.",
+            self._read("revision", s.revision),
+        )
+        yield gauge(
+            "etcd_debugging_mvcc_compact_revision",
+            "The revision of the last compaction in store.",
+            self._read("compact", s.compact_revision),
+        )
+        version = GaugeMetricFamily(
+            "etcd_server_version",
+            "Which version is running. 1 for 'server_version' label with current version.",
+            labels=["server_version"],
+        )
         version.add_metric([__version__], 1)
         yield version
-        ident = GaugeMetricFamily("etcd_server_id",
-                                  "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
-                                  labels=["server_id"])  # fmt: skip
+        ident = GaugeMetricFamily(
+            "etcd_server_id",
+            "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+            labels=["server_id"],
+        )
         ident.add_metric([format_id(s.member_id)], 1)
         yield ident
         yield gauge("trikv_inbox_depth", "Events queued for the Raft loop (trikv).", s.inbox.used())
-        yield CounterMetricFamily("trikv_inbox_dropped_peer_messages",
-                                  "Peer messages dropped on a full inbox (trikv).", value=s.inbox.dropped)  # fmt: skip
+        yield CounterMetricFamily(
+            "trikv_inbox_dropped_peer_messages",
+            "Peer messages dropped on a full inbox (trikv).",
+            value=s.inbox.dropped,
+        )
         for extra in self.extra:
             yield from extra()
 
@@ -424,13 +466,19 @@ def watch_series(hub: Any) -> Callable[[], Iterable[Metric]]:
     """The watch hub's series, read at scrape time (duck-typed: actors/watch.py's WatchHub)."""
 
     def collect() -> Iterator[Metric]:
-        yield GaugeMetricFamily("etcd_debugging_mvcc_watcher_total", "Total number of watchers.",
-                                value=hub.watcher_count())  # fmt: skip
-        yield CounterMetricFamily("etcd_debugging_mvcc_events_total",
-                                  "Total number of events sent by this member.", value=hub.events_sent)  # fmt: skip
-        yield GaugeMetricFamily("trikv_watch_buffered_bytes",
-                                "Watch responses buffered for slow readers, all streams (trikv).",
-                                value=hub.buffered_bytes)  # fmt: skip
+        yield GaugeMetricFamily(
+            "etcd_debugging_mvcc_watcher_total", "Total number of watchers.", value=hub.watcher_count()
+        )
+        yield CounterMetricFamily(
+            "etcd_debugging_mvcc_events_total",
+            "Total number of events sent by this member.",
+            value=hub.events_sent,
+        )
+        yield GaugeMetricFamily(
+            "trikv_watch_buffered_bytes",
+            "Watch responses buffered for slow readers, all streams (trikv).",
+            value=hub.buffered_bytes,
+        )
 
     return collect
 
@@ -439,8 +487,9 @@ def lease_series(lessor: Callable[[], Any]) -> Callable[[], Iterable[Metric]]:
     """The lease table's size, read at scrape time (`lessor()`: the applier's current Lessor)."""
 
     def collect() -> Iterator[Metric]:
-        yield GaugeMetricFamily("trikv_leases", "Leases in this member's lease table (trikv).",
-                                value=len(lessor().leases))  # fmt: skip
+        yield GaugeMetricFamily(
+            "trikv_leases", "Leases in this member's lease table (trikv).", value=len(lessor().leases)
+        )
 
     return collect
 

@@ -40,8 +40,14 @@ async def test_values_follow_writes(autojump_clock: MockClock) -> None:
         committed0 = value(lead, "etcd_server_proposals_committed_total")
         fsyncs0 = {id(m): value(m, "etcd_disk_wal_fsync_duration_seconds_count") for m in nodes}
         failed0 = value(lead, "etcd_server_proposals_failed_total")
-        puts0 = value(lead, "grpc_server_handled_total", grpc_type="unary", grpc_service="etcdserverpb.KV",
-                      grpc_method="Put", grpc_code="OK")  # fmt: skip
+        puts0 = value(
+            lead,
+            "grpc_server_handled_total",
+            grpc_type="unary",
+            grpc_service="etcdserverpb.KV",
+            grpc_method="Put",
+            grpc_code="OK",
+        )
         for i in range(n):
             await put(lead, b"k%d" % i, b"v")
         await wait_until(lambda: all(m.status.applied >= lead.status.committed for m in nodes), "applied")
@@ -53,12 +59,23 @@ async def test_values_follow_writes(autojump_clock: MockClock) -> None:
             assert value(m, "etcd_server_is_leader") == (1 if m is lead else 0)
             assert value(m, "etcd_server_leader_changes_seen_total") >= 1
         assert value(lead, "etcd_server_proposals_failed_total") == failed0
-        assert value(lead, "grpc_server_handled_total", grpc_type="unary", grpc_service="etcdserverpb.KV",
-                     grpc_method="Put", grpc_code="OK") == puts0 + n  # fmt: skip
+        assert (
+            value(
+                lead,
+                "grpc_server_handled_total",
+                grpc_type="unary",
+                grpc_service="etcdserverpb.KV",
+                grpc_method="Put",
+                grpc_code="OK",
+            )
+            == puts0 + n
+        )
         status = await lead.handlers.handle(protocol.StatusRequest())
         assert value(lead, "etcd_mvcc_db_total_size_in_bytes") == status.db_size
         assert value(lead, "etcd_mvcc_db_total_size_in_use_in_bytes") == status.db_size_in_use
-        await wait_until(lambda: value(lead, "etcd_disk_backend_commit_duration_seconds_count") >= 1, "commit")
+        await wait_until(
+            lambda: value(lead, "etcd_disk_backend_commit_duration_seconds_count") >= 1, "commit"
+        )
 
 
 def test_exposition_is_etcds_shape() -> None:
@@ -68,13 +85,18 @@ def test_exposition_is_etcds_shape() -> None:
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     assert fams["etcd_disk_wal_fsync_duration_seconds"].type == "histogram"
     les = [s.labels["le"] for s in fams["etcd_disk_wal_fsync_duration_seconds"].samples if "le" in s.labels]
-    assert les[:3] == ["0.001", "0.002", "0.004"] and les[-2:] == ["8.192", "+Inf"]  # ExponentialBuckets(0.001, 2, 14)
+    assert les[:3] == ["0.001", "0.002", "0.004"] and les[-2:] == [
+        "8.192",
+        "+Inf",
+    ]  # ExponentialBuckets(0.001, 2, 14)
     assert exponential_buckets(0.0001, 2, 16)[-1] == 0.0001 * 2**15
     assert fams["etcd_server_leader_changes_seen"].type == "counter"
     assert "process_resident_memory_bytes" in fams
     # go-grpc-prometheus pre-registers every method with every code: the mixin's regex matchers find series.
-    handled = {(s.labels["grpc_service"], s.labels["grpc_method"], s.labels["grpc_code"])
-               for s in fams["grpc_server_handled"].samples}  # fmt: skip
+    handled = {
+        (s.labels["grpc_service"], s.labels["grpc_method"], s.labels["grpc_code"])
+        for s in fams["grpc_server_handled"].samples
+    }
     for service, methods in SERVICES.items():
         for method, _ in methods:
             assert (service, method, "Unavailable") in handled and (service, method, "OK") in handled
@@ -97,8 +119,17 @@ async def test_failures_count_with_their_codes(autojump_clock: MockClock) -> Non
         lead = await c.settle()
         with pytest.raises(errors.EmptyKeyError):
             await lead.handlers.handle(rpc.PutRequest(b"", b"v"))  # etcd: key is not provided
-        assert value(lead, "grpc_server_handled_total", grpc_type="unary", grpc_service="etcdserverpb.KV",
-                     grpc_method="Put", grpc_code="InvalidArgument") == 1  # fmt: skip
+        assert (
+            value(
+                lead,
+                "grpc_server_handled_total",
+                grpc_type="unary",
+                grpc_service="etcdserverpb.KV",
+                grpc_method="Put",
+                grpc_code="InvalidArgument",
+            )
+            == 1
+        )
         for other in c.followers(lead):
             await c.stop(c.name_of(other))
         await wait_until(lambda: lead.status.lead == 0, "leader steps down without a quorum")
@@ -106,15 +137,36 @@ async def test_failures_count_with_their_codes(autojump_clock: MockClock) -> Non
         with pytest.raises(errors.NoLeaderError):
             await put(lead, b"k", b"v")
         assert value(lead, "etcd_server_proposals_failed_total") == 1
-        assert value(lead, "grpc_server_handled_total", grpc_type="unary", grpc_service="etcdserverpb.KV",
-                     grpc_method="Put", grpc_code="Unavailable") == 1  # fmt: skip
+        assert (
+            value(
+                lead,
+                "grpc_server_handled_total",
+                grpc_type="unary",
+                grpc_service="etcdserverpb.KV",
+                grpc_method="Put",
+                grpc_code="Unavailable",
+            )
+            == 1
+        )
 
 
 def test_log_fields_are_etcds() -> None:
-    assert [go_duration(s) for s in (0.0125, 0.1, 1.0, 1.5, 75.25)] == ["12.5ms", "100ms", "1s", "1.5s", "1m15.25s"]
-    fields = member_fields(0x8E9E05C52164694D, remote_peer_id="a", expected_duration="1s", took="2s")["fields"]
-    assert fields == {"local-member-id": "8e9e05c52164694d", "remote-peer-id": "a", "expected-duration": "1s",
-                      "took": "2s"}  # fmt: skip
+    assert [go_duration(s) for s in (0.0125, 0.1, 1.0, 1.5, 75.25)] == [
+        "12.5ms",
+        "100ms",
+        "1s",
+        "1.5s",
+        "1m15.25s",
+    ]
+    fields = member_fields(0x8E9E05C52164694D, remote_peer_id="a", expected_duration="1s", took="2s")[
+        "fields"
+    ]
+    assert fields == {
+        "local-member-id": "8e9e05c52164694d",
+        "remote-peer-id": "a",
+        "expected-duration": "1s",
+        "took": "2s",
+    }
 
 
 async def test_trikv_series_watchers_and_leases(autojump_clock: MockClock) -> None:
@@ -159,12 +211,16 @@ def test_console_lines_for_a_terminal_json_elsewhere() -> None:
             return True
 
     structured = JsonFormatter()
-    record = logging.LogRecord("trikv.raftnode", logging.WARNING, "/x/actors/raftnode.py", 7, "elected leader", (), None)
+    record = logging.LogRecord(
+        "trikv.raftnode", logging.WARNING, "/x/actors/raftnode.py", 7, "elected leader", (), None
+    )
     record.fields = {"local-member-id": "a1", "leader": "b2", "term": 3}
     assert isinstance(pick_formatter(logging.StreamHandler(Terminal()), structured), ConsoleFormatter)
     piped = pick_formatter(logging.StreamHandler(io.StringIO()), structured)
     assert piped is structured
-    ts, level, caller, msg, fields = pick_formatter(logging.StreamHandler(Terminal()), structured).format(record).split("\t")
+    ts, level, caller, msg, fields = (
+        pick_formatter(logging.StreamHandler(Terminal()), structured).format(record).split("\t")
+    )
     assert (level, caller, msg) == ("WARN", "actors/raftnode.py:7", "elected leader") and ts.endswith("Z")
     assert json.loads(fields) == {"local-member-id": "a1", "leader": "b2", "term": 3}
     assert json.loads(piped.format(record))["leader"] == "b2"

@@ -30,7 +30,16 @@ FORMATS: dict[str, frozenset[str]] = {}
 EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_BAD_FEATURE = 1, 3, 4
 TEST_SECONDS_ENV = "TRIKVCTL_CHECK_TEST_SECONDS"  # test-only: see the module docstring
 TEST_KEYS_ENV = "TRIKVCTL_CHECK_TEST_KEYS"  # test-only
-ALIASES = {"s": "s", "small": "s", "m": "m", "medium": "m", "l": "l", "large": "l", "xl": "xl", "xLarge": "xl"}
+ALIASES = {
+    "s": "s",
+    "small": "s",
+    "m": "m",
+    "medium": "m",
+    "l": "l",
+    "large": "l",
+    "xl": "xl",
+    "xLarge": "xl",
+}
 
 
 @attrs.frozen
@@ -81,9 +90,13 @@ def add_parsers(sub: Any, leaf: Any, only: str | None, unused: Any, parser_class
         p.add_argument("--load", default="s", help="The workload model. Accepted workloads: s, m, l, xl")
         p.add_argument("--prefix", default=prefix, help="The prefix for writing the check's keys.")
         p.add_argument(
-            "--auto-compact", action="store_true", help="Compact storage with last revision after test is finished."
+            "--auto-compact",
+            action="store_true",
+            help="Compact storage with last revision after test is finished.",
         )
-        p.add_argument("--auto-defrag", action="store_true", help="Defragment storage after test is finished.")
+        p.add_argument(
+            "--auto-defrag", action="store_true", help="Defragment storage after test is finished."
+        )
 
 
 class _Failed(Exception):
@@ -150,7 +163,9 @@ async def _prefix_empty(cl: Any, prefix: bytes) -> None:
     resp = await cl.get(prefix, prefix=True, limit=1)
     if resp.kvs:
         text = prefix.decode("utf-8", "surrogateescape")
-        raise _Failed(EXIT_INVALID_INPUT, f'prefix "{text}" has keys. Delete with etcdctl del --prefix {text} first')
+        raise _Failed(
+            EXIT_INVALID_INPUT, f'prefix "{text}" has keys. Delete with etcdctl del --prefix {text} first'
+        )
 
 
 async def _run_puts(clients: list[Any], workers: int, keys: Any, results: _Results, on_done: Any) -> None:
@@ -193,7 +208,9 @@ async def _cleanup(ctx: Any, cl: Any, prefix: bytes) -> None:
     if ctx.args.auto_defrag:
         for ep in ctx.endpoints:
             ctx.out.line(f'Defragmenting "{ep}"')
-            await cl._call(DEFRAGMENT_OP, DefragmentRequest(), DefragmentResponse, idempotent=False, endpoint=ep)
+            await cl._call(
+                DEFRAGMENT_OP, DefragmentRequest(), DefragmentResponse, idempotent=False, endpoint=ep
+            )
             ctx.out.line(f'Defragmented "{ep}"')
 
 

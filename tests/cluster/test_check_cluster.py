@@ -42,7 +42,9 @@ async def test_check_perf_and_datascale(cluster: Cluster) -> None:
     await find_leader(cluster)
     perf = trikvctl(cluster, "check", "perf", "--load", "s", "--auto-compact")
     lines = perf.stdout.splitlines()
-    assert lines[0].startswith("Compacting with revision ") and lines[1].startswith("Compacted with revision ")
+    assert lines[0].startswith("Compacting with revision ") and lines[1].startswith(
+        "Compacted with revision "
+    )
     verdict = lines[2:]
     failures = [x for x in verdict if x.startswith("FAIL: ERROR")]
     if failures:  # etcdctl lists the errors first

@@ -40,7 +40,9 @@ def mixin_selectors() -> list[tuple[str, list[tuple[str, str, str]]]]:
     rules = yaml.safe_load((FIXTURES / "alerts.yaml").read_text())
     exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
     exprs += [
-        line for line in (FIXTURES / "dashboard_queries.txt").read_text().splitlines() if not line.startswith("#")
+        line
+        for line in (FIXTURES / "dashboard_queries.txt").read_text().splitlines()
+        if not line.startswith("#")
     ]
     out = []
     for expr in exprs:
@@ -129,7 +131,9 @@ async def wait_for(pred: Callable[[], Any], what: str, timeout: float = 15.0) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_every_mixin_series_is_served_with_etcds_type(metrics_cluster: tuple[Cluster, list[int]]) -> None:
+async def test_every_mixin_series_is_served_with_etcds_type(
+    metrics_cluster: tuple[Cluster, list[int]],
+) -> None:
     cluster, metrics_ports = metrics_cluster
     await find_leader(cluster)
     async with trikv.connect(cluster.endpoints) as c:
@@ -155,7 +159,9 @@ async def test_every_mixin_series_is_served_with_etcds_type(metrics_cluster: tup
                 )
                 etcd_name = s.etcd_name(name)
                 assert etcd_name in types, f"{etcd_name} missing from etcd_types.txt"
-                assert s.family_of[name].type == types[etcd_name], f"{etcd_name} is a {s.family_of[name].type}"
+                assert s.family_of[name].type == types[etcd_name], (
+                    f"{etcd_name} is a {s.family_of[name].type}"
+                )
         assert "health" in await trio.to_thread.run_sync(http_get, mport, "/health")
 
 
@@ -200,10 +206,17 @@ async def test_values_are_true(metrics_cluster: tuple[Cluster, list[int]]) -> No
 
             async def three_open() -> bool:
                 s = await scrape(leader.client_port)
-                labels = {"grpc_type": "bidi_stream", "grpc_service": "etcdserverpb.Watch", "grpc_method": "Watch"}
+                labels = {
+                    "grpc_type": "bidi_stream",
+                    "grpc_service": "etcdserverpb.Watch",
+                    "grpc_method": "Watch",
+                }
                 started = s.value("grpc_server_started_total", **labels)
-                handled = sum(v for ls, v in s.samples["grpc_server_handled_total"]
-                              if all(ls.get(k) == x for k, x in labels.items()))  # fmt: skip
+                handled = sum(
+                    v
+                    for ls, v in s.samples["grpc_server_handled_total"]
+                    if all(ls.get(k) == x for k, x in labels.items())
+                )
                 return started - handled == 3
 
             await wait_for(three_open, "3 open watch streams")
@@ -214,7 +227,12 @@ async def test_values_are_true(metrics_cluster: tuple[Cluster, list[int]]) -> No
     assert after[lname].value("etcd_server_proposals_failed_total") == before[lname].value(
         "etcd_server_proposals_failed_total"
     )
-    put_ok = {"grpc_type": "unary", "grpc_service": "etcdserverpb.KV", "grpc_method": "Put", "grpc_code": "OK"}
+    put_ok = {
+        "grpc_type": "unary",
+        "grpc_service": "etcdserverpb.KV",
+        "grpc_method": "Put",
+        "grpc_code": "OK",
+    }
     assert after[lname].value("grpc_server_handled_total", **put_ok) >= n
     assert after[lname].value("etcd_network_client_grpc_received_bytes_total") > 0
     assert after[lname].value("etcd_network_client_grpc_sent_bytes_total") > 0
@@ -238,9 +256,10 @@ async def test_values_are_true(metrics_cluster: tuple[Cluster, list[int]]) -> No
     )
     assert proc.stdout.strip() == b"OK"
     grpc_after = await scrape(leader.client_port)
-    assert grpc_after.value("grpc_server_handled_total", **put_ok) == grpc_before.value(
-        "grpc_server_handled_total", **put_ok
-    ) + 1
+    assert (
+        grpc_after.value("grpc_server_handled_total", **put_ok)
+        == grpc_before.value("grpc_server_handled_total", **put_ok) + 1
+    )
     received = "etcd_network_client_grpc_received_bytes_total"
     assert grpc_after.value(received) > grpc_before.value(received) + len("via-grpc")
     sent_bytes = "etcd_network_client_grpc_sent_bytes_total"
@@ -312,16 +331,19 @@ async def test_has_leader_and_leader_changes(metrics_cluster: tuple[Cluster, lis
         async with trikv.connect([m.endpoint]) as c:
             by_id[(await c.status()).header.member_id] = m
     new_leader = by_id[st.leader]  # the one elected after the kill: it sent to the dead member
-    failures = (await scrape(new_leader.client_port)).value("etcd_network_peer_sent_failures_total", To=format_id(old_id))
+    failures = (await scrape(new_leader.client_port)).value(
+        "etcd_network_peer_sent_failures_total", To=format_id(old_id)
+    )
     assert failures > 0  # the mixin's etcdMembersDown reads their rate
 
     def peer_lines(msg: str) -> list[dict[str, Any]]:
         lines = [json.loads(x) for x in new_leader.log_text().splitlines()]
         return [e for e in lines if e["msg"] == msg and e.get("remote-peer-id") == format_id(old_id)]
 
-    assert [e["level"] for e in peer_lines("peer became inactive (message send to peer failed)")][:1] == ["warn"]
+    assert [e["level"] for e in peer_lines("peer became inactive (message send to peer failed)")][:1] == [
+        "warn"
+    ]
     assert [e["level"] for e in peer_lines("peer became active")][:1] == ["warn"]
 
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
