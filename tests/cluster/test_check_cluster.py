@@ -33,8 +33,8 @@ def trikvctl(cluster: Cluster, *args: str, seconds: str = "4") -> subprocess.Com
         text=True,
         timeout=120,
         cwd=ROOT,
-        # test-only overrides: 4 s instead of 60 s, 2,000 keys instead of 10,000 (CI time)
-        env={**os.environ, "PYTHONPATH": str(ROOT), TEST_SECONDS_ENV: seconds, TEST_KEYS_ENV: "2000"},
+        # test-only overrides: 4 s instead of 60 s, 1,000 keys instead of 10,000 (CI time)
+        env={**os.environ, "PYTHONPATH": str(ROOT), TEST_SECONDS_ENV: seconds, TEST_KEYS_ENV: "1000"},
     )
 
 
@@ -61,7 +61,7 @@ async def test_check_perf_and_datascale(cluster: Cluster) -> None:
     scale = trikvctl(cluster, "check", "datascale", "--load", "s")
     out = scale.stdout.splitlines()
     assert out[0] == (
-        "Start data scale check for work load [2000 key-value pairs, 1024 bytes per key-value, "
+        "Start data scale check for work load [1000 key-value pairs, 1024 bytes per key-value, "
         "50 concurrent clients]."
     )
     assert re.fullmatch(r"PASS: Approximate system memory used : -?\d+\.\d\d MB\.", out[-1]), scale.stdout
