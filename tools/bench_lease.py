@@ -324,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, key, fmt in rows:
         cells = []
         for r in results.values():
-            if key is None:
+            if key is None and "put_p50_ms" not in r:
+                cells.append("-")
+            elif key is None:
                 cells.append(f"{r['put_p50_ms']:.1f} / {r['put_p99_ms']:.1f} / {r['put_max_ms']:.0f}")
             else:
                 cells.append(fmt.format(r[key]) if key in r else "-")
