@@ -31,6 +31,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports: all held at once, since a port released by one pick may be the next
+    pick (seen on a loaded machine: two members given the same peer port)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def wait_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,7 +149,8 @@ class Cluster:
         workdir.mkdir(parents=True, exist_ok=True)
         files = config_files or [CONFIGS / f"node{i}.yaml" for i in range(3)]
         srcs = [yaml.safe_load(f.read_text()) for f in files]
-        ports = {s["name"]: (free_port(), free_port()) for s in srcs}
+        picked = iter(free_ports(2 * len(srcs)))
+        ports = {s["name"]: (next(picked), next(picked)) for s in srcs}
         self.members: list[Member] = []
         for src in srcs:
             cfg = rewrite_config(src, ports, workdir, token)

@@ -17,7 +17,7 @@ import yaml
 
 import trikv
 from trikv.api import codec, errors, protocol, rpc
-from trikv.tools.localcluster import CONFIGS, ROOT, Cluster, free_port, wait_port
+from trikv.tools.localcluster import CONFIGS, ROOT, Cluster, free_ports, wait_port
 
 pytestmark = pytest.mark.slow
 
@@ -154,7 +154,7 @@ async def test_sigkill_all_members_during_writes_loses_nothing_acknowledged(clus
 async def test_cluster_with_another_token_is_refused(cluster: Cluster, tmp_path: Path) -> None:
     await find_leader(cluster)
     # Cluster B: one new member whose initial-cluster names cluster A's peers, built with another token.
-    b_client, b_peer = free_port(), free_port()
+    b_client, b_peer = free_ports(2)
     names = {m.name: m.peer_port for m in cluster.members}
     cfg = {
         "name": "intruder",

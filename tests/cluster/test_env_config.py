@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from trikv.actors.config import CONFIG_FILE_LOADED, load_config
-from trikv.tools.localcluster import CONFIGS, ROOT, Cluster, free_port, wait_port
+from trikv.tools.localcluster import CONFIGS, ROOT, Cluster, free_port, free_ports, wait_port
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +126,7 @@ def ctl(*argv: str, timeout: float = 30) -> tuple[int, str, str]:
 
 
 def test_a_member_configured_only_by_etcd_env_vars(tmp_path: Path, procs: list[Proc]) -> None:
-    cport, pport = free_port(), free_port()
+    cport, pport = free_ports(2)
     etcd_env = {
         "ETCD_NAME": "envnode",
         "ETCD_DATA_DIR": str(tmp_path / "env-data"),
@@ -171,7 +171,7 @@ def test_member_add_output_exported_starts_the_new_member(tmp_path: Path, procs:
     try:
         ep = seed.members[0].endpoint
         started_members(seed.members[0].client_port, 1)  # strict reconfig check: the seed must be started
-        cport, pport = free_port(), free_port()
+        cport, pport = free_ports(2)
         code, out, err = ctl(
             f"--endpoints={ep}", "member", "add", "new", f"--peer-urls=http://127.0.0.1:{pport}"
         )
@@ -221,7 +221,7 @@ def test_member_add_output_exported_starts_the_new_member(tmp_path: Path, procs:
 
 
 def test_etcd_34_sample_config_starts_a_member(tmp_path: Path, procs: list[Proc]) -> None:
-    cport, pport = free_port(), free_port()
+    cport, pport = free_ports(2)
     text = ETCD_SAMPLE.read_text(encoding="utf-8")
     rewritten = (
         text.replace("http://localhost:2380", f"http://127.0.0.1:{pport}")

@@ -27,7 +27,7 @@ import yaml
 
 import trikv
 from trikv.api import rpc
-from trikv.tools.localcluster import ROOT, Cluster, Member, free_port
+from trikv.tools.localcluster import ROOT, Cluster, Member, free_ports
 
 from .test_cluster import find_leader
 
@@ -125,7 +125,7 @@ async def test_save_from_a_follower_status_restore_serves_the_same_keys(
     raw = bytearray(snap.read_bytes())
     raw[len(raw) // 2] ^= 0x40
     bad.write_bytes(bytes(raw))
-    cport, pport = free_port(), free_port()
+    cport, pport = free_ports(2)
     flags = [
         "--name=r1",
         f"--initial-cluster=r1=http://127.0.0.1:{pport}",
