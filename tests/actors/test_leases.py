@@ -249,3 +249,18 @@ async def test_recovered_after_snapshot_install_then_revoked_as_leader(autojump_
                 len((await n.handlers.handle(rpc.RangeRequest(b"other", b"othes", serializable=True))).kvs)
                 == 40
             )
+
+
+async def test_ignore_lease_keeps_and_txn_puts_attach(autojump_clock: MockClock) -> None:
+    async with cluster() as c:
+        lead = await c.settle()
+        first, second = await grant(lead, 60), await grant(lead, 60)
+        await put_leased(lead, b"kept", first)
+        await lead.handlers.handle(rpc.PutRequest(b"kept", b"v2", ignore_lease=True))
+        txn = rpc.TxnRequest(success=(rpc.PutRequest(b"t1", b"v", lease=second), rpc.PutRequest(b"t2", b"v")))
+        assert (await lead.handlers.handle(txn)).succeeded
+        await lead.handlers.handle(LeaseRevokeRequest(first))
+        await c.settle()
+        assert not (await get(lead, b"kept")).kvs  # still on `first`: ignore_lease kept it there
+        ttl = await lead.handlers.handle(LeaseTimeToLiveRequest(second, keys=True))
+        assert ttl.keys == (b"t1",)
