@@ -335,7 +335,9 @@ async def test_a_member_without_a_leader_ends_require_leader_streams(autojump_cl
             outcome.append(await serve(first))
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run, WatchRequest(create_request=WatchCreateRequest(b"x"), require_leader=True))
+            nursery.start_soon(
+                run, WatchRequest(create_request=WatchCreateRequest(b"x"), require_leader=True)
+            )
             await wait_until(lambda: bool(got), "created")
             started = trio.current_time()
             c.net.cut |= {frozenset((node.id, o.id)) for o in others}
