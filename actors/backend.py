@@ -15,6 +15,7 @@ import contextlib
 import functools
 import io
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
@@ -67,14 +68,14 @@ class Backend:
         # Told after every durable commit / when a compaction was scheduled (the Snapshotter, the Compactor).
         self.on_commit: Callable[[int, ConfState | None], None] = lambda index, cs: None
         self.on_compaction_scheduled: Callable[[], None] = lambda: None
+        self.metrics: MemberMetrics | None = None  # set by the Node
         # Sees each applied batch before its answers go out (the quota check at apply may change them).
         self.after_apply: Callable[[ApplyOutcome], None] = lambda outcome: None
+        # Told after a snapshot install replaced the page file (the LeaseManager rebuilds its table from it).
+        self.on_install: Callable[[KVStore], None] = lambda kv: None
         # The watch hub: each applied batch's events (never awaited), and "a snapshot replaced the store".
         self.on_events: Callable[[list[Event], int], None] = lambda events, revision: None
         self.on_installed: Callable[[], None] = lambda: None
-        self.metrics: MemberMetrics | None = None  # set by the Node
-        # Told after a snapshot install replaced the page file (the LeaseManager rebuilds its table from it).
-        self.on_install: Callable[[KVStore], None] = lambda kv: None
 
     # ------------------------------------------------------------------ apply (the Raft loop)
 
@@ -129,9 +130,14 @@ class Backend:
             self._batch_entries = 0
         return self._batch
 
+    def commit_deadline(self) -> float:
+        """When the open batch must be committed (inf with none open)."""
+        return self._batch_started + BATCH_INTERVAL if self._batch is not None else math.inf
+
     def commit_due(self) -> bool:
+        # The same sum as commit_deadline(): a loop sleeping until that deadline must find the batch due.
         return self._batch is not None and (
-            self._batch_entries >= BATCH_LIMIT or trio.current_time() - self._batch_started >= BATCH_INTERVAL
+            self._batch_entries >= BATCH_LIMIT or trio.current_time() >= self._batch_started + BATCH_INTERVAL
         )
 
     async def commit(self) -> None:

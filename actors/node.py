@@ -323,6 +323,7 @@ class Node:
         nursery.start_soon(self.transport.run)
         nursery.start_soon(self.raft.ticker)
         nursery.start_soon(self.raft.run)
+        nursery.start_soon(self.raft.apply_loop.run)
         nursery.start_soon(self.snapshotter.run)
         nursery.start_soon(self.watch_hub.run)
         self.handlers.streams[WatchRequest] = watch_handler(

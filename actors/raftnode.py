@@ -2,8 +2,8 @@
 
 Per Ready, in etcd's order: send the leader's messages (its appends leave before its own fsync), persist
 entries + hard state with ONE fsync, tell Raft what is durable, send the messages that had to wait for it
-(votes, responses), apply committed entries through the backend, advance. Between Readies it commits the
-backend's batch when due. The ticker is its own small task feeding owed ticks into the inbox.
+(votes, responses), hand committed entries to the apply loop (applyloop.py, its own task), advance.
+The ticker is its own small task feeding owed ticks into the inbox.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import trio
 
 from trikv.actors import raft
+from trikv.actors.applyloop import ApplyLoop
 from trikv.actors.backend import Backend
 from trikv.actors.events import (
     CompactLog,
@@ -104,6 +105,14 @@ class RaftNode:
         self.transport: PeerSender | None = None  # set by the Node once the peer actors exist
         self.metrics: MemberMetrics | None = None  # set by the Node
         self.id = raw.status().id
+        # Committed entries are applied in their own task, so apply never stalls heartbeats (applyloop.py).
+        self.apply_loop = ApplyLoop(
+            backend,
+            status,
+            apply_conf_change=raw.apply_conf_change,
+            on_conf_changed=self._sync_members,
+            on_removed=on_removed,
+        )
         self._fsync_ewma = 0.0
         self._thread_syncs = 0
         hs = wal.hard_state
@@ -135,8 +144,6 @@ class RaftNode:
             self.reads.issue(trio.current_time(), self.status.lead, self.raw.read_index)
             while self.raw.has_ready():
                 await self._handle_ready()
-            if self.backend.commit_due():
-                await self.backend.commit()
 
     # ------------------------------------------------------------------ events
 
@@ -220,13 +227,12 @@ class RaftNode:
         for index, pending in self.reads.answered(rd.read_states):
             self.backend.wait_applied(index, pending)
         if rd.committed_entries:
-            outcome = await self.backend.apply(rd.committed_entries, raw.apply_conf_change)
-            if outcome.conf_changed and self.transport is not None:
-                self.transport.sync_members()
-            if outcome.removed_self:
-                self._on_removed()
-        self.status.applied = self.backend.applied
+            await self.apply_loop.submit(rd.committed_entries)
         raw.advance(rd)
+
+    def _sync_members(self) -> None:
+        if self.transport is not None:
+            self.transport.sync_members()
 
     def _send(self, msgs: list[Message]) -> None:
         if self.transport is not None:
@@ -283,7 +289,7 @@ class RaftNode:
 
     async def _install(self, snap: Snapshot) -> None:
         """The leader's page file replaces ours; then the snapshot is recorded in the WAL."""
-        await self.backend.install(snap, self._stamp)
+        await self.apply_loop.install(snap, self._stamp)
         self.wal.save_snapshot(SnapshotMeta(snap.meta.index, snap.meta.term, snap.meta.conf_state))
         self.snapshotter.installed(snap.meta.index)
         if self.transport is not None:
