@@ -188,10 +188,19 @@ async def test_values_are_true(metrics_cluster: tuple[Cluster, list[int]]) -> No
             return all(after[k].value(fsyncs) >= before[k].value(fsyncs) + n for k in after)
 
         await wait_for(all_synced, "every member fsyncs every put")
-        status = await c.status()
-        lead_now = await scrape(leader.client_port)
-        assert lead_now.value("etcd_mvcc_db_total_size_in_bytes") == status.db_size
-        assert lead_now.value("etcd_mvcc_db_total_size_in_use_in_bytes") == status.db_size_in_use
+        leader_id: list[int] = []
+
+        async def sizes_agree() -> bool:
+            # A page-file commit between the two reads may move the sizes: they must agree once settled.
+            status = await c.status()
+            leader_id[:] = [status.leader]
+            lead_now = await scrape(leader.client_port)
+            return (
+                lead_now.value("etcd_mvcc_db_total_size_in_bytes"),
+                lead_now.value("etcd_mvcc_db_total_size_in_use_in_bytes"),
+            ) == (status.db_size, status.db_size_in_use)
+
+        await wait_for(sizes_agree, "the scraped db sizes equal endpoint status's")
         # three open watch streams: the mixin's started - handled
         streams_ok = trio.Event()
 
@@ -245,7 +254,7 @@ async def test_values_are_true(metrics_cluster: tuple[Cluster, list[int]]) -> No
         if m is leader:  # appends to both followers; a follower answers only its leader
             assert all(v > 0 for v in sent.values())
         else:
-            assert sent[format_id(status.leader)] > 0, m.name
+            assert sent[format_id(leader_id[0])] > 0, m.name
 
     # etcd's own etcdctl over gRPC counts on the same series (one surface among several, one place)
     grpc_before = await scrape(leader.client_port)
