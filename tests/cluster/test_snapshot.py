@@ -75,6 +75,8 @@ async def test_save_from_a_follower_status_restore_serves_the_same_keys(
     follower = cluster.members[(leader + 1) % 3]
     snap = tmp_path / "backup.db"
     async with trikv.connect(cluster.endpoints) as cl:
+        lease = await cl.grant(3600)  # a lease and its key travel in the snapshot too
+        await cl.put("leased", "held", lease=lease.id)
 
         async def fill(lo: int) -> None:
             for i in range(lo, 400, 8):
@@ -155,6 +157,9 @@ async def test_save_from_a_follower_status_restore_serves_the_same_keys(
             assert got.header.cluster_id != original_cluster
             members = (await rl.member_list()).members
             assert [(m.name, m.peer_urls) for m in members] == [("r1", (f"http://127.0.0.1:{pport}",))]
+            ttl = await rl.time_to_live(lease.id, keys=True)
+            assert ttl.ttl > 0 and ttl.granted_ttl == 3600 and ttl.keys == (b"leased",)
+            assert lease.id in {x.id for x in (await rl.leases()).leases}
             # and it takes writes after the snapshot's revision
             put = await rl.put("after-restore", "yes")
             assert put.header.revision == rev + 1
