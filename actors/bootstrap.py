@@ -18,7 +18,7 @@ from trikv.actors.apply import MEMBERS_BUCKET, Applier, member_key
 from trikv.actors.config import ServerConfig
 from trikv.actors.identity import cluster_id as compute_cluster_id
 from trikv.actors.identity import format_id
-from trikv.actors.peer import fetch_cluster_info
+from trikv.actors.peerwire import fetch_cluster_info
 from trikv.api import codec, errors
 from trikv.api.internal import PeerHelloReply
 from trikv.api.protocol import Member

@@ -21,7 +21,14 @@ import trio_websocket
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from trikv.actors.events import RaftStatus
-from trikv.actors.peer import FORWARD_TIMEOUT, MAX_PEER_MESSAGE, ClusterView, _bytes, _hello, _ws_url
+from trikv.actors.peerwire import (
+    FORWARD_TIMEOUT,
+    MAX_PEER_MESSAGE,
+    ClusterView,
+    as_bytes,
+    exchange_hello,
+    ws_url,
+)
 from trikv.api import codec, errors
 from trikv.api.internal import PeerHello
 
@@ -86,7 +93,7 @@ class LeaderLink:
         async def reader() -> None:
             async for job in sent_recv:
                 with trio.fail_after(FORWARD_TIMEOUT):
-                    answer = codec.decode(_bytes(await ws.get_message()))
+                    answer = codec.decode(as_bytes(await ws.get_message()))
                 in_flight.popleft()
                 _resolve(job, answer)
 
@@ -117,12 +124,12 @@ class LeaderLink:
             raise errors.NoLeaderError()
         self.connections += 1
         async with trio_websocket.open_websocket_url(
-            _ws_url(member.peer_urls[0]),
+            ws_url(member.peer_urls[0]),
             max_message_size=MAX_PEER_MESSAGE,
             connect_timeout=2,
             disconnect_timeout=1,
         ) as ws:
-            reply = await _hello(ws, PeerHello("forward", self.view.cluster_id, self.view.member_id, leader))
+            reply = await exchange_hello(ws, PeerHello("forward", self.view.cluster_id, self.view.member_id, leader))
             if not reply.ok:
                 raise errors.NoLeaderError()
             yield ws

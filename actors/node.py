@@ -29,7 +29,7 @@ from trikv.actors.lease_forward import LeaderLink
 from trikv.actors.maintenance import MaintenanceApi
 from trikv.actors.metrics import MemberMetrics
 from trikv.actors.metrics_http import serve_metrics
-from trikv.actors.peer import PeerServer
+from trikv.actors.peer_server import PeerServer
 from trikv.actors.raftnode import RaftNode
 from trikv.actors.server import serve_clients
 from trikv.actors.snapshotter import Snapshotter

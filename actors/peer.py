@@ -14,67 +14,38 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import attrs
 import trio
 import trio_websocket
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, WebSocketRequest
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
 from trikv.actors import snapstream
 from trikv.actors.events import Inbox, SnapshotStatus, ToThread, to_thread
 from trikv.actors.identity import format_id
 from trikv.actors.logfields import member_fields
 from trikv.actors.metrics import MemberMetrics, PeerSeries
-from trikv.api import codec, errors
-from trikv.api.internal import PeerHello, PeerHelloReply
-from trikv.api.lease import LeaseKeepAliveRequest, LeaseTimeToLiveRequest
-from trikv.api.protocol import Member, MemberPromoteRequest
+from trikv.actors.peerwire import (
+    MAX_PEER_MESSAGE,
+    RECEIVE_BUFFER,
+    REMOVED,
+    ClusterView,
+    as_bytes,
+    exchange_hello,
+    fetch_cluster_info,
+    forward_to_leader,
+    ws_url,
+)
+from trikv.api import codec
+from trikv.api.internal import PeerHello
 from trikv.api.raftpb import Message, MessageType, Snapshot
 
 log = logging.getLogger("trikv.peer")
 
-PEER_PATH = "/raft"
-MAX_PEER_MESSAGE = 1 << 30  # snapshots carry the whole page file
 QUEUE_LIMIT = 4096  # messages per peer before we drop (Raft retransmits) and report the peer unreachable
 MAX_BATCH = 512  # messages coalesced into one frame
-RECEIVE_BUFFER = 1 << 16
 PROBE_INTERVAL = 4.0  # seconds between round-trip probes of a peer stream (etcd's prober interval)
-# what a member may forward to the leader: etcd forwards promote, lease keep-alive and TimeToLive
-FORWARDABLE = (MemberPromoteRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest)
-FORWARD_TIMEOUT = 10.0  # seconds for a forwarded request (a promote is one conf change)
-REMOVED = "the member has been permanently removed from the cluster"  # etcd's errMemberRemoved
-
-
-@attrs.frozen
-class ClusterView:
-    """What the peer actors know of the cluster: our ids and the applied membership (read live)."""
-
-    member_id: int
-    cluster_id: int
-    members: Callable[[], Mapping[int, Member]]
-    removed: Callable[[], set[int]]
-
-
-def _bytes(data: str | bytes) -> bytes:
-    return data if isinstance(data, bytes) else data.encode()
-
-
-def _ws_url(peer_url: str) -> str:
-    if peer_url.startswith("https://"):
-        return "wss://" + peer_url[len("https://") :].rstrip("/") + PEER_PATH
-    return "ws://" + peer_url.removeprefix("http://").rstrip("/") + PEER_PATH
-
-
-async def _hello(ws: WebSocketConnection, hello: PeerHello, timeout: float = 5.0) -> PeerHelloReply:
-    await ws.send_message(codec.encode(hello))
-    with trio.fail_after(timeout):
-        data = await ws.get_message()
-    reply = codec.decode(_bytes(data))
-    if not isinstance(reply, PeerHelloReply):
-        raise codec.CodecError("peer answered the hello with something else")
-    return reply
 
 
 class Peer:
@@ -149,13 +120,13 @@ class Peer:
     async def _stream(self, url: str) -> None:
         t = self.transport
         async with trio_websocket.open_websocket_url(
-            _ws_url(url),
+            ws_url(url),
             max_message_size=MAX_PEER_MESSAGE,
             connect_timeout=2,
             disconnect_timeout=1,
             receive_buffer_size=RECEIVE_BUFFER,
         ) as ws:
-            reply = await _hello(ws, PeerHello("stream", t.cluster_id, t.id, self.id))
+            reply = await exchange_hello(ws, PeerHello("stream", t.cluster_id, t.id, self.id))
             if not reply.ok:
                 if reply.error.startswith(REMOVED):
                     t.removed_self()
@@ -225,14 +196,14 @@ class Peer:
                 format_id(self.id),
             )
             async with trio_websocket.open_websocket_url(
-                _ws_url(self.urls[0]), max_message_size=MAX_PEER_MESSAGE, connect_timeout=5
+                ws_url(self.urls[0]), max_message_size=MAX_PEER_MESSAGE, connect_timeout=5
             ) as ws:
-                reply = await _hello(ws, PeerHello("snapshot", t.cluster_id, t.id, self.id))
+                reply = await exchange_hello(ws, PeerHello("snapshot", t.cluster_id, t.id, self.id))
                 if reply.ok:
                     # Bounded: a half-open link must not leave the follower waiting for a status forever.
                     with trio.fail_after(60 + len(data) / (8 << 20)):
                         await ws.send_message(codec.encode([msg]))
-                        ack = codec.decode(_bytes(await ws.get_message()))
+                        ack = codec.decode(as_bytes(await ws.get_message()))
                     ok = bool(getattr(ack, "ok", False))
         except Exception as exc:  # any failure: Raft retries the snapshot later
             log.warning("failed to send snapshot to %s: %s", format_id(self.id), exc)
@@ -253,9 +224,9 @@ class Peer:
                     format_id(self.id),
                 )
                 async with trio_websocket.open_websocket_url(
-                    _ws_url(self.urls[0]), max_message_size=MAX_PEER_MESSAGE, connect_timeout=5
+                    ws_url(self.urls[0]), max_message_size=MAX_PEER_MESSAGE, connect_timeout=5
                 ) as ws:
-                    reply = await _hello(ws, PeerHello(snapstream.STREAM_KIND, t.cluster_id, t.id, self.id))
+                    reply = await exchange_hello(ws, PeerHello(snapstream.STREAM_KIND, t.cluster_id, t.id, self.id))
                     if reply.ok:
                         ok = await snapstream.send_chunks(ws, m, snap, t.run_sync)
             finally:
@@ -331,209 +302,11 @@ class Transport:
         return peer is not None and peer.connected
 
 
-class PeerServer:
-    """Accepts peer connections on listen-peer-urls and feeds checked Raft messages to the Node's inbox."""
-
-    def __init__(
-        self,
-        view: ClusterView,
-        inbox: Inbox,
-        forwarded: Callable[[Any], Awaitable[Any]] | None = None,
-        receiver: snapstream.SnapshotReceiver | None = None,
-    ) -> None:
-        self.receiver = receiver  # streamed snapshots land here (actors/snapstream.py)
-        self.forwarded = forwarded  # serves a request a member forwarded to us as leader (etcd: promote)
-        self.view = view
-        self.id = view.member_id
-        self.cluster_id = view.cluster_id
-        self.inbox = inbox
-        self.members = view.members
-        self.removed = view.removed
-        self.metrics: MemberMetrics | None = None  # set by the Node
-
-    async def serve(
-        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        async with trio.open_nursery() as nursery:
-            server = await nursery.start(
-                lambda task_status: trio_websocket.serve_websocket(
-                    self._handle,
-                    host,
-                    port,
-                    None,
-                    max_message_size=MAX_PEER_MESSAGE,
-                    message_queue_size=64,
-                    receive_buffer_size=RECEIVE_BUFFER,
-                    connect_timeout=5,
-                    disconnect_timeout=1,
-                    task_status=task_status,
-                )
-            )
-            task_status.started(server.port)
-
-    async def _handle(self, request: WebSocketRequest) -> None:
-        """A bad peer connection must never take the member down: log and drop it."""
-        try:
-            await self._handle_link(request)
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception:
-            log.exception("peer connection from %s failed", request.remote)
-
-    async def _handle_link(self, request: WebSocketRequest) -> None:
-        if request.path != PEER_PATH:
-            await request.reject(404, body=b"404 page not found\n")
-            return
-        ws = await request.accept()
-        try:
-            with trio.fail_after(5):
-                first = await ws.get_message()
-            hello = codec.decode(_bytes(first))
-            if not isinstance(hello, PeerHello):
-                raise codec.CodecError("first peer frame is not a hello")
-        except (ConnectionClosed, trio.TooSlowError, codec.CodecError) as exc:
-            log.warning("rejected peer connection from %s: %s", request.remote, exc)
-            await ws.aclose()
-            return
-        if hello.kind == "cluster_info":
-            await ws.send_message(
-                codec.encode(
-                    PeerHelloReply(
-                        True,
-                        cluster_id=self.cluster_id,
-                        member_id=self.id,
-                        members=tuple(self.members().values()),
-                    )
-                )
-            )
-            await ws.aclose()
-            return
-        problem = self._check(hello)
-        if problem:
-            log.error("rejected peer connection from %s: %s", format_id(hello.from_id), problem)
-            await ws.send_message(codec.encode(PeerHelloReply(False, error=problem)))
-            await ws.aclose()
-            return
-        await ws.send_message(
-            codec.encode(PeerHelloReply(True, cluster_id=self.cluster_id, member_id=self.id))
-        )
-        if hello.kind == "forward":
-            await self._serve_forwarded(ws)
-            return
-        if hello.kind == snapstream.STREAM_KIND and self.receiver is not None:
-            try:
-                await self.receiver.receive(ws, self.id, hello.from_id)
-            except (codec.CodecError, trio.TooSlowError) as exc:
-                log.error("dropping snapshot stream from %s: %s", format_id(hello.from_id), exc)
-                await ws.aclose()
-            return
-        try:
-            while True:
-                data = await ws.get_message()
-                if self.metrics is not None:
-                    self.metrics.received_from(hello.from_id).inc(len(data))
-                msgs = codec.decode(_bytes(data))
-                if not isinstance(msgs, (list, tuple)):
-                    raise codec.CodecError("peer frame is not an array of messages")
-                if hello.from_id in self.removed():
-                    log.warning("closing the stream of removed member %s", format_id(hello.from_id))
-                    await ws.aclose()  # it reconnects, and the hello check tells it it was removed
-                    return
-                for m in msgs:
-                    if not isinstance(m, Message) or m.to != self.id or m.frm != hello.from_id:
-                        raise codec.CodecError("peer frame holds a message not addressed from/to this link")
-                    if m.type == MessageType.SNAP and (
-                        m.snapshot is None or not m.snapshot.data or snapstream.is_token(m.snapshot.data)
-                    ):
-                        raise codec.CodecError("snapshot message without the page file")
-                    self.inbox.deliver(m)  # a full inbox drops it and reports us unreachable
-                if hello.kind == "snapshot":
-                    await ws.send_message(codec.encode(PeerHelloReply(True)))
-        except ConnectionClosed:
-            return
-        except codec.CodecError as exc:
-            log.error("dropping peer connection from %s: malformed frame: %s", format_id(hello.from_id), exc)
-            await ws.aclose()
-
-    async def _serve_forwarded(self, ws: WebSocketConnection) -> None:
-        """Requests forwarded by a member, answered in order: a promote (as etcd forwards it), lease
-        keep-alives and TimeToLive. A member may keep the link open for many (actors/lease_forward.py)."""
-        while True:
-            try:
-                data = await ws.get_message()
-            except ConnectionClosed:
-                return
-            await self._answer_forwarded(ws, data)
-
-    async def _answer_forwarded(self, ws: WebSocketConnection, data: str | bytes) -> None:
-        with trio.fail_after(FORWARD_TIMEOUT):
-            request = codec.decode(_bytes(data))
-            if not isinstance(request, FORWARDABLE) or self.forwarded is None:
-                answer: Any = errors.to_wire(
-                    errors.InvalidRequestError("etcdserver: request cannot be forwarded")
-                )
-            else:
-                try:
-                    answer = await self.forwarded(request)
-                except errors.EtcdError as err:
-                    answer = errors.to_wire(err)
-            await ws.send_message(codec.encode([answer]))
-
-    def _check(self, hello: PeerHello) -> str:
-        if hello.cluster_id != self.cluster_id:
-            return (
-                f"cluster ID mismatch: local cluster {format_id(self.cluster_id)}, "
-                f"remote cluster {format_id(hello.cluster_id)} (member {format_id(hello.from_id)})"
-            )
-        if hello.to_id != self.id:
-            return f"member ID mismatch: local member {format_id(self.id)}, addressed to {format_id(hello.to_id)}"
-        if hello.from_id in self.removed():
-            return f"{REMOVED} (member {format_id(hello.from_id)})"
-        members = self.members()
-        if members and hello.from_id not in members:
-            return (
-                f"member {format_id(hello.from_id)} is not a member of cluster {format_id(self.cluster_id)}"
-            )
-        return ""
-
-
-async def forward_to_leader(view: ClusterView, leader: int, request: Any) -> Any:
-    """Send one request to the leader over a peer link and return its answer (or raise its error)."""
-    member = view.members().get(leader)
-    if member is None or not member.peer_urls:
-        raise errors.NoLeaderError()
-    try:
-        async with trio_websocket.open_websocket_url(
-            _ws_url(member.peer_urls[0]),
-            max_message_size=MAX_PEER_MESSAGE,
-            connect_timeout=2,
-            disconnect_timeout=1,
-        ) as ws:
-            reply = await _hello(ws, PeerHello("forward", view.cluster_id, view.member_id, leader))
-            if not reply.ok:
-                raise errors.NoLeaderError()
-            await ws.send_message(codec.encode(request))
-            with trio.fail_after(FORWARD_TIMEOUT):
-                answer = codec.decode(_bytes(await ws.get_message()))
-    except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError, codec.CodecError):
-        raise errors.TimeoutError_() from None
-    if not isinstance(answer, (list, tuple)) or len(answer) != 1:
-        raise errors.InternalError()
-    if isinstance(answer[0], dict):
-        raise errors.from_wire(answer[0])
-    return answer[0]
-
-
-async def fetch_cluster_info(peer_urls: list[str], timeout: float = 2.0) -> PeerHelloReply | None:
-    """Ask members, one after another, for the cluster id and membership (a joining member's first step)."""
-    for url in peer_urls:
-        try:
-            async with trio_websocket.open_websocket_url(
-                _ws_url(url), max_message_size=MAX_PEER_MESSAGE, connect_timeout=timeout, disconnect_timeout=1
-            ) as ws:
-                reply = await _hello(ws, PeerHello("cluster_info", 0, 0, 0), timeout)
-                if reply.ok:
-                    return reply
-        except (OSError, HandshakeError, ConnectionClosed, trio.TooSlowError, codec.CodecError) as exc:
-            log.warning("could not get cluster info from %s: %s", url, exc)
-    return None
+__all__ = [
+    "QUEUE_LIMIT",
+    "ClusterView",
+    "Peer",
+    "Transport",
+    "fetch_cluster_info",
+    "forward_to_leader",
+]

@@ -597,7 +597,7 @@ async def test_etcd_json_gateway_on_a_real_cluster(cluster: Cluster) -> None:
 async def test_malformed_peer_input_never_stops_a_member(cluster: Cluster) -> None:
     """A peer link that passes the hello check but sends garbage frames, or a forwarded proposal whose
     entry is not a request, is dropped and logged; nothing malformed reaches the log, every member serves."""
-    from trikv.actors.peer import PEER_PATH
+    from trikv.actors.peerwire import PEER_PATH
     from trikv.api.internal import PeerHello, PeerHelloReply
     from trikv.api.raftpb import Message, MessageType
     from trikv.api.records import Entry

@@ -1,0 +1,208 @@
+"""The PeerServer actor: accepts peer connections on listen-peer-urls, checks each hello (cluster id,
+addressee, membership; a removed member is told so) and feeds checked Raft messages to the inbox. It also
+serves `cluster_info` hellos (before any check), snapshot streams (to the SnapshotReceiver) and requests
+a member forwards to us as leader (promote, lease keep-alive and TimeToLive).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+import trio_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+
+from trikv.actors import snapstream
+from trikv.actors.events import Inbox
+from trikv.actors.identity import format_id
+from trikv.actors.metrics import MemberMetrics
+from trikv.actors.peerwire import (
+    FORWARD_TIMEOUT,
+    MAX_PEER_MESSAGE,
+    PEER_PATH,
+    RECEIVE_BUFFER,
+    REMOVED,
+    ClusterView,
+    as_bytes,
+)
+from trikv.api import codec, errors
+from trikv.api.internal import PeerHello, PeerHelloReply
+from trikv.api.lease import LeaseKeepAliveRequest, LeaseTimeToLiveRequest
+from trikv.api.protocol import MemberPromoteRequest
+from trikv.api.raftpb import Message, MessageType
+
+log = logging.getLogger("trikv.peer")
+
+# what a member may forward to the leader: etcd forwards promote, lease keep-alive and TimeToLive
+FORWARDABLE = (MemberPromoteRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest)
+
+
+class PeerServer:
+    """Accepts peer connections on listen-peer-urls and feeds checked Raft messages to the Node's inbox."""
+
+    def __init__(
+        self,
+        view: ClusterView,
+        inbox: Inbox,
+        forwarded: Callable[[Any], Awaitable[Any]] | None = None,
+        receiver: snapstream.SnapshotReceiver | None = None,
+    ) -> None:
+        self.receiver = receiver  # streamed snapshots land here (actors/snapstream.py)
+        self.forwarded = forwarded  # serves a request a member forwarded to us as leader (etcd: promote)
+        self.view = view
+        self.id = view.member_id
+        self.cluster_id = view.cluster_id
+        self.inbox = inbox
+        self.members = view.members
+        self.removed = view.removed
+        self.metrics: MemberMetrics | None = None  # set by the Node
+
+    async def serve(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                lambda task_status: trio_websocket.serve_websocket(
+                    self._handle,
+                    host,
+                    port,
+                    None,
+                    max_message_size=MAX_PEER_MESSAGE,
+                    message_queue_size=64,
+                    receive_buffer_size=RECEIVE_BUFFER,
+                    connect_timeout=5,
+                    disconnect_timeout=1,
+                    task_status=task_status,
+                )
+            )
+            task_status.started(server.port)
+
+    async def _handle(self, request: WebSocketRequest) -> None:
+        """A bad peer connection must never take the member down: log and drop it."""
+        try:
+            await self._handle_link(request)
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("peer connection from %s failed", request.remote)
+
+    async def _handle_link(self, request: WebSocketRequest) -> None:
+        if request.path != PEER_PATH:
+            await request.reject(404, body=b"404 page not found\n")
+            return
+        ws = await request.accept()
+        try:
+            with trio.fail_after(5):
+                first = await ws.get_message()
+            hello = codec.decode(as_bytes(first))
+            if not isinstance(hello, PeerHello):
+                raise codec.CodecError("first peer frame is not a hello")
+        except (ConnectionClosed, trio.TooSlowError, codec.CodecError) as exc:
+            log.warning("rejected peer connection from %s: %s", request.remote, exc)
+            await ws.aclose()
+            return
+        if hello.kind == "cluster_info":
+            await ws.send_message(
+                codec.encode(
+                    PeerHelloReply(
+                        True,
+                        cluster_id=self.cluster_id,
+                        member_id=self.id,
+                        members=tuple(self.members().values()),
+                    )
+                )
+            )
+            await ws.aclose()
+            return
+        problem = self._check(hello)
+        if problem:
+            log.error("rejected peer connection from %s: %s", format_id(hello.from_id), problem)
+            await ws.send_message(codec.encode(PeerHelloReply(False, error=problem)))
+            await ws.aclose()
+            return
+        await ws.send_message(
+            codec.encode(PeerHelloReply(True, cluster_id=self.cluster_id, member_id=self.id))
+        )
+        if hello.kind == "forward":
+            await self._serve_forwarded(ws)
+            return
+        if hello.kind == snapstream.STREAM_KIND and self.receiver is not None:
+            try:
+                await self.receiver.receive(ws, self.id, hello.from_id)
+            except (codec.CodecError, trio.TooSlowError) as exc:
+                log.error("dropping snapshot stream from %s: %s", format_id(hello.from_id), exc)
+                await ws.aclose()
+            return
+        try:
+            while True:
+                data = await ws.get_message()
+                if self.metrics is not None:
+                    self.metrics.received_from(hello.from_id).inc(len(data))
+                msgs = codec.decode(as_bytes(data))
+                if not isinstance(msgs, (list, tuple)):
+                    raise codec.CodecError("peer frame is not an array of messages")
+                if hello.from_id in self.removed():
+                    log.warning("closing the stream of removed member %s", format_id(hello.from_id))
+                    await ws.aclose()  # it reconnects, and the hello check tells it it was removed
+                    return
+                for m in msgs:
+                    if not isinstance(m, Message) or m.to != self.id or m.frm != hello.from_id:
+                        raise codec.CodecError("peer frame holds a message not addressed from/to this link")
+                    if m.type == MessageType.SNAP and (
+                        m.snapshot is None or not m.snapshot.data or snapstream.is_token(m.snapshot.data)
+                    ):
+                        raise codec.CodecError("snapshot message without the page file")
+                    self.inbox.deliver(m)  # a full inbox drops it and reports us unreachable
+                if hello.kind == "snapshot":
+                    await ws.send_message(codec.encode(PeerHelloReply(True)))
+        except ConnectionClosed:
+            return
+        except codec.CodecError as exc:
+            log.error("dropping peer connection from %s: malformed frame: %s", format_id(hello.from_id), exc)
+            await ws.aclose()
+
+    async def _serve_forwarded(self, ws: WebSocketConnection) -> None:
+        """Requests forwarded by a member, answered in order: a promote (as etcd forwards it), lease
+        keep-alives and TimeToLive. A member may keep the link open for many (actors/lease_forward.py)."""
+        while True:
+            try:
+                data = await ws.get_message()
+            except ConnectionClosed:
+                return
+            await self._answer_forwarded(ws, data)
+
+    async def _answer_forwarded(self, ws: WebSocketConnection, data: str | bytes) -> None:
+        with trio.fail_after(FORWARD_TIMEOUT):
+            request = codec.decode(as_bytes(data))
+            if not isinstance(request, FORWARDABLE) or self.forwarded is None:
+                answer: Any = errors.to_wire(
+                    errors.InvalidRequestError("etcdserver: request cannot be forwarded")
+                )
+            else:
+                try:
+                    answer = await self.forwarded(request)
+                except errors.EtcdError as err:
+                    answer = errors.to_wire(err)
+            await ws.send_message(codec.encode([answer]))
+
+    def _check(self, hello: PeerHello) -> str:
+        if hello.cluster_id != self.cluster_id:
+            return (
+                f"cluster ID mismatch: local cluster {format_id(self.cluster_id)}, "
+                f"remote cluster {format_id(hello.cluster_id)} (member {format_id(hello.from_id)})"
+            )
+        if hello.to_id != self.id:
+            return f"member ID mismatch: local member {format_id(self.id)}, addressed to {format_id(hello.to_id)}"
+        if hello.from_id in self.removed():
+            return f"{REMOVED} (member {format_id(hello.from_id)})"
+        members = self.members()
+        if members and hello.from_id not in members:
+            return (
+                f"member {format_id(hello.from_id)} is not a member of cluster {format_id(self.cluster_id)}"
+            )
+        return ""
+
+
+__all__ = ["FORWARDABLE", "PeerServer"]
