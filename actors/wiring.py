@@ -31,8 +31,8 @@ from trikv.actors.lease_api import FORWARDED, LeaseApi
 from trikv.actors.lease_forward import LeaderLink
 from trikv.actors.lessor import Lessor
 from trikv.actors.maintenance import MaintenanceApi
-from trikv.actors.metrics import Sources, lease_series, watch_series
 from trikv.actors.metrics_http import metrics_routes
+from trikv.actors.metrics_state import Sources, lease_series, watch_series
 from trikv.actors.peer import ClusterView, Transport, forward_to_leader
 from trikv.actors.peer_server import PeerServer
 from trikv.actors.raftnode import RaftNode
