@@ -1,11 +1,11 @@
-"""The backend: the page file's one writer, driven in order by the Raft loop (etcd's apply + backend).
+"""The backend: the page file's one writer, driven in order by the apply loop (etcd's apply + backend).
 
 Committed entries go into one open page-file transaction (etcd's backend batching) that is committed every
 `BATCH_INTERVAL` or `BATCH_LIMIT` entries in a worker thread; the WAL already holds them durably, and a
 restart re-applies what the page file lacks. Reads go through the open batch, so they see every applied
 entry, and wait while a worker thread writes the page file (it is not thread-safe).
 
-The writer lock orders the page file's writers: the Raft loop holds it while a batch is open, the Compactor
+The writer lock orders the page file's writers: the apply loop holds it while a batch is open, the Compactor
 takes it between batches for one step of physical compaction (trio's Lock is fair, so neither starves).
 """
 
@@ -77,7 +77,7 @@ class Backend:
         self.on_events: Callable[[list[Event], int], None] = lambda events, revision: None
         self.on_installed: Callable[[], None] = lambda: None
 
-    # ------------------------------------------------------------------ apply (the Raft loop)
+    # ------------------------------------------------------------------ apply (the apply loop)
 
     async def apply(
         self, entries: Sequence[Entry], apply_conf_change: Callable[[ConfChange], ConfState]
@@ -135,9 +135,9 @@ class Backend:
         return self._batch_started + BATCH_INTERVAL if self._batch is not None else math.inf
 
     def commit_due(self) -> bool:
-        # The same sum as commit_deadline(): a loop sleeping until that deadline must find the batch due.
+        # Compared with commit_deadline() itself: a loop sleeping until that deadline must find the batch due.
         return self._batch is not None and (
-            self._batch_entries >= BATCH_LIMIT or trio.current_time() >= self._batch_started + BATCH_INTERVAL
+            self._batch_entries >= BATCH_LIMIT or trio.current_time() >= self.commit_deadline()
         )
 
     async def commit(self) -> None:
@@ -270,7 +270,7 @@ class Backend:
     async def writes_paused(self) -> AsyncIterator[None]:
         """No page-file writer runs inside (the open batch was committed first): the last commit is the
         whole applied state and stays the file's state; reads go on. Snapshot streams open here, online
-        defrag copies here (the Raft loop's next batch and compaction steps wait)."""
+        defrag copies here (the apply loop's next batch and compaction steps wait)."""
         async with self._writer:
             yield
 

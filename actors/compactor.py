@@ -2,7 +2,7 @@
 
 A compaction request is a Raft entry like any write: applying it (on every member) only records the target
 revision, so the answer does not wait for the deletes. The Compactor then removes the dropped revisions
-`BATCH_LIMIT` keys per page-file transaction, taking the backend's writer lock between the Raft loop's
+`BATCH_LIMIT` keys per page-file transaction, taking the backend's writer lock between the apply loop's
 batches and pausing between steps so applies and reads interleave (etcd's scheduleCompaction with its
 compaction-batch-limit and compaction-sleep-interval). A compaction cut short by a crash finishes at open.
 

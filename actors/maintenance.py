@@ -7,7 +7,7 @@ reused: the page file's pending-reader rule). The last item carries etcd's SHA-2
 before it, so `trikvctl snapshot save` writes a file etcd's tools would recognise by size.
 
 Defragment: a compact copy of the page file is made in steps in worker threads while reads go on from the
-old file; writes (the Raft loop's next batch, compaction steps) wait for the writer lock meanwhile, then
+old file; writes (the apply loop's next batch, compaction steps) wait for the writer lock meanwhile, then
 the copy is renamed over the file. A snapshot stream running across a defrag keeps reading the old file
 through its own handle and finishes with the state it started with; physical compaction resumes after.
 """

@@ -99,7 +99,7 @@ class RaftNode:
         self.inbox, self.backend, self.snapshotter = inbox, backend, snapshotter
         self.waiters, self.status = waiters, status
         self.reads = ReadRounds(new_read_ctx, retry_after=election_seconds)
-        self._stamp, self._on_removed = stamp, on_removed
+        self._stamp = stamp
         self.tick_seconds, self.snapshot_count = tick_seconds, snapshot_count
         self._run_sync = run_sync
         self.transport: PeerSender | None = None  # set by the Node once the peer actors exist
