@@ -17,7 +17,9 @@ ENV_PREFIX = "TRIKV_"  # trikv's alias of etcd's prefix
 ETCD_ENV_PREFIX = "ETCD_"
 ENV_PREFIXES = (ETCD_ENV_PREFIX, ENV_PREFIX)
 # TRIKV_* variables read elsewhere (not flags): never "unrecognized".
-OTHER_TRIKV_ENV = frozenset({"TRIKV_DEBUG_THIRD_PARTY", "TRIKV_TEST_REVISION_COMPACT_INTERVAL"})
+OTHER_TRIKV_ENV = frozenset(
+    {"TRIKV_DEBUG_THIRD_PARTY", "TRIKV_TEST_REVISION_COMPACT_INTERVAL", "TRIKV_TEST_PLUGIN", "TRIKV_TEST_FAULTS"}
+)
 
 
 def env_name(prefix: str, key: str) -> str:

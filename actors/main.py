@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import getpass
+import importlib
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ import socket
 import stat
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("%s", warning)
     try:
         preflight(cfg)
+        load_test_plugin(os.environ)
     except ConfigError as exc:
         print(f"trikv: {exc}", file=sys.stderr)
         return 1
@@ -99,6 +101,27 @@ def _expected_failure(exc: BaseException) -> BaseException | None:
             if found is not None:
                 return found
     return None
+
+
+TEST_PLUGIN_ENV = "TRIKV_TEST_PLUGIN"
+
+
+def load_test_plugin(environ: Mapping[str, str]) -> None:
+    """The test-only fault plugin (storage/faults.py), only when TRIKV_TEST_PLUGIN names its module: imported
+    and installed before the node starts. Production never sets the variable, so nothing else loads it."""
+    name = environ.get(TEST_PLUGIN_ENV, "").strip()
+    if not name:
+        return
+    try:
+        module = importlib.import_module(name)
+        install = getattr(module, "install", None)
+        if not callable(install):
+            raise ConfigError(f"{TEST_PLUGIN_ENV}={name}: the module has no install()")
+        install()
+    except ConfigError:
+        raise
+    except Exception as exc:  # a bad name or a plugin that refuses its settings: one line, exit 1
+        raise ConfigError(f"cannot load {TEST_PLUGIN_ENV}={name}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- one line per failure
