@@ -66,6 +66,7 @@ class Member:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     command: tuple[str, ...] = (sys.executable, "-m", "trikv.actors.main")  # e.g. ("etcd",) for the yardstick
+    env: dict[str, str] = attrs.Factory(dict)  # added to the child's environment (e.g. the test plugin's)
 
     @property
     def endpoint(self) -> str:
@@ -79,7 +80,7 @@ class Member:
             cwd=str(self.config_path.parent),
             stdout=logf,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
         )
         logf.close()
 
