@@ -55,7 +55,7 @@ def minimize_history(h: History, res: CheckResult, checker: Checker, budget_s: f
         if left <= 0:
             return False
         r = checker(c, left, minimize=False)
-        return not r.ok and not r.undecided and bool(r.kinds & res.kinds)
+        return not r.ok and not r.undecided and r.kinds >= res.kinds
 
     best = focus(h, res)
     if not fails(best):
