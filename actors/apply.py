@@ -23,6 +23,7 @@ from trikv.api.internal import MemberAttributes, RaftRequest
 from trikv.api.maintenance import AlarmRequest
 from trikv.api.protocol import Member
 from trikv.api.records import ConfChange, ConfChangeType, ConfState, Entry, EntryType
+from trikv.storage import faults
 from trikv.storage.mvcc import ApplyBatch, KVStore
 
 log = logging.getLogger("trikv.apply")
@@ -30,6 +31,7 @@ log = logging.getLogger("trikv.apply")
 MEMBERS_BUCKET = b"members"
 REMOVED_BUCKET = b"members_removed"
 CONF_STATE_KEY = b"conf_state"
+REAPPLIED = 5  # entries a planted "reapply_after_restart" applies twice
 
 
 T = TypeVar("T")
@@ -90,6 +92,24 @@ class Applier:
         self.alarms = AlarmStore.load(kv)  # from the page file: alarms survive restarts and installs
         self.lessor: Lessor | None = None  # set by the Node: lease entries and puts naming a lease go there
         self._load_members()
+        if faults.ACTIVE is not None and faults.ACTIVE.plant("reapply_after_restart"):
+            self._plant_reapply(kv.consistent_index)
+
+    def _plant_reapply(self, ci: int) -> None:
+        """PLANTED BUG (test plugin only, "reapply_after_restart"): the last REAPPLIED entries at or below the
+        page file's consistent index apply once more when the WAL replays them after a (re)start: the bug
+        etcd's consistent index exists to prevent (tests/actors/broken.py has the in-process twin)."""
+        window = range(max(1, ci - REAPPLIED + 1), ci + 1) if ci else range(0)
+        done: set[int] = set()
+        normal = self.already_applied
+
+        def already_applied(index: int, consistent_index: int) -> bool:
+            if index in window and index not in done:
+                done.add(index)
+                return False
+            return normal(index, consistent_index)
+
+        self.already_applied = already_applied  # type: ignore[method-assign]
 
     def _load_members(self) -> None:
         with self.kv.write() as batch:

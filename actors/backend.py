@@ -31,6 +31,7 @@ from trikv.api import rpc
 from trikv.api.raftpb import Snapshot
 from trikv.api.records import ConfChange, ConfState, Entry
 from trikv.api.watch import Event
+from trikv.storage import faults
 from trikv.storage.mvcc import ApplyBatch, KVStore
 from trikv.storage.pagefile import PageFile
 
@@ -86,6 +87,8 @@ class Backend:
         self._batch_entries += len(entries)
         compaction_before = self.kv.compact_revision
         t0 = time.perf_counter()
+        if faults.ACTIVE is not None:
+            faults.ACTIVE.point("apply.before")
         try:
             outcome = self.applier.apply(batch, entries, apply_conf_change)
         except BaseException:
@@ -94,6 +97,8 @@ class Backend:
             batch.rollback()
             self._writer.release()
             raise
+        if faults.ACTIVE is not None:
+            faults.ACTIVE.point("apply.after")
         took = time.perf_counter() - t0
         if self.metrics is not None:
             self.metrics.apply_duration.observe(took)
@@ -147,7 +152,9 @@ class Backend:
             return
         t0 = time.perf_counter()
         try:
-            await self._in_thread(batch.commit)
+            # with fault hooks on, the commit failpoints run in the worker thread too (a stall is a slow disk)
+            commit = batch.commit if faults.ACTIVE is None else functools.partial(_commit_faulty, batch)
+            await self._in_thread(commit)
             if self.metrics is not None:
                 self.metrics.backend_commit.observe(time.perf_counter() - t0)
         finally:
@@ -182,6 +189,8 @@ class Backend:
         """A follower received the leader's page file: install it in place of ours."""
         log.info("installing snapshot at index %d (%d bytes)", snap.meta.index, len(snap.data))
         await self.commit()
+        if faults.ACTIVE is not None:
+            faults.ACTIVE.point("snapshot.install.before")
         if snap.data:
             async with self._writer:
                 self.kv.close()
@@ -196,6 +205,8 @@ class Backend:
                 self.applier = type(self.applier)(self.kv, self.applier.self_id)
                 self.applier.lessor = lessor
                 self.on_install(self.kv)
+        if faults.ACTIVE is not None:
+            faults.ACTIVE.point("snapshot.install.after")
         self.applied = max(self.applied, snap.meta.index)
         self._release_reads()
         self.on_installed()
@@ -288,6 +299,14 @@ class Backend:
                 closer.close()
             except Exception:  # closing after a failure must not mask it
                 log.exception("error while closing storage")
+
+
+def _commit_faulty(batch: ApplyBatch) -> None:
+    if faults.ACTIVE is not None:
+        faults.ACTIVE.point("backend.commit.before")
+    batch.commit()
+    if faults.ACTIVE is not None:
+        faults.ACTIVE.point("backend.commit.after")
 
 
 def _install_file(pf: PageFile, path: str) -> KVStore:

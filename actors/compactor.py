@@ -18,6 +18,7 @@ import trio
 
 from trikv.actors.autocompact import Periodic, Revision
 from trikv.actors.backend import Backend
+from trikv.storage import faults
 
 log = logging.getLogger("trikv.compactor")
 
@@ -46,6 +47,8 @@ class Compactor:
         return kv.compact_revision > kv.finished_compact_revision
 
     def _step(self) -> bool:
+        if faults.ACTIVE is not None:
+            faults.ACTIVE.point("compact.step")
         kv = self.backend.kv
         done = kv.compact_step(self.batch_limit)
         if done:

@@ -27,6 +27,7 @@ from trikv.actors.events import (
 from trikv.api import errors, protocol, rpc
 from trikv.api.internal import RaftRequest
 from trikv.api.records import ConfChange
+from trikv.storage import faults
 
 ETCD_API_VERSION = "3.4.0"  # the etcd release whose API (Status, /version) trikv mirrors
 
@@ -108,7 +109,9 @@ class KVApi:
         return attrs.evolve(resp, header=self.header(resp.header.revision))
 
     async def range(self, req: rpc.RangeRequest) -> rpc.RangeResponse:
-        if not req.serializable:
+        if not req.serializable and not (
+            faults.ACTIVE is not None and faults.ACTIVE.plant("read_without_read_index")  # PLANTED BUG (tests)
+        ):
             await self.proposer.read_index()
         return self.stamp(await self.backend.range(req))
 

@@ -152,7 +152,7 @@ class LeaseManager:
         """(remaining TTL, granted TTL, keys); remaining -1 for an unknown or expired lease (etcd)."""
         await self._primary()
         lease = self.lessor.leases.get(lease_id)
-        now = trio.current_time()
+        now = self.lessor.now()
         if lease is None or lease.remaining(now) <= 0:
             return -1, 0, ()
         found: tuple[bytes, ...] = ()

@@ -21,6 +21,7 @@ import attrs
 from trikv.api import codec, errors
 from trikv.api.lease import MAX_LEASE_TTL, LeaseRecord
 from trikv.api.rpc import RangeRequest
+from trikv.storage import faults
 from trikv.storage.mvcc import ApplyBatch, KVStore
 
 LEASE_BUCKET = b"lease"
@@ -60,6 +61,12 @@ class Lessor:
         self.primary = False
         self._heap: list[tuple[float, int]] = []
 
+    def now(self) -> float:
+        """The lessor's clock; a test plugin may bend it (offset, rate) through the "lessor" clock hook."""
+        if faults.ACTIVE is not None:
+            return faults.ACTIVE.clock("lessor", self.clock())
+        return self.clock()
+
     # ------------------------------------------------------------------ apply (every member)
 
     def grant(self, batch: ApplyBatch, lease_id: int, ttl: int) -> Lease:
@@ -70,7 +77,7 @@ class Lessor:
         lease = Lease(lease_id, max(ttl, self.min_ttl))
         self.leases[lease_id] = lease
         if self.primary:
-            lease.refresh(self.clock(), 0)
+            lease.refresh(self.now(), 0)
             self._schedule(lease)
         self._persist(batch, lease)
         return lease
@@ -90,7 +97,7 @@ class Lessor:
         lease.remaining_ttl = remaining_ttl
         self._persist(batch, lease)
         if self.primary:
-            lease.refresh(self.clock(), 0)
+            lease.refresh(self.now(), 0)
             self._schedule(lease)
 
     def attach(self, lease_id: int, key: bytes) -> None:
@@ -135,13 +142,24 @@ class Lessor:
     def promote(self, extend: float) -> None:
         """On becoming leader: every lease expires at now + (checkpointed remaining, else TTL) + extend; with
         many leases, expiries are spread to at most 3/4 of the revoke rate per second (etcd's Promote)."""
-        now = self.clock()
+        now = self.now()
         self.primary = True
         self._heap = []
+        if faults.ACTIVE is not None and faults.ACTIVE.plant("lease_early_expiry_after_leader_change"):
+            self._planted_early_promote(now)
+            return
         for lease in self.leases.values():
             lease.refresh(now, extend)
         if len(self.leases) >= LEASE_REVOKE_RATE:
             self._spread(now, extend)
+        self._heap = [(lease.expiry, lease.id) for lease in self.leases.values()]
+        heapq.heapify(self._heap)
+
+    def _planted_early_promote(self, now: float) -> None:
+        """PLANTED BUG (test plugin only): the new leader counts a whole TTL as already spent under the old
+        leader and drops the extension, so every lease, even one kept alive a moment ago, expires at once."""
+        for lease in self.leases.values():
+            lease.refresh(now, -float(lease.ttl))
         self._heap = [(lease.expiry, lease.id) for lease in self.leases.values()]
         heapq.heapify(self._heap)
 
@@ -173,7 +191,7 @@ class Lessor:
         """Keep-alive on the leader: (TTL, whether a checkpointed remaining TTL was cleared). Unknown or
         already expired: LeaseNotFoundError."""
         lease = self.leases.get(lease_id)
-        now = self.clock()
+        now = self.now()
         if lease is None or lease.remaining(now) <= 0:
             raise errors.LeaseNotFoundError()
         cleared = lease.remaining_ttl > 0
@@ -184,7 +202,7 @@ class Lessor:
 
     def expired(self, limit: int) -> list[int]:
         """Up to `limit` leases past their expiry; each is re-checked after REVOKE_RETRY if not revoked."""
-        now = self.clock()
+        now = self.now()
         out: list[int] = []
         heap = self._heap
         while heap and len(out) < limit and heap[0][0] <= now:
@@ -199,7 +217,7 @@ class Lessor:
 
     def due_checkpoints(self, interval: float) -> list[tuple[int, int]]:
         """(id, remaining TTL) of the leases that outlive one checkpoint interval (etcd's rule)."""
-        now = self.clock()
+        now = self.now()
         out = []
         for lease in self.leases.values():
             remaining = lease.remaining(now)

@@ -14,6 +14,7 @@ through its own handle and finishes with the state it started with; physical com
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from trikv.api.snapshot import (
     SnapshotRequest,
     SnapshotResponse,
 )
+from trikv.storage import faults
 from trikv.storage.pagecopy import CompactCopy
 from trikv.storage.pagestream import PageFileSnapshot
 
@@ -123,6 +125,8 @@ class MaintenanceApi:
                         await self.defrag_step_hook()
                 if self.defrag_step_hook is not None:
                     await self.defrag_step_hook()
+                if faults.ACTIVE is not None:  # the copy is made, not yet swapped in (in a worker: a stall)
+                    await b.run_in_worker(functools.partial(faults.ACTIVE.point, "defrag.during"))
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await b.run_in_worker(copy.abort)

@@ -12,6 +12,7 @@ Queued messages are coalesced into one frame per send: every frame costs pure-Py
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
 
-from trikv.actors import snapstream
+from trikv.actors import peerfaults, snapstream
 from trikv.actors.events import Inbox, SnapshotStatus, ToThread, to_thread
 from trikv.actors.identity import format_id
 from trikv.actors.logfields import member_fields
@@ -40,6 +41,7 @@ from trikv.actors.peerwire import (
 from trikv.api import codec
 from trikv.api.internal import PeerHello
 from trikv.api.raftpb import Message, MessageType, Snapshot
+from trikv.storage import faults
 
 log = logging.getLogger("trikv.peer")
 
@@ -152,6 +154,10 @@ class Peer:
                         batch.append(self.recv_ch.receive_nowait())
                     except trio.WouldBlock:
                         break
+                if faults.ACTIVE is not None:  # test plugin only: drop / delay / stall this link
+                    batch = await peerfaults.filter_link(faults.ACTIVE.peer_out, self._name(), batch)
+                    if not batch:
+                        continue
                 frame = codec.encode(batch)
                 await ws.send_message(frame)
                 if self.series is not None:
@@ -170,8 +176,16 @@ class Peer:
         except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
             return
 
+    def _name(self) -> str:
+        return peerfaults.member_name(self.transport.view.members(), self.id)
+
     async def _send_snapshot(self, m: Message) -> None:
         t = self.transport
+        if faults.ACTIVE is not None:  # test plugin only: a failpoint (in a worker), the link's fate
+            await t.run_sync(functools.partial(faults.ACTIVE.point, "snapshot.send"))
+            if await peerfaults.decide(faults.ACTIVE.peer_out, self._name()) is None:
+                t.snapshot_status(self.id, False)
+                return
         if t.open_snapshot is not None:
             await self._stream_snapshot(m, t.open_snapshot)
             return

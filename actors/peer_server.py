@@ -14,7 +14,7 @@ import trio
 import trio_websocket
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
-from trikv.actors import snapstream
+from trikv.actors import peerfaults, snapstream
 from trikv.actors.events import Inbox
 from trikv.actors.identity import format_id
 from trikv.actors.metrics import MemberMetrics
@@ -32,6 +32,7 @@ from trikv.api.internal import PeerHello, PeerHelloReply
 from trikv.api.lease import LeaseKeepAliveRequest, LeaseTimeToLiveRequest
 from trikv.api.protocol import MemberPromoteRequest
 from trikv.api.raftpb import Message, MessageType
+from trikv.storage import faults
 
 log = logging.getLogger("trikv.peer")
 
@@ -143,6 +144,9 @@ class PeerServer:
                 msgs = codec.decode(as_bytes(data))
                 if not isinstance(msgs, (list, tuple)):
                     raise codec.CodecError("peer frame is not an array of messages")
+                if faults.ACTIVE is not None:  # test plugin only: drop / delay / stall this link
+                    name = peerfaults.member_name(self.members(), hello.from_id)
+                    msgs = await peerfaults.filter_link(faults.ACTIVE.peer_in, name, msgs)
                 if hello.from_id in self.removed():
                     log.warning("closing the stream of removed member %s", format_id(hello.from_id))
                     await ws.aclose()  # it reconnects, and the hello check tells it it was removed

@@ -43,6 +43,7 @@ from trikv.api import codec, errors
 from trikv.api.internal import RaftRequest
 from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.api.records import ConfChange, Entry, EntryType, SnapshotMeta
+from trikv.storage import faults
 from trikv.storage.mvcc import KVStore
 from trikv.storage.wal import WAL
 
@@ -115,12 +116,15 @@ class RaftNode:
         )
         self._fsync_ewma = 0.0
         self._thread_syncs = 0
+        self._early_upto = 0  # only a planted bug moves it (_planted_early_apply)
         hs = wal.hard_state
         self._synced_term, self._synced_vote = hs.term, hs.vote
 
     # ------------------------------------------------------------------ loops
 
     async def ticker(self) -> None:
+        if faults.ACTIVE is not None:  # test plugin only: ticks follow its bent clock
+            await self._bent_ticker()
         interval = self.tick_seconds
         next_at = trio.current_time()
         while True:
@@ -129,6 +133,21 @@ class RaftNode:
             now = trio.current_time()
             if now - next_at > interval * 5:
                 next_at = now  # we fell far behind (blocked loop): do not burst ticks
+            self.inbox.tick()
+
+    async def _bent_ticker(self) -> None:
+        """The ticker on faults.ACTIVE.clock("ticker", now): a tick per interval of that clock, read in short
+        real steps so a rate or offset change takes effect within a quarter interval."""
+        interval = self.tick_seconds
+        hooks = faults.ACTIVE
+        assert hooks is not None
+        next_at = hooks.clock("ticker", trio.current_time())
+        while True:
+            next_at += interval
+            while (now := hooks.clock("ticker", trio.current_time())) < next_at:
+                await trio.sleep(max(0.001, min(next_at - now, interval / 4)))
+            if now - next_at > interval * 5:
+                next_at = now  # far behind (a blocked loop, a jump forward): do not burst ticks
             self.inbox.tick()
 
     async def run(self) -> None:
@@ -226,9 +245,29 @@ class RaftNode:
             self._send(rd.messages_after_persist)
         for index, pending in self.reads.answered(rd.read_states):
             self.backend.wait_applied(index, pending)
-        if rd.committed_entries:
+        if faults.ACTIVE is not None and (self._early_upto or faults.ACTIVE.plant("put_ack_before_quorum_fsync")):
+            await self._planted_early_apply(rd)
+        elif rd.committed_entries:
             await self.apply_loop.submit(rd.committed_entries)
         raw.advance(rd)
+
+    async def _planted_early_apply(self, rd: raft.Ready) -> None:
+        """PLANTED BUG (test plugin only, "put_ack_before_quorum_fsync"): a leader applies, and so answers,
+        its own appends as soon as its own WAL holds them, before a quorum has them; once committed they
+        are not applied again. A leader killed before its followers got them has acknowledged lost writes."""
+        ents = rd.committed_entries
+        if self._early_upto:
+            ents = [e for e in ents if e.index > self._early_upto]
+        if ents:
+            await self.apply_loop.submit(ents)
+        hooks = faults.ACTIVE
+        if not (hooks is not None and hooks.plant("put_ack_before_quorum_fsync") and self.status.is_leader):
+            return
+        new = rd.entries
+        handed = max(self._early_upto, self.raw.raft.log.applying)
+        if new and new[0].index == handed + 1 and all(e.type != EntryType.CONF_CHANGE for e in new):
+            await self.apply_loop.submit(new)
+            self._early_upto = new[-1].index
 
     def _sync_members(self) -> None:
         if self.transport is not None:

@@ -62,6 +62,7 @@ import attrs
 from trikv.api import codec
 from trikv.api.errors import CorruptionError, StorageError
 from trikv.api.records import Entry, EntryType, HardState, SnapshotMeta, WalMetadata
+from trikv.storage import faults
 from trikv.storage.files import SECTOR, DirLock, File, FileSystem
 
 MAX_RECORD = 16 << 20
@@ -748,6 +749,8 @@ class WAL:
             return
         marks = self._marks
         size = self._buf_size
+        if faults.ACTIVE is not None:
+            faults.ACTIVE.point("wal.before_fsync")
         self._buf, self._buf_size, self._marks = [], 0, []
         try:
             if self._off + size <= self.segment_size:
@@ -761,6 +764,8 @@ class WAL:
             self._failed = f"sync failed: {exc!r}"
             raise
         self.synced_index = self.last_index
+        if faults.ACTIVE is not None:
+            faults.ACTIVE.point("wal.after_fsync")
 
     def _advance_state(self, marks: list[tuple[int, str, object]], upto: int, start: int = 0) -> None:
         """Fold the state changes of buffered records [start, upto) into what the disk now holds."""
