@@ -39,6 +39,7 @@ from trikv.api.watch import (
     WatchRequest,
     WatchResponse,
 )
+from trikv.storage import faults
 
 log = logging.getLogger("trikv.watch")
 
@@ -98,6 +99,8 @@ class WatchHub:
 
     def notify(self, events: list[Event], revision: int) -> None:
         """Hand the events of one applied batch (apply order, ascending revisions) to the synced watchers."""
+        if faults.ACTIVE is not None and faults.ACTIVE.plant("watch_skip_revision"):  # PLANTED BUG (tests)
+            events = [ev for ev in events if ev.kv.mod_revision % 10]  # every 10th revision never sent live
         if events and self.synced.count:
             i, n = 0, len(events)
             while i < n:
