@@ -1,0 +1,238 @@
+"""One robustness run: a real cluster, the workload and the nemeses for D seconds, heal, settle, check.
+
+`run(RunConfig(seed=...))` starts N members (real processes on 127.0.0.1 with the test plugin), runs the
+recording clients and the seeded fault schedule together in one trio run, heals every fault, waits until
+every member has applied the same index, takes the final state (linearizable reads of every key, recorded
+as `final` ops; HashKV of every member at one revision), writes the history and runs the checkers. A failing
+run leaves its history, the minimal violating sub-histories and the members' logs in `out`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+import yaml
+
+import trikv
+from trikv.api.maintenance import HASHKV_OP, HashKVRequest, HashKVResponse
+from trikv.tools.localcluster import CONFIGS, Cluster
+from trikv.tools.robustness import workload
+from trikv.tools.robustness.history import History
+from trikv.tools.robustness.nemesis import DEFAULT_NEMESES, Nemesis, schedule
+
+SETTLE_TIMEOUT = 30.0
+WATCH_CATCHUP = 15.0
+ELECTION_TIMEOUT = 1.0  # the members' election-timeout (configs/ default), for the lease checker's slack
+
+
+@attrs.frozen
+class RunConfig:
+    seed: int
+    duration: float = 8.0
+    members: int = 3
+    nemeses: tuple[str, ...] = DEFAULT_NEMESES
+    plant: str | None = None
+    out: Path | None = None  # where a failing run's history and logs go (None: nowhere)
+    keep: bool = False  # keep the run's directory (data, logs, history) even when it passed
+    check_budget: float = 60.0
+    snapshot_count: int = 200  # low, so lagging followers get snapshots and snapshot failpoints are hit
+    load: workload.Config = attrs.Factory(workload.Config)
+
+
+@attrs.define
+class RunResult:
+    seed: int
+    ok: bool = False
+    ops: int = 0
+    faults: dict[str, int] = attrs.Factory(dict)
+    violations: list[str] = attrs.Factory(list)
+    lost: int = 0  # acknowledged writes lost
+    watch_violations: int = 0
+    lease_violations: int = 0
+    hash_mismatch: bool = False
+    checks: dict[str, str] = attrs.Factory(dict)  # checker -> "ok" | "undecided" | "N violations"
+    error: str | None = None  # the run itself broke (cluster did not start or settle)
+    elapsed: float = 0.0
+    saved: str | None = None  # directory holding a failing run's history and logs
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def member_configs(n: int, workdir: Path) -> list[Path]:
+    """configs/node0..2.yaml for 3 members; for another size, the same shape with n names."""
+    if n == 3:
+        return [CONFIGS / f"node{i}.yaml" for i in range(3)]
+    base = yaml.safe_load((CONFIGS / "node0.yaml").read_text())
+    names = [f"etcdnode{i}" for i in range(n)]
+    cluster = ",".join(f"{name}=http://127.0.0.1:{2380 + 10000 * i}" for i, name in enumerate(names))
+    paths = []
+    (workdir / "src").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        cfg = {**base, "name": name, "initial-cluster": cluster, "initial-cluster-state": "new"}
+        path = workdir / "src" / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        paths.append(path)
+    return paths
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """One seeded run, start to verdict; never raises for a cluster that misbehaves (that is the result)."""
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix=f"trikv-robust-{cfg.seed}-"))
+    result = RunResult(cfg.seed)
+    history: History | None = None
+    cluster = Cluster(
+        workdir,
+        member_configs(cfg.members, workdir),
+        token=f"robust-{cfg.seed}",
+        overrides={"log-level": "info", "snapshot-count": cfg.snapshot_count},
+    )
+    rec = workload.Recorder(
+        History(
+            seed=cfg.seed,
+            members=[m.name for m in cluster],
+            params={"election_timeout": ELECTION_TIMEOUT, "duration": cfg.duration},
+        )
+    )
+    nemesis = Nemesis(cluster.members, rec, None, workdir, cfg.seed, (cfg.plant,) if cfg.plant else ())
+    nemesis.prepare()
+    try:
+        cluster.start()
+        hashes = trio.run(_run_async, cfg, cluster, rec, nemesis)
+        history = rec.history
+        judge(result, history, hashes, cfg.check_budget, workdir)
+        result.faults = dict(nemesis.counts)
+    except Exception as exc:  # the harness reports a broken run; it never hides it as a pass
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.violations.append(f"run error: {result.error}")
+        (workdir / "error.txt").write_text(traceback.format_exc())
+        history = rec.history
+    finally:
+        cluster.stop()
+    result.ops = sum(1 for op in rec.history.ops if not op.final)
+    result.ok = not result.violations and result.error is None
+    if history is not None and (not result.ok or cfg.keep):
+        history.dump(workdir / "history.jsonl")
+    if not result.ok and cfg.out is not None:
+        dest = cfg.out / f"seed-{cfg.seed}"
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(workdir, dest, ignore=shutil.ignore_patterns("data"))
+        result.saved = str(dest)
+    if not cfg.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        result.saved = result.saved or str(workdir)
+    result.elapsed = round(time.monotonic() - started, 2)
+    return result
+
+
+def judge(result: RunResult, history: History, hashes: dict[str, Any], budget: float, workdir: Path) -> None:
+    """Run the checkers; fold their verdicts and the HashKV comparison into the result."""
+    from trikv.tools.robustness.checks import check_all
+
+    distinct = {v for v in hashes.values()}
+    if len(distinct) != 1 or any(isinstance(v, str) for v in distinct):
+        result.hash_mismatch = True
+        result.violations.append(f"HashKV differs between members at one revision: {hashes}")
+    for cr in check_all(history, budget):
+        if cr.undecided:
+            result.checks[cr.name] = "undecided"
+            result.violations.append(f"{cr.name}: undecided within {budget}s")
+        elif not cr.ok:
+            result.checks[cr.name] = f"{len(cr.violations)} violations"
+            result.violations.extend(f"{cr.name}: {v}" for v in cr.violations[:20])
+        else:
+            result.checks[cr.name] = "ok"
+        n = len(cr.violations) if not cr.ok else 0
+        if "watch" in cr.name:
+            result.watch_violations += n
+        elif "lease" in cr.name:
+            result.lease_violations += n
+        elif "lost" in cr.name:
+            result.lost += n
+        if cr.minimal is not None and not cr.ok:
+            cr.minimal.dump(workdir / f"minimal-{cr.name}.jsonl")
+
+
+async def _run_async(
+    cfg: RunConfig, cluster: Cluster, rec: workload.Recorder, nemesis: Nemesis
+) -> dict[str, Any]:
+    endpoints = cluster.endpoints
+    async with trikv.connect(endpoints, request_timeout=3.0, lazy=True) as admin:
+        nemesis.admin = admin
+        await wait_leader(nemesis)
+        steps = schedule(cfg.seed, cfg.duration, cfg.nemeses, cfg.members)
+        t0 = time.monotonic()
+        stop_at = t0 + cfg.duration
+        async with trio.open_nursery() as watchers:
+            for w in range(cfg.load.watchers):
+                watcher = workload.Watcher(rec, w, workload.rotated(endpoints, w))
+                watchers.start_soon(_watch, watcher, endpoints)
+            async with trio.open_nursery() as work:
+                work.start_soon(workload.run_clients, rec, endpoints, cfg.seed, stop_at, cfg.load)
+                work.start_soon(nemesis.run, steps, t0, stop_at)
+            await nemesis.heal_all()
+            await settle(nemesis)
+            cid = cfg.load.kv_clients + cfg.load.lease_clients
+            final_rev = await workload.final_reads(rec, endpoints, cid)
+            with trio.move_on_after(WATCH_CATCHUP):
+                while min(rec.watched.values(), default=final_rev) < final_rev:
+                    await trio.sleep(0.1)
+            watchers.cancel_scope.cancel()
+        return await hash_all(admin, endpoints, final_rev)
+
+
+async def _watch(watcher: workload.Watcher, endpoints: list[str]) -> None:
+    async with trikv.connect(endpoints, request_timeout=3.0, lazy=True) as c:
+        await watcher.run(c)
+
+
+async def wait_leader(nemesis: Nemesis, timeout: float = 30.0) -> None:
+    with trio.fail_after(timeout):
+        while await nemesis.leader() is None:
+            await trio.sleep(0.1)
+
+
+async def settle(nemesis: Nemesis) -> None:
+    """Every member up, one leader named by all, the same applied index everywhere (no writes are running)."""
+    with trio.fail_after(SETTLE_TIMEOUT):
+        while True:
+            seen = []
+            for m in nemesis.members:
+                with trio.move_on_after(1.0):
+                    try:
+                        st = await nemesis.api.status(m.endpoint)
+                        seen.append((st.leader, st.raft_applied_index))
+                    except Exception:
+                        pass
+            if len(seen) == len(nemesis.members) and len(set(seen)) == 1 and seen[0][0]:
+                return
+            await trio.sleep(0.2)
+
+
+async def hash_all(admin: trikv.Client, endpoints: list[str], rev: int) -> dict[str, Any]:
+    """Each member's (hash, compact revision) at `rev`, or the error text when it cannot say."""
+    out: dict[str, Any] = {}
+    for ep in endpoints:
+        last: Exception | None = None
+        for _ in range(20):  # a member still applying the last entries says "future revision": wait
+            try:
+                r = await admin._call(
+                    HASHKV_OP, HashKVRequest(rev), HashKVResponse, idempotent=True, endpoint=ep
+                )
+                out[ep] = (r.hash, r.compact_revision)
+                break
+            except Exception as exc:
+                last = exc
+                await trio.sleep(0.25)
+        else:
+            out[ep] = f"error: {last}"
+    return out
