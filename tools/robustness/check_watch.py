@@ -49,7 +49,9 @@ def check_watch(h: History, budget_s: float = 10.0, *, minimize: bool = True) ->
     revs = sorted(expected)
     put_rev = {op.value: op.revision for op in h.ops if op.kind == "put" and op.ok and op.value is not None}
     txn_order = {
-        op.revision: [k for k, _ in op.puts] for op in h.ops if op.kind == "txn" and op.ok and op.succeeded
+        op.revision: [k for k, _ in op.puts]
+        for op in h.ops
+        if op.kind == "txn" and op.ok and op.succeeded and op.puts
     }
     compacted = max(
         (int(f.detail) for f in h.faults if f.kind == "compact" and f.detail.isdigit()), default=None
