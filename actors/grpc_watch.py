@@ -14,6 +14,7 @@ from trikv.actors.grpc_call import Method
 from trikv.actors.grpc_streams import bidi
 from trikv.actors.grpcpb import kv_pb2, rpc_pb2
 from trikv.api import rpc, watch
+from trikv.api.watch import IdentityCache
 
 
 def watch_request(m: Any) -> watch.WatchRequest:
@@ -72,9 +73,63 @@ def watch_response_pb(r: watch.WatchResponse) -> Any:
     )
 
 
+class Serialized:
+    """A message already serialized: what the gRPC server asks of a message (`SerializeToString`)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def SerializeToString(self) -> bytes:
+        return self.data
+
+
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1  # int64: a negative value is ten bytes, as protobuf writes it
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    return bytes((tag,)) + _varint(len(payload)) + payload
+
+
+_parts = IdentityCache()
+
+
+def _header_field(h: rpc.ResponseHeader) -> bytes:  # field 1
+    return _field(0x0A, watch_response_pb(watch.WatchResponse(h)).header.SerializeToString())
+
+
+def _events_field(events: tuple[watch.Event, ...]) -> bytes:  # field 11, repeated
+    return b"".join(_field(0x5A, _event(e).SerializeToString()) for e in events)
+
+
+def watch_response_wire(r: watch.WatchResponse) -> Any:
+    """watch_response_pb's bytes; for an event response built around the header and events encoded once
+    for every watcher that shares them (protobuf fields in number order, repeated fields concatenated)."""
+    if r.created or r.canceled or r.compact_revision or r.cancel_reason or not r.events:
+        return watch_response_pb(r)
+    return Serialized(
+        b"".join(
+            (
+                _parts.get(r.header, _header_field),
+                b"\x10" + _varint(r.watch_id) if r.watch_id else b"",  # field 2
+                b"\x38\x01" if r.fragment else b"",  # field 7
+                _parts.get(r.events, _events_field),
+            )
+        )
+    )
+
+
 def watch_methods(backend: Any) -> dict[str, Method]:
     """The etcdserverpb.Watch method table for this member's Handlers."""
-    return {"Watch": bidi(backend, rpc_pb2.WatchRequest, watch_request, watch_response_pb)}
+    return {"Watch": bidi(backend, rpc_pb2.WatchRequest, watch_request, watch_response_wire)}
 
 
-__all__ = ["watch_methods", "watch_request", "watch_response_pb"]
+__all__ = ["Serialized", "watch_methods", "watch_request", "watch_response_pb", "watch_response_wire"]

@@ -28,6 +28,7 @@ from trikv.actors.watchers import (
     WatcherGroup,
     fragments,
     response_size,
+    runs,
 )
 from trikv.api.protocol import DEFAULT_MAX_REQUEST_BYTES
 from trikv.api.rpc import ResponseHeader
@@ -46,6 +47,7 @@ log = logging.getLogger("trikv.watch")
 BUFFER_BYTES = 256 * 1024  # per watcher: responses buffered before it leaves the synced group
 PROGRESS_INTERVAL = 600.0  # etcd's default progress-notify interval (10 min)
 CATCH_UP_EVENTS = 1000  # events per history read (stops at a revision boundary)
+BATCH_EVENTS = 1000  # live events per response (whole revisions): an applied batch may hold 10,000 entries
 CATCH_UP_WINDOW = 10_000  # revisions scanned per history read
 IDLE_POLL = 1.0  # the hub's task wakes at least this often (periodic progress)
 STUCK_SECONDS = 30.0  # a watch client that reads nothing this long with full buffers is disconnected
@@ -102,39 +104,40 @@ class WatchHub:
         if faults.ACTIVE is not None and faults.ACTIVE.plant("watch_skip_revision"):  # PLANTED BUG (tests)
             events = [ev for ev in events if ev.kv.mod_revision % 10]  # every 10th revision never sent live
         if events and self.synced.count:
-            i, n = 0, len(events)
-            while i < n:
-                rev = events[i].kv.mod_revision
-                j = i + 1
-                while j < n and events[j].kv.mod_revision == rev:
-                    j += 1
-                self._deliver(rev, events[i:j])
-                i = j
+            for run in runs(events, BATCH_EVENTS, self.buffer_bytes // 2):
+                self._deliver(run)
         if revision > self.rev:
             self.rev = revision
 
-    def _deliver(self, rev: int, evs: list[Event]) -> None:
-        """One revision to its synced watchers: watchers of the same shape share one header and one events
-        tuple (built once per revision), so surfaces can encode them once (gateway_watch caches by object)."""
-        header = self.header(rev)
+    def _deliver(self, evs: list[Event]) -> None:
+        """Whole revisions to their synced watchers, one response per watcher for all of them (etcd batches
+        revisions the same way when it catches a watcher up). Watchers of the same shape share one header
+        and one events tuple, so every surface encodes them once (trikv.api.watch.IdentityCache)."""
+        first = evs[0].kv.mod_revision
+        last = evs[-1].kv.mod_revision
+        header = self.header(last)
         shared: dict[tuple[object, ...], tuple[tuple[Event, ...], int]] = {}
         for w in self.synced.interested(evs):
-            if rev < w.next_rev:
-                continue  # a watcher of a future start revision
-            shape = (w.start, w.end, w.single, w.prev_kv, w.no_put, w.no_delete)
-            hit = shared.get(shape)
-            if hit is None:
-                sel = tuple(w.select(evs))
-                hit = shared[shape] = (sel, response_size(WatchResponse(header, events=sel)))
-            sel, size = hit
+            if w.next_rev > first:  # a watcher that starts inside (or after) this run sees its own part
+                if w.next_rev > last:
+                    continue
+                sel = tuple(w.select(ev for ev in evs if ev.kv.mod_revision >= w.next_rev))
+                size = response_size(WatchResponse(header, events=sel))
+            else:
+                shape = (w.start, w.end, w.single, w.prev_kv, w.no_put, w.no_delete)
+                hit = shared.get(shape)
+                if hit is None:
+                    sel = tuple(w.select(evs))
+                    hit = shared[shape] = (sel, response_size(WatchResponse(header, events=sel)))
+                sel, size = hit
             if not sel:
                 continue
             if w.fits(size, self.buffer_bytes):
-                w.next_rev = rev + 1
+                w.next_rev = last + 1
                 self._push(w, WatchResponse(header, w.id, events=sel), size)
             else:
                 self.slow_watchers += 1
-                self._unsync(w, rev)
+                self._unsync(w, max(w.next_rev, first))
 
     def installed(self) -> None:
         """A snapshot replaced the store: its entries never passed `notify`, so every synced watcher is
@@ -222,7 +225,8 @@ class WatchHub:
         ready = [w for w in self.unsynced if w.buf_bytes < self.buffer_bytes // 2]
         if not ready:
             return False
-        lo = min(w.next_rev for w in ready)
+        # A client may ask for a negative start revision (etcd accepts it): read from the first revision.
+        lo = max(1, min(w.next_rev for w in ready))
         want_prev = any(w.prev_kv for w in ready)
         events, last, compact = await self.backend.history(
             lo, lo + CATCH_UP_WINDOW, b"", b"\0", CATCH_UP_EVENTS, want_prev

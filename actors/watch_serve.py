@@ -68,11 +68,9 @@ def watch_handler(
                         monitor_leader, election_seconds / 10, leaderless, nursery.cancel_scope
                     )
                 while True:
-                    for resp in await stream.next():
-                        if not await _emit_unless_stuck(hub, stream, emit, resp):
-                            stuck = True
-                            nursery.cancel_scope.cancel()
-                            break
+                    if not await _emit_unless_stuck(hub, stream, emit, await stream.next()):
+                        stuck = True
+                        nursery.cancel_scope.cancel()
         finally:
             stream.close()
         if stuck:
@@ -83,17 +81,29 @@ def watch_handler(
     return serve
 
 
-async def _emit_unless_stuck(hub: WatchHub, stream: WatchStream, emit: Emit, resp: Any) -> bool:
-    """Emit; False when the client has read nothing for `hub.stuck_seconds` while this stream's watchers
-    cannot take more (a full buffer or a watcher fallen behind): memory stays bounded, the hub counts it."""
-    while True:
+async def _emit_unless_stuck(hub: WatchHub, stream: WatchStream, emit: Emit, resps: list[Any]) -> bool:
+    """Emit in order; False when the client has read nothing for `hub.stuck_seconds` while this stream's
+    watchers cannot take more (a full buffer or a watcher fallen behind): memory stays bounded, the hub
+    counts it. One timer per list (re-armed while the client takes some): one per response cost more than
+    the send."""
+    i, n = 0, len(resps)
+    while i < n:
+        began = i
         with trio.move_on_after(hub.stuck_seconds) as waited:
-            await emit(resp)  # cancelled only while waiting for room: nothing was queued then
-        if not waited.cancelled_caught:
-            return True
-        if stream.buffered >= hub.buffer_bytes // 2 or any(not w.synced for w in stream.watchers.values()):
+            while i < n:
+                await emit(resps[i])  # cancelled only while waiting for room: nothing was queued then
+                i += 1
+        if (
+            waited.cancelled_caught
+            and i == began
+            and (
+                stream.buffered >= hub.buffer_bytes // 2
+                or any(not w.synced for w in stream.watchers.values())
+            )
+        ):
             hub.stuck_closed += 1
             return False
+    return True
 
 
 __all__ = ["watch_handler"]

@@ -146,6 +146,25 @@ class WatcherGroup:
         return found
 
 
+def runs(events: list[Event], max_events: int, max_bytes: int) -> Iterator[list[Event]]:
+    """Whole revisions in runs of at most `max_events` events and `max_bytes` (a larger revision alone), so
+    a live response stays within a watcher's buffer bound like a per-revision one."""
+    i, n = 0, len(events)
+    while i < n:
+        j, size = i, 0
+        while j < n:
+            rev = events[j].kv.mod_revision
+            k = j
+            while k < n and events[k].kv.mod_revision == rev:
+                size += event_size(events[k])
+                k += 1
+            if j > i and (k - i > max_events or size > max_bytes):
+                break
+            j = k
+        yield events if i == 0 and j == n else events[i:j]
+        i = j
+
+
 def fragments(resp: WatchResponse, max_bytes: int) -> list[WatchResponse]:
     """etcd's sendFragments: a response above max_bytes with several events is split; every fragment but
     the last has fragment=true, so the client reassembles one atomic response."""
@@ -178,4 +197,4 @@ def _with_events(resp: WatchResponse, events: list[Event], *, fragment: bool) ->
     )
 
 
-__all__ = ["Watcher", "WatcherGroup", "event_size", "fragments", "response_size"]
+__all__ = ["Watcher", "WatcherGroup", "event_size", "fragments", "response_size", "runs"]

@@ -80,7 +80,23 @@ def _make_builder(cls: type) -> Callable[[Any], Any]:
     return build
 
 
+_encoders: dict[type, Callable[[Any], bytes | None]] = {}
+
+
+def register_encoder(cls: type, encode: Callable[[Any], bytes | None]) -> None:
+    """A faster encoder for a registered shape sent often (a watch response to many watchers): it returns
+    the shape's exact encoding (built around cached parts) or None for the generic one. The bytes on the
+    wire are the same either way, so decoders never know."""
+    _encoders[cls] = encode
+
+
 def _default(encoder: Any, obj: Any) -> None:
+    fast = _encoders.get(type(obj))
+    if fast is not None:
+        data = fast(obj)
+        if data is not None:
+            encoder.write(data)
+            return
     entry = _by_type.get(type(obj))
     if entry is None:
         raise CodecError(f"cannot encode {type(obj).__name__}")

@@ -7,9 +7,12 @@ etcd's oneof) and `WatchResponse`s the other. Codec tags 350-399 are the watch r
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
+import cbor2
 
+from trikv.api import codec
 from trikv.api.codec import register
 from trikv.api.records import as_tuple
 from trikv.api.rpc import KeyValue, ResponseHeader
@@ -79,7 +82,10 @@ class WatchRequest:
     require_leader: bool = False
 
 
-@register(355)
+_RESPONSE_TAG = 355
+
+
+@register(_RESPONSE_TAG)
 @attrs.frozen(slots=True)
 class WatchResponse:
     header: ResponseHeader
@@ -92,12 +98,59 @@ class WatchResponse:
     events: tuple[Event, ...] = attrs.field(default=(), converter=as_tuple)
 
 
+class IdentityCache:
+    """Encodings of shared objects, keyed by identity: the watch hub gives every watcher of one shape the
+    same header and events objects of a revision, so each surface encodes them once for all. An entry
+    holds its object, so an id is never reused while the entry lives; a miss only costs an encode."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[int, tuple[object, Any]] = {}
+
+    def get(self, obj: object, build: Any) -> Any:
+        hit = self._entries.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        value = build(obj)
+        entries = self._entries
+        if len(entries) >= self.size:
+            del entries[next(iter(entries))]
+        entries[id(obj)] = (obj, value)
+        return value
+
+
+_cbor_parts = IdentityCache()
+# A WatchResponse is tag + array(8): header, watch_id, created, canceled, compact_revision, cancel_reason,
+# fragment, events. Built by hand for event responses: header and events are encoded once per revision.
+_CBOR_PREFIX = cbor2.dumps(cbor2.CBORTag(codec.TAG_BASE + _RESPONSE_TAG, [0] * 8))[:-8]
+_CBOR_FLAGS = b"\xf4\xf4\x00\x60"  # created false, canceled false, compact_revision 0, cancel_reason ""
+
+
+def _cbor_response(r: WatchResponse) -> bytes | None:
+    if r.created or r.canceled or r.compact_revision or r.cancel_reason or not r.events:
+        return None  # rare shapes take the generic encoder
+    return b"".join(
+        (
+            _CBOR_PREFIX,
+            _cbor_parts.get(r.header, codec.encode),
+            cbor2.dumps(r.watch_id),
+            _CBOR_FLAGS,
+            b"\xf5" if r.fragment else b"\xf4",
+            _cbor_parts.get(r.events, codec.encode),
+        )
+    )
+
+
+codec.register_encoder(WatchResponse, _cbor_response)
+
+
 __all__ = [
     "AUTO_WATCH_ID",
     "PROGRESS_WATCH_ID",
     "Event",
     "EventType",
     "FilterType",
+    "IdentityCache",
     "WatchCancelRequest",
     "WatchCreateRequest",
     "WatchProgressRequest",
