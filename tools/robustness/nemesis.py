@@ -294,6 +294,18 @@ class Nemesis:
         self.set_control(m)
         return f"{mode}{' ' + other if mode == 'stall' else ''} for {step.hold}s"
 
+    async def do_isolate_kill(self, m: Member, step: Step, rng: random.Random) -> str:
+        """Scripted only (planted-bug runs): cut the member off both ways, let clients talk to it for `hold`
+        seconds, SIGKILL it while still cut off, heal its links and restart it."""
+        all_ = {"*": {"drop": 1.0}}
+        self.set_control(m, peers={"out": all_, "in": all_})
+        await trio.sleep(step.hold)
+        await self.kill(m)
+        self.set_control(m)
+        await trio.sleep(0.5)
+        await self.restart(m)
+        return f"isolated for {step.hold}s, SIGKILL, restarted"
+
     async def do_clock(self, m: Member, step: Step, rng: random.Random) -> str:
         p = step.params
         clock = {

@@ -25,7 +25,7 @@ from trikv.api.maintenance import HASHKV_OP, HashKVRequest, HashKVResponse
 from trikv.tools.localcluster import CONFIGS, Cluster
 from trikv.tools.robustness import workload
 from trikv.tools.robustness.history import History
-from trikv.tools.robustness.nemesis import DEFAULT_NEMESES, Nemesis, schedule
+from trikv.tools.robustness.nemesis import DEFAULT_NEMESES, Nemesis, Step, schedule
 
 SETTLE_TIMEOUT = 30.0
 WATCH_CATCHUP = 15.0
@@ -44,6 +44,9 @@ class RunConfig:
     check_budget: float = 60.0
     snapshot_count: int = 200  # low, so lagging followers get snapshots and snapshot failpoints are hit
     load: workload.Config = attrs.Factory(workload.Config)
+    steps: tuple[Step, ...] | None = (
+        None  # a scripted fault schedule instead of the seed's (planted-bug runs)
+    )
 
 
 @attrs.define
@@ -169,7 +172,11 @@ async def _run_async(
     async with trikv.connect(endpoints, request_timeout=3.0, lazy=True) as admin:
         nemesis.admin = admin
         await wait_leader(nemesis)
-        steps = schedule(cfg.seed, cfg.duration, cfg.nemeses, cfg.members)
+        steps = (
+            list(cfg.steps)
+            if cfg.steps is not None
+            else schedule(cfg.seed, cfg.duration, cfg.nemeses, cfg.members)
+        )
         t0 = time.monotonic()
         stop_at = t0 + cfg.duration
         async with trio.open_nursery() as watchers:
@@ -236,3 +243,38 @@ async def hash_all(admin: trikv.Client, endpoints: list[str], rev: int) -> dict[
         else:
             out[ep] = f"error: {last}"
     return out
+
+
+def plant_config(plant: str, seed: int = 0, **changes: Any) -> RunConfig:
+    """The scripted run that catches planted bug `plant` reliably; the same run without the plant passes.
+
+    Each scenario sets up what the bug needs to show: a cut-off member serving linearizable reads to clients
+    pinned to it (read_without_read_index); a leader cut off, acknowledging puts, then killed
+    (put_ack_before_quorum_fsync); restarts with the whole log still in the WAL (reapply_after_restart);
+    nothing at all (watch_skip_revision); leader changes while leases are kept alive
+    (lease_early_expiry_after_leader_change)."""
+    pinned = workload.Config(pinned=True)
+    scenarios: dict[str, dict[str, Any]] = {
+        "put_ack_before_quorum_fsync": {
+            "steps": (Step(2.0, "isolate_kill", "leader", 1.5),),
+            "load": pinned,
+            "duration": 6.0,
+        },
+        "read_without_read_index": {
+            "steps": (Step(1.5, "peer", "0", 4.0, {"mode": "isolate", "other": 0}),),
+            "load": workload.Config(kv_clients=6, reads=0.8, pinned=True),
+            "duration": 7.0,
+        },
+        "reapply_after_restart": {
+            "steps": (Step(2.0, "kill", "0", 0.5), Step(4.5, "kill", "1", 0.5)),
+            "snapshot_count": 100_000,
+            "duration": 7.0,
+        },
+        "watch_skip_revision": {"steps": (), "duration": 4.0},
+        "lease_early_expiry_after_leader_change": {
+            "steps": (Step(3.0, "kill", "leader", 0.5), Step(6.0, "transfer", "leader", 1.5)),
+            "load": workload.Config(lease_clients=3),
+            "duration": 9.0,
+        },
+    }
+    return RunConfig(seed=seed, plant=plant, **{**scenarios[plant], **changes})

@@ -83,6 +83,8 @@ class Config:
     lease_clients: int = 1
     watchers: int = 2
     think: float = 0.01  # max seconds a client waits between operations (uniform in [0, think])
+    reads: float = 0.25  # the share of a KV client's operations that are gets
+    pinned: bool = False  # each client talks to one member only (planted-bug runs: reads on a cut-off member)
 
 
 async def _op(
@@ -123,8 +125,10 @@ def _header_rev(resp: Any) -> dict[str, Any]:
 class KvClient:
     """Puts, gets (linearizable and serializable), deletes and compare-and-set txns over KV_KEYS."""
 
-    def __init__(self, rec: Recorder, cid: int, rng: random.Random, think: float) -> None:
-        self.rec, self.cid, self.rng, self.think = rec, cid, rng, think
+    def __init__(
+        self, rec: Recorder, cid: int, rng: random.Random, think: float, reads: float = 0.25
+    ) -> None:
+        self.rec, self.cid, self.rng, self.think, self.reads = rec, cid, rng, think, reads
         self.seq = 0
         self.seen: dict[str, str | None] = {}  # key -> the value this client last saw (None = absent)
 
@@ -136,11 +140,11 @@ class KvClient:
         while time.monotonic() < stop_at:
             r = self.rng.random()
             key = self.rng.choice(KV_KEYS)
-            if r < 0.35:
-                await self.put(c, key)
-            elif r < 0.60:
+            if r < self.reads:
                 await self.get(c, key, serializable=self.rng.random() < 0.3)
-            elif r < 0.70:
+            elif r < self.reads + (1 - self.reads) * 0.45:
+                await self.put(c, key)
+            elif r < self.reads + (1 - self.reads) * 0.6:
                 await self.delete(c, key)
             else:
                 await self.cas(c)
@@ -366,13 +370,17 @@ def rotated(endpoints: list[str], k: int) -> list[str]:
 async def run_clients(rec: Recorder, endpoints: list[str], seed: int, stop_at: float, cfg: Config) -> None:
     """The KV and lease clients until stop_at (each operation bounded, so this ends by stop_at + ~4 s)."""
     async with trio.open_nursery() as n:
+
+        def eps(k: int) -> list[str]:
+            return [endpoints[k % len(endpoints)]] if cfg.pinned else rotated(endpoints, k)
+
         for i in range(cfg.kv_clients):
-            kv = KvClient(rec, i, random.Random(f"{seed}/kv/{i}"), cfg.think)
-            n.start_soon(_with_client, rotated(endpoints, i), kv.run, stop_at)
+            kv = KvClient(rec, i, random.Random(f"{seed}/kv/{i}"), cfg.think, cfg.reads)
+            n.start_soon(_with_client, eps(i), kv.run, stop_at)
         for j in range(cfg.lease_clients):
             cid = cfg.kv_clients + j
             lc = LeaseClient(rec, cid, random.Random(f"{seed}/lease/{j}"))
-            n.start_soon(_with_client, rotated(endpoints, cid), lc.run, stop_at)
+            n.start_soon(_with_client, eps(cid), lc.run, stop_at)
 
 
 async def _with_client(
