@@ -253,12 +253,11 @@ def plant_config(plant: str, seed: int = 0, **changes: Any) -> RunConfig:
     (put_ack_before_quorum_fsync); restarts with the whole log still in the WAL (reapply_after_restart);
     nothing at all (watch_skip_revision); leader changes while leases are kept alive
     (lease_early_expiry_after_leader_change)."""
-    pinned = workload.Config(pinned=True)
     scenarios: dict[str, dict[str, Any]] = {
         "put_ack_before_quorum_fsync": {
-            "steps": (Step(2.0, "isolate_kill", "leader", 1.5),),
-            "load": pinned,
-            "duration": 6.0,
+            "steps": (Step(1.5, "isolate_kill", "leader", 2.0), Step(6.0, "isolate_kill", "leader", 2.0)),
+            "load": workload.Config(kv_clients=6, lease_clients=0, reads=0.0, pinned=True),
+            "duration": 9.0,
         },
         "read_without_read_index": {
             "steps": (Step(1.5, "peer", "0", 4.0, {"mode": "isolate", "other": 0}),),
