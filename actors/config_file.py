@@ -73,7 +73,10 @@ def parse_config_text(text: str, origin: str, warnings: list[str]) -> tuple[dict
                 f"invalid YAML in {origin} line {lineno}: {line.strip()!r} has no space or line break after "
                 f"'{m.group(1)}:' (write '{m.group(1)}: [stderr]', or '- \"stderr\"' on the next line)"
             )
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # its reader refuses control characters already here
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML in {origin}: {' '.join(str(e).split())}") from None
     loader.duplicates = []
     try:
         data = loader.get_single_data()

@@ -34,7 +34,8 @@ class HashApi:
         return self.kv.backend
 
     async def hashkv(self, req: HashKVRequest) -> HashKVResponse:
-        """etcd's HashByRev: revision 0 is the current one; at or below the compact revision is compacted."""
+        """etcd's HashByRev: revision 0 (or below: no revision is negative) is the current one; at or below
+        the compact revision is compacted."""
         backend = self.backend
         for _ in range(MAX_RESTARTS):
             await backend.settled()
@@ -45,7 +46,7 @@ class HashApi:
                     raise errors.CompactedError()
                 if rev > current:
                     raise errors.FutureRevError()
-                hasher = KVHasher(rev or current, compacted)
+                hasher = KVHasher(rev if rev > 0 else current, compacted)
                 done = hasher.step(rx, self.step_keys)
             while not done:
                 await trio.sleep(0)  # let the Raft loop apply and commit

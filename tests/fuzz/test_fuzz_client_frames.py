@@ -132,6 +132,9 @@ _PUT = cbor2.CBORTag(codec._by_type[rpc.PutRequest][0], [b"k", b"v", 0, False, F
 @example(fuzz=[shapes.dumps([[2**64, "put", _PUT]])])  # an id beyond uint64
 @example(fuzz=[shapes.dumps([[3, "watch", None], [3, "close", None], [3, "close", None]])])
 @example(fuzz=[codec.encode([[4, "watch", _watch(start_revision=-5)]])])  # bug: killed the WatchHub
+@example(
+    fuzz=[codec.encode([[5, "hashkv", maintenance.HashKVRequest(revision=-1199)]])]
+)  # bug: internal error
 def test_client_frames(member: Member, module_tracebacks: Tracebacks, fuzz: list[bytes | str]) -> None:
     trio.run(exchange, member.client_port, fuzz)
     module_tracebacks.check()

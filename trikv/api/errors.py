@@ -239,3 +239,7 @@ class LockedError(StorageError):
 
 class ConfigError(TrikvError):
     """A bad configuration: the message names the key and the problem."""
+
+    def __init__(self, message: str) -> None:
+        # One line whatever it quotes: a newline in a flag, variable or YAML value starts no second line.
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
