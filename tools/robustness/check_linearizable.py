@@ -182,8 +182,7 @@ def check_linearizable(h: History, budget_s: float = 10.0, *, minimize: bool = T
         # Reads whose key an unsettled write may have changed get a search before they count.
         doubtful = [f for f in found if any(ws.key_uncertain(k) for k in f[2].keys())]
         sure = [f for f in found if not any(ws.key_uncertain(k) for k in f[2].keys())]
-        if doubtful and not search(h, ws, {k for f in doubtful for k in f[2].keys()}, deadline):
-            sure.extend(doubtful)
+        sure.extend(f for f in doubtful if not search(h, ws, f[2], deadline))
     except OutOfTime:
         res.ok, res.undecided = False, True
         res.kinds.add("undecided")
@@ -196,43 +195,58 @@ def check_linearizable(h: History, budget_s: float = 10.0, *, minimize: bool = T
     return res
 
 
-def search(h: History, ws: Writes, keys: set[str], deadline: float) -> bool:
-    """Is there a way to settle the unknown writes on `keys` (each: not applied, or applied at a free
-    revision) under which those keys' ops linearize? Depth first; raises OutOfTime past the deadline."""
-    # Close over txns: keys written or compared together are checked together.
-    ops = [op for op in h.ops if op.kind in ("put", "delete", "get", "txn")]
-    while True:
-        grown = keys | {k for op in ops if keys.intersection(op.keys()) for k in op.keys()}
-        if grown == keys:
-            break
-        keys = grown
-    sub_ops = [op for op in ops if keys.intersection(op.keys())]
+def search(h: History, ws: Writes, target: Op, deadline: float) -> bool:
+    """Can settling the unknown writes on the target's keys (each not applied, or applied at a revision no
+    known write holds) make the target op fit? Tries one applied write, then two, ... (iterative deepening,
+    each level depth first); raises OutOfTime past the deadline, so an adversarial history ends undecided."""
+    focus = set(target.keys())
+    sub_ops = [
+        op for op in h.ops if op.kind in ("put", "delete", "get", "txn") and focus.intersection(op.keys())
+    ]
     sub = h.replace(
         ops=sub_ops,
-        responses=[attrs.evolve(r, events=tuple(e for e in r.events if e.key in keys)) for r in h.responses],
+        responses=[attrs.evolve(r, events=tuple(e for e in r.events if e.key in focus)) for r in h.responses],
     )
-    open_ops = [op for op in ws.unresolved if keys.intersection(op.keys())]
+    bounds = Bounds.of(ws)
+    if not is_read(target) and target.revision is not None:
+        floor: float = target.revision - 1
+        limit: float = floor
+    else:
+        floor, limit = bounds.slots(target.invoke, target.complete if target.complete is not None else INF)
     used = set(ws.by_rev)
     top = max(used, default=0)
-    free = [r for r in range(1, top + 1) if r not in used] + list(range(top + 1, top + 1 + len(open_ops)))
-    visited: set[tuple[tuple[int, int | None], ...]] = set()
+    open_ops = [
+        op
+        for op in ws.unresolved
+        if focus.intersection(op.keys()) and (target.complete is None or op.invoke < target.complete)
+    ]
+    # Likeliest first: a write whose value the target saw, at the free revision closest below the target.
+    wanted = {v for _, v in target.compares} | {target.got_value}
+    open_ops.sort(key=lambda op: not wanted.intersection([op.value, *(v for _, v in op.puts)]))
+    gaps = [g for g in range(top + 1, 0, -1) if g not in used and g <= limit]
+    options = {op.id: [g for g in gaps if g >= bounds.slots(op.invoke, INF)[0]] for op in open_ops}
+    for op in open_ops:
+        # A value the target saw was current there: after the last known write to its key that surely
+        # precedes the target.
+        for k, v in [(op.key, op.value), *op.puts]:
+            if v in wanted:
+                w = ws.at(k, floor)
+                options[op.id] = [g for g in options[op.id] if w is None or g > w.rev]
 
-    def dfs(i: int, assume: dict[int, int | None], taken: frozenset[int]) -> bool:
+    def fits(assume: dict[int, int | None]) -> bool:
+        sub_ws = Writes.build(sub, assume)
+        return not any(op.id == target.id for _, _, op in check_ops(sub_ops, sub_ws, deadline))
+
+    def dfs(start: int, left: int, assume: dict[int, int | None], taken: frozenset[int]) -> bool:
         if time.monotonic() > deadline:
             raise OutOfTime
-        if i == len(open_ops):
-            state = tuple(sorted(assume.items()))
-            if state in visited:
-                return False
-            visited.add(state)
-            sub_ws = Writes.build(sub, assume)
-            return not sub_ws.problems and not check_ops(sub_ops, sub_ws, deadline)
-        op = open_ops[i]
-        if dfs(i + 1, {**assume, op.id: None}, taken):
-            return True
-        for r in free:
-            if r not in taken and dfs(i + 1, {**assume, op.id: r}, taken | {r}):
-                return True
+        if left == 0:
+            return fits(assume)
+        for i in range(start, len(open_ops)):
+            op = open_ops[i]
+            for g in options[op.id]:
+                if g not in taken and dfs(i + 1, left - 1, {**assume, op.id: g}, taken | {g}):
+                    return True
         return False
 
-    return dfs(0, {}, frozenset())
+    return any(dfs(0, depth, {}, frozenset()) for depth in range(1, len(open_ops) + 1))
