@@ -336,3 +336,8 @@ def test_one_stale_read_makes_a_simulated_history_fail(
         final=op.final,
     )
     assert not check_linearizable(h, 20, minimize=False).ok
+
+
+def test_lease_early_under_a_clock_fault_is_not_judged() -> None:
+    skewed = leased(expired(2.5), faults=(Fault(0.5, "clock", "node0", "lessor rate 2.0", healed=4.0),))
+    assert check_lease(skewed, 5).ok
