@@ -11,10 +11,10 @@ actors/httpmsg.py. Nothing a client sends can stop the server.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import http
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +22,7 @@ import h11
 import trio
 import trio_websocket
 
-from trikv.actors import grpc_call, grpc_server, grpc_services
+from trikv.actors import grpc_call, grpc_server, grpc_services, http1
 from trikv.actors.httpmsg import NOT_FOUND, HttpRequest, HttpResponse, Route, method_not_allowed
 from trikv.actors.metrics import MemberMetrics
 from trikv.actors.wsession import Backend, serve_websocket
@@ -184,7 +184,59 @@ class ClientServer:
         finally:
             await trio.aclose_forcefully(stream)
 
+    async def _serve(self, req: HttpRequest, peer: str) -> HttpResponse:
+        route = self.routes.get(req.path)
+        if route is None:
+            resp = NOT_FOUND
+        else:
+            try:
+                resp = await route(req)
+            except Exception:
+                log.exception("client %s: %s %s failed", peer, req.method, req.target)
+                resp = HttpResponse.text(500, "Internal Server Error\n")
+        if self.metrics is not None and req.path.startswith("/v3/"):  # API calls, not /metrics or /dashboard
+            self.metrics.client_received.inc(len(req.body))
+            self.metrics.client_sent.inc(len(resp.body))
+        return resp
+
     async def _http_loop(self, stream: trio.SocketStream, peer: str, first: bytes = b"") -> None:
+        """Plain requests on the fast path (actors/http1.py); from the first other one on, h11 has the rest."""
+        buf = bytearray(first)
+        idle = trio.CancelScope()
+        with idle:
+            while True:
+                idle.deadline = trio.current_time() + HTTP_IDLE_TIMEOUT  # to send a head, then again a body
+                head = http1.parse_head(buf, self.max_message_bytes)
+                while head is None:
+                    data = await stream.receive_some(HTTP_RECEIVE_BYTES)
+                    if not data:
+                        return  # closed between requests (or mid-head, which h11 would only log too)
+                    buf += data
+                    head = http1.parse_head(buf, self.max_message_bytes)
+                if not isinstance(head, http1.PlainHead):
+                    break
+                idle.deadline = trio.current_time() + HTTP_IDLE_TIMEOUT
+                total = head.head_length + head.body_length
+                while len(buf) < total:
+                    data = await stream.receive_some(HTTP_RECEIVE_BYTES)
+                    if not data:
+                        return
+                    buf += data
+                idle.deadline = math.inf  # a route may take its time (watch streams)
+                raw = bytes(buf[:total])
+                del buf[:total]
+                resp = await self._serve(http1.plain_request(head, raw), peer)
+                out = http1.plain_response(resp)
+                if out is None:  # h11 writes a streaming or bodiless response (and the connection ends)
+                    await self._respond(stream, http1.h11_after(raw), head.method.decode(), resp, close=False)
+                    return
+                await stream.send_all(out)
+        if idle.cancelled_caught:
+            log.debug("client %s: idle HTTP connection closed", peer)
+            return
+        await self._h11_loop(stream, peer, bytes(buf))
+
+    async def _h11_loop(self, stream: trio.SocketStream, peer: str, first: bytes = b"") -> None:
         conn = h11.Connection(h11.SERVER)
         if first:  # read while telling HTTP/1.1 from HTTP/2
             conn.receive_data(first)
@@ -228,18 +280,7 @@ class ClientServer:
                 return
             if req is None:  # body too large (answered already) or too slow
                 return
-            route = self.routes.get(path)
-            if route is None:
-                resp = NOT_FOUND
-            else:
-                try:
-                    resp = await route(req)
-                except Exception:
-                    log.exception("client %s: %s %s failed", peer, req.method, req.target)
-                    resp = HttpResponse.text(500, "Internal Server Error\n")
-            if self.metrics is not None and path.startswith("/v3/"):  # API calls, not /metrics or /dashboard
-                self.metrics.client_received.inc(len(req.body))
-                self.metrics.client_sent.inc(len(resp.body))
+            resp = await self._serve(req, peer)
             await self._respond(stream, conn, req.method, resp, close=False)
             if conn.our_state is h11.MUST_CLOSE:
                 return
@@ -291,19 +332,19 @@ class ClientServer:
         headers = [
             ("content-type", resp.content_type),
             ("content-length", str(len(resp.body))),
-            ("date", email.utils.formatdate(usegmt=True)),
+            ("date", http1.http_date().decode()),
             *resp.headers,
         ]
         if close:
             headers.append(("connection", "close"))
-        reason = http.HTTPStatus(resp.status).phrase.encode()
+        reason = http1.reason(resp.status)
         data = conn.send(h11.Response(status_code=resp.status, headers=headers, reason=reason)) or b""
         if method != "HEAD" and resp.body:
             data += conn.send(h11.Data(data=resp.body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
         await stream.send_all(data)
 
-    # ----------------------------------------------------------------------- WebSocket connection
+
 
 async def _respond_streaming(stream: trio.SocketStream, conn: h11.Connection, resp: HttpResponse) -> None:
     """A chunked response written by `resp.stream` (one chunk per write), until it returns or the client goes
