@@ -180,10 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--unknown", type=float, default=0.01, help="share of puts with an unknown outcome")
+    ap.add_argument(
+        "--no-watch", action="store_true", help="no watch stream: unknown writes must be searched"
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--budget", type=float, default=120.0)
     args = ap.parse_args(argv)
-    h = simulate(args.seed, args.ops, args.clients, args.keys, args.unknown)
+    h = simulate(args.seed, args.ops, args.clients, args.keys, args.unknown, watch=not args.no_watch)
     print(
         f"history: {len(h.ops)} ops, {args.clients} clients, {args.keys} keys, "
         f"{sum(len(r.events) for r in h.responses)} watch events"

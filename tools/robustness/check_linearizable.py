@@ -182,7 +182,9 @@ def check_linearizable(h: History, budget_s: float = 10.0, *, minimize: bool = T
         # Reads whose key an unsettled write may have changed get a search before they count.
         doubtful = [f for f in found if any(ws.key_uncertain(k) for k in f[2].keys())]
         sure = [f for f in found if not any(ws.key_uncertain(k) for k in f[2].keys())]
-        sure.extend(f for f in doubtful if not search(h, ws, f[2], deadline))
+        if doubtful:
+            index = Index.of(h, ws)
+            sure.extend(f for f in doubtful if not search(h, ws, f[2], deadline, index))
     except OutOfTime:
         res.ok, res.undecided = False, True
         res.kinds.add("undecided")
@@ -195,19 +197,35 @@ def check_linearizable(h: History, budget_s: float = 10.0, *, minimize: bool = T
     return res
 
 
-def search(h: History, ws: Writes, target: Op, deadline: float) -> bool:
+@attrs.define
+class Index:
+    """Built once for all searches of one history: the write bounds and each key's ops."""
+
+    bounds: Bounds
+    ops_of: dict[str, list[Op]]
+
+    @classmethod
+    def of(cls, h: History, ws: Writes) -> Index:
+        ops_of: dict[str, list[Op]] = {}
+        for op in h.ops:
+            for k in op.keys():
+                ops_of.setdefault(k, []).append(op)
+        return cls(Bounds.of(ws), ops_of)
+
+
+def search(h: History, ws: Writes, target: Op, deadline: float, index: Index) -> bool:
     """Can settling the unknown writes on the target's keys (each not applied, or applied at a revision no
     known write holds) make the target op fit? Tries one applied write, then two, ... (iterative deepening,
     each level depth first); raises OutOfTime past the deadline, so an adversarial history ends undecided."""
     focus = set(target.keys())
-    sub_ops = [
-        op for op in h.ops if op.kind in ("put", "delete", "get", "txn") and focus.intersection(op.keys())
-    ]
+    sub_ops = sorted(
+        {op.id: op for k in focus for op in index.ops_of.get(k, [])}.values(), key=lambda o: o.id
+    )
     sub = h.replace(
         ops=sub_ops,
         responses=[attrs.evolve(r, events=tuple(e for e in r.events if e.key in focus)) for r in h.responses],
     )
-    bounds = Bounds.of(ws)
+    bounds = index.bounds
     if not is_read(target) and target.revision is not None:
         floor: float = target.revision - 1
         limit: float = floor

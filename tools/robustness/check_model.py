@@ -71,6 +71,7 @@ class Writes:
     by_rev: dict[int, list[Write]] = attrs.Factory(dict)
     unresolved: list[Op] = attrs.Factory(list)
     watch_complete: bool = False
+    open_keys: set[str] = attrs.Factory(set)  # keys an unresolved write touches
     leased: set[str] = attrs.Factory(set)  # keys ever put with a lease (expiry deletes them unasked)
     problems: list[str] = attrs.Factory(list)
 
@@ -79,6 +80,7 @@ class Writes:
         self.by_key.setdefault(w.key, []).append(w)
 
     def finish(self) -> None:
+        self.open_keys = {k for op in self.unresolved for k in op.keys()}
         for key, ws in self.by_key.items():
             ws.sort(key=lambda w: w.rev)
             self.revs[key] = [w.rev for w in ws]
@@ -107,9 +109,7 @@ class Writes:
 
     def key_uncertain(self, key: str) -> bool:
         """An unresolved unknown-outcome write, or an expiry no watcher saw, may have changed this key."""
-        return (key in self.leased and not self.watch_complete) or any(
-            key in op.keys() for op in self.unresolved
-        )
+        return (key in self.leased and not self.watch_complete) or key in self.open_keys
 
     @classmethod
     def build(cls, h: History, assume: dict[int, int | None] | None = None) -> Writes:
