@@ -86,6 +86,9 @@ def read_spans(op: Op, ws: Writes, values: dict[str, Write]) -> tuple[list[Span]
         return [(w.rev, revs[i] - 1 if i < len(revs) else INF)], "", ""
     if op.kind in ("get", "delete"):
         return ws.holds(op.key, None), "", ""
+    for k, v in op.compares if op.succeeded else ():
+        if v is not None and (v not in values or values[v].key != k):
+            return [], "unwritten-value", f"{describe(op)}: no write to {k!r} wrote {v!r}"
     spans: list[Span] = [(0, INF)]
     if op.succeeded:
         for k, v in op.compares:

@@ -1,8 +1,9 @@
 """Shrink a violating history to a small one that still violates: what a human reads first.
 
 First cut to what the violation names (its keys, watchers, leases); then delta debugging (Zeller's ddmin)
-over the remaining ops and watch responses, keeping a candidate only when the checker still fails (not
-undecided) on it. Bounded by a time budget: out of time, the smallest failing history so far is returned.
+over the remaining ops and watch responses, keeping a candidate only when the checker still fails on it
+the same way (not undecided; every rule broken before still broken, by one of the same ops). Bounded by a
+time budget: out of time, the smallest failing history so far is returned.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def minimize_history(h: History, res: CheckResult, checker: Checker, budget_s: f
         if left <= 0:
             return False
         r = checker(c, left, minimize=False)
-        return not r.ok and not r.undecided and r.kinds >= res.kinds
+        return (
+            not r.ok and not r.undecided and r.kinds >= res.kinds and (not res.ops or bool(r.ops & res.ops))
+        )
 
     best = focus(h, res)
     if not fails(best):
