@@ -17,6 +17,7 @@ delivered" (stronger than etcd 3.4, which may answer while a watcher lags).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -153,6 +154,8 @@ class WatchHub:
     def _push(self, w: Watcher, resp: WatchResponse, size: int) -> None:
         stream = w.stream
         assert isinstance(stream, WatchStream)
+        if w.buf is None:
+            w.buf = deque()
         w.buf.append((resp, size))
         w.buf_bytes += size
         stream.buffered += size
@@ -353,8 +356,9 @@ class WatchStream:
         freed = False
         now = trio.current_time()
         for w in list(self.ready):
-            while w.buf and taken < budget:
-                resp, size = w.buf.popleft()
+            buf = w.buf
+            while buf and taken < budget:
+                resp, size = buf.popleft()
                 w.buf_bytes -= size
                 self.buffered -= size
                 hub.buffered_bytes -= size
@@ -366,8 +370,9 @@ class WatchStream:
                     out.extend(fragments(resp, hub.max_response_bytes))
                 else:
                     out.append(resp)
-            if w.buf:
+            if buf:
                 break
+            w.buf = None
             del self.ready[w]
             freed = freed or not w.synced
         if freed:
@@ -397,7 +402,7 @@ class WatchStream:
         self.watchers.clear()
         for w in self.ready:
             hub.buffered_bytes -= w.buf_bytes
-            w.buf.clear()
+            w.buf = None
             w.buf_bytes = 0
         self.ready.clear()
         self.buffered = 0

@@ -135,9 +135,11 @@ async def _rx_cbor(client: Any, rec: _Record, i: int, started: trio.Event) -> No
             rec.events(i, [ev.kv.mod_revision for ev in resp.events])
 
 
-def _receiver(surface: str, endpoint: str, n: int, stop: Any, out_path: str, ready: Any) -> None:
+def _receiver(
+    surface: str, endpoint: str, n: int, stop: Any, out_path: str, ready: Any, progress: Any
+) -> None:
     if surface == "grpc":
-        _receiver_grpc(endpoint, n, stop, out_path, ready)
+        _receiver_grpc(endpoint, n, stop, out_path, ready, progress)
         return
     host, port = endpoint.rsplit(":", 1)
     rec = _Record(n)
@@ -158,7 +160,9 @@ def _receiver(surface: str, endpoint: str, n: int, stop: Any, out_path: str, rea
                     nursery.start_soon(_rx_cbor, client, rec, i, started)
                 await started.wait()
             ready.set()
-            await trio.to_thread.run_sync(stop.wait)
+            while not stop.is_set():
+                progress.value = min(rec.counts)  # the main process waits for every event
+                await trio.sleep(0.1)
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -182,7 +186,7 @@ def _grpc_create(count: int = 1) -> Any:
     return [rpc_pb2.WatchRequest(create_request=create) for _ in range(count)]
 
 
-def _receiver_grpc(endpoint: str, n: int, stop: Any, out_path: str, ready: Any) -> None:
+def _receiver_grpc(endpoint: str, n: int, stop: Any, out_path: str, ready: Any, progress: Any) -> None:
     """grpcio's asyncio client (what etcd's own clients speak): one channel, one Watch call per watcher."""
     import asyncio
 
@@ -213,7 +217,9 @@ def _receiver_grpc(endpoint: str, n: int, stop: Any, out_path: str, ready: Any) 
                 tasks.append(asyncio.create_task(one(i, started)))
                 await started.wait()
             ready.set()
-            await asyncio.to_thread(stop.wait)
+            while not stop.is_set():
+                progress.value = min(rec.counts)
+                await asyncio.sleep(0.1)
             done.set()
             for t in tasks:
                 t.cancel()
@@ -340,6 +346,7 @@ def run_delivery(
     procs: int,
     writers: int,
     writer: str = "grpc",
+    grace: float = 30.0,
 ) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     tmp = Path(tempfile.mkdtemp(prefix="bench_watch_"))
@@ -347,8 +354,12 @@ def run_delivery(
     per = [n for n in per if n]
     readies = [ctx.Event() for _ in per]
     stop = ctx.Event()
+    progress = [ctx.Value("q", 0) for _ in per]
     rx = [
-        ctx.Process(target=_receiver, args=(surface, eps[0], n, stop, str(tmp / f"r{i}.json"), readies[i]))
+        ctx.Process(
+            target=_receiver,
+            args=(surface, eps[0], n, stop, str(tmp / f"r{i}.json"), readies[i], progress[i]),
+        )
         for i, n in enumerate(per)
     ]
     for p in rx:
@@ -372,7 +383,10 @@ def run_delivery(
     acks: dict[int, float] = {}
     for k in range(writers):
         acks.update({int(r): t for r, t in json.loads((tmp / f"w{k}.json").read_text()).items()})
-    time.sleep(3.0)  # the last events reach every receiver
+    last_ack = max(acks.values(), default=time.time())
+    while time.time() < last_ack + grace and any(v.value < len(acks) for v in progress):
+        time.sleep(0.1)  # until every watcher has every acknowledged put, or the grace period ends
+    drained = time.time() - last_ack
     stop.set()
     for p in rx:
         p.join(300)
@@ -392,6 +406,7 @@ def run_delivery(
         "puts": len(acks),
         "puts_per_s": round(len(acks) / span) if acks else 0,
         "watchers_with_every_event": delivered,
+        "drain_s": round(drained, 1),
         "p50_ms": round(_pct(lat, 0.5) * 1000, 2),
         "p99_ms": round(_pct(lat, 0.99) * 1000, 2),
     }
@@ -545,17 +560,20 @@ def main(argv: list[str] | None = None) -> int:
                     c.start()
                     try:
                         time.sleep(2.0)
-                        proc = c.members[0].proc
-                        assert proc is not None
-                        t0 = _cpu(proc.pid)
+                        lead = _leader_index(c.endpoints)
+                        watched = c.members[(lead + 1) % len(c.members)]  # watchers on a follower
+                        eps = [watched.endpoint, c.members[lead].endpoint]  # puts to the leader
+                        proc, lead_proc = watched.proc, c.members[lead].proc
+                        assert proc is not None and lead_proc is not None
+                        t0, t0_lead = _cpu(proc.pid), _cpu(lead_proc.pid)
                         spy = _py_spy(args.profile, proc.pid, f"{system}-{surface}-{spec}")
                         if spec == "idle":
-                            res = run_idle(surface, c.endpoints, proc.pid, args.idle)
+                            res = run_idle(surface, eps, proc.pid, args.idle)
                         else:
                             watchers, rate = (int(x) for x in spec.split("x"))
                             res = run_delivery(
                                 surface,
-                                c.endpoints,
+                                eps,
                                 watchers,
                                 rate,
                                 args.duration,
@@ -563,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
                                 args.writers,
                                 args.writer,
                             )
-                        res["member0_cpu_s"] = round(_cpu(proc.pid) - t0, 2)
+                        res["watched_cpu_s"] = round(_cpu(proc.pid) - t0, 2)
+                        res["leader_cpu_s"] = round(_cpu(lead_proc.pid) - t0_lead, 2)
                         if spy is not None:
                             spy.send_signal(signal.SIGINT)
                             spy.wait(60)
@@ -574,6 +593,36 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(res), flush=True)
     print(json.dumps(rows), file=sys.stderr)
     return 0
+
+
+def _leader_index(eps: list[str]) -> int:
+    """Which member leads (gRPC Maintenance.Status, the same question for both systems)."""
+    import grpc
+
+    from trikv.actors.grpcpb import rpc_pb2
+
+    deadline = time.time() + 30
+    while True:
+        ids, leaders = [], set()
+        for ep in eps:
+            with grpc.insecure_channel(ep) as ch:
+                status = ch.unary_unary(
+                    "/etcdserverpb.Maintenance/Status",
+                    request_serializer=rpc_pb2.StatusRequest.SerializeToString,
+                    response_deserializer=rpc_pb2.StatusResponse.FromString,
+                )
+                try:
+                    st = status(rpc_pb2.StatusRequest(), timeout=2)
+                except grpc.RpcError:
+                    ids.append(0)
+                    continue
+                ids.append(st.header.member_id)
+                leaders.add(st.leader)
+        if len(leaders) == 1 and (lead := leaders.pop()) in ids:
+            return ids.index(lead)
+        if time.time() > deadline:
+            raise RuntimeError("no agreed leader")
+        time.sleep(0.2)
 
 
 def _py_spy(directory: str, pid: int, name: str) -> subprocess.Popen[bytes] | None:
