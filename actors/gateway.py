@@ -13,7 +13,7 @@ Lease routes come from actors/gateway_lease.py (merged into ENDPOINTS); watch is
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import logging
 import re
@@ -68,7 +68,7 @@ _METADATA = (("grpc-metadata-content-type", "application/grpc"),)
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def _proto3(*fields: tuple[str, Any]) -> dict[str, Any]:
@@ -92,37 +92,56 @@ def _proto3(*fields: tuple[str, Any]) -> dict[str, Any]:
     return d
 
 
+# The shapes every KV request answers with are written out field by field (what _proto3 does, without its
+# per-field type dispatch): they are most of the gateway's responses.
+
+
 def header_json(h: rpc.ResponseHeader) -> dict[str, Any]:
-    return _proto3(
-        ("cluster_id", h.cluster_id),
-        ("member_id", h.member_id),
-        ("revision", h.revision),
-        ("raft_term", h.raft_term),
-    )
+    d: dict[str, Any] = {}
+    if h.cluster_id:
+        d["cluster_id"] = str(h.cluster_id)
+    if h.member_id:
+        d["member_id"] = str(h.member_id)
+    if h.revision:
+        d["revision"] = str(h.revision)
+    if h.raft_term:
+        d["raft_term"] = str(h.raft_term)
+    return d
 
 
 def kv_json(kv: rpc.KeyValue) -> dict[str, Any]:
-    return _proto3(
-        ("key", kv.key),
-        ("create_revision", kv.create_revision),
-        ("mod_revision", kv.mod_revision),
-        ("version", kv.version),
-        ("value", kv.value),
-        ("lease", kv.lease),
-    )
+    d: dict[str, Any] = {}
+    if kv.key:
+        d["key"] = _b64(kv.key)
+    if kv.create_revision:
+        d["create_revision"] = str(kv.create_revision)
+    if kv.mod_revision:
+        d["mod_revision"] = str(kv.mod_revision)
+    if kv.version:
+        d["version"] = str(kv.version)
+    if kv.value:
+        d["value"] = _b64(kv.value)
+    if kv.lease:
+        d["lease"] = str(kv.lease)
+    return d
 
 
 def range_json(r: rpc.RangeResponse) -> dict[str, Any]:
-    return _proto3(
-        ("header", header_json(r.header)),
-        ("kvs", [kv_json(kv) for kv in r.kvs]),
-        ("more", r.more),
-        ("count", r.count),
-    )
+    d: dict[str, Any] = {"header": header_json(r.header)}
+    if r.kvs:
+        d["kvs"] = [kv_json(kv) for kv in r.kvs]
+    if r.more:
+        d["more"] = True
+    if r.count:
+        d["count"] = str(r.count)
+    return d
 
 
 def put_json(r: rpc.PutResponse) -> dict[str, Any]:
-    return _proto3(("header", header_json(r.header)), ("prev_kv", r.prev_kv and kv_json(r.prev_kv)))
+    d: dict[str, Any] = {"header": header_json(r.header)}
+    if r.prev_kv is not None:
+        d["prev_kv"] = kv_json(r.prev_kv)
+    return d
 
 
 def delete_range_json(r: rpc.DeleteRangeResponse) -> dict[str, Any]:
@@ -191,9 +210,12 @@ _GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\
 _GO_HTML_RE = re.compile("[<>&\u2028\u2029]")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # json.dumps builds one per call
+
+
 def go_json(obj: Any) -> bytes:
     """Compact JSON as Go's encoder writes it: raw UTF-8, but <, >, & and U+2028/9 escaped."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    text = _ENCODER.encode(obj)
     if _GO_HTML_RE.search(text):  # these only ever occur inside strings, so a blanket replace is exact
         text = _GO_HTML_RE.sub(lambda m: _GO_HTML_ESCAPES[m.group()], text)
     return text.encode()

@@ -7,7 +7,7 @@ work. A request head this module recognises as plain, a strict subset of what h1
 Upgrade, Expect or Connection other than keep-alive, every line well formed), is parsed here and its
 response written here, byte for byte what h11 writes for it. Anything else -- and a response that streams
 -- goes to h11 with every byte read so far, so its behaviour (errors, close, upgrades, chunked bodies) is
-exactly h11's.
+exactly h11's. h11 also writes streaming responses (the gateway's watch): `respond_streaming`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import time
 
 import attrs
 import h11
+import trio
+import trio_websocket
 
 from trikv.actors.httpmsg import HttpRequest, HttpResponse
 
@@ -139,6 +141,41 @@ def h11_after(raw: bytes) -> h11.Connection:
     return conn
 
 
+async def respond_streaming(stream: trio.SocketStream, conn: h11.Connection, resp: HttpResponse) -> None:
+    """A chunked response written by `resp.stream` (one chunk per write), until it returns or the client goes
+    (its end of the connection is watched meanwhile); the connection closes afterwards."""
+    assert resp.stream is not None
+    headers = [("content-type", resp.content_type), ("connection", "close"), *resp.headers]
+    reason = http.HTTPStatus(resp.status).phrase.encode()
+    await stream.send_all(
+        conn.send(h11.Response(status_code=resp.status, headers=headers, reason=reason)) or b""
+    )
+
+    async def write(chunk: bytes) -> None:
+        await stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
+
+    async def watch_client(scope: trio.CancelScope) -> None:
+        try:
+            while await stream.receive_some(64 * 1024):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        scope.cancel()
+
+    done = False
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_client, nursery.cancel_scope)
+        try:
+            await resp.stream(write)
+            done = True
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio_websocket.ConnectionClosed):
+            pass
+        nursery.cancel_scope.cancel()
+    if not done:
+        raise trio.ClosedResourceError("streaming response ended by the client")  # a disconnect: closed
+    await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+
+
 __all__ = [
     "FALLBACK",
     "HEAD_LIMIT",
@@ -149,4 +186,5 @@ __all__ = [
     "plain_request",
     "plain_response",
     "reason",
+    "respond_streaming",
 ]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import http
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -126,6 +125,7 @@ class ClientServer:
         # gRPC (etcd's v3 API) on the same port: a connection opening with the HTTP/2 preface goes there.
         self.grpc_services = grpc_services.services(backend, max_request_bytes)
         self.grpc_limits = grpc_call.Limits(max_message_bytes=self.max_message_bytes)
+        self._waiting: dict[trio.CancelScope, float] = {}  # plain-path connection -> awaiting bytes since
 
     def add_route(self, path: str, handler: Route) -> None:
         self.routes[path] = handler
@@ -138,9 +138,20 @@ class ClientServer:
             listeners: list[trio.SocketListener] = await nursery.start(
                 functools.partial(trio.serve_tcp, self._handle_connection, port, host=host)
             )
+            nursery.start_soon(self._close_idle)
             bound = listeners[0].socket.getsockname()[1]
             log.info("serving clients on %s:%d", host, bound)
             task_status.started(bound)
+
+    async def _close_idle(self) -> None:
+        """Ends the plain-path connections that waited over HTTP_IDLE_TIMEOUT for a request's bytes: one
+        sweep for all of them (a deadline per request costs more CPU than the request's parsing)."""
+        while True:
+            await trio.sleep(HTTP_IDLE_TIMEOUT / 8)
+            limit = trio.current_time() - HTTP_IDLE_TIMEOUT
+            for scope, since in list(self._waiting.items()):
+                if since < limit:
+                    scope.cancel()
 
     # ----------------------------------------------------------------------- routes
 
@@ -202,35 +213,42 @@ class ClientServer:
     async def _http_loop(self, stream: trio.SocketStream, peer: str, first: bytes = b"") -> None:
         """Plain requests on the fast path (actors/http1.py); from the first other one on, h11 has the rest."""
         buf = bytearray(first)
-        idle = trio.CancelScope()
-        with idle:
-            while True:
-                idle.deadline = trio.current_time() + HTTP_IDLE_TIMEOUT  # to send a head, then again a body
-                head = http1.parse_head(buf, self.max_message_bytes)
-                while head is None:
-                    data = await stream.receive_some(HTTP_RECEIVE_BYTES)
-                    if not data:
-                        return  # closed between requests (or mid-head, which h11 would only log too)
-                    buf += data
+        idle = trio.CancelScope()  # cancelled by _close_idle when a request's bytes are awaited too long
+        waiting = self._waiting
+        try:
+            with idle:
+                while True:
                     head = http1.parse_head(buf, self.max_message_bytes)
-                if not isinstance(head, http1.PlainHead):
-                    break
-                idle.deadline = trio.current_time() + HTTP_IDLE_TIMEOUT
-                total = head.head_length + head.body_length
-                while len(buf) < total:
-                    data = await stream.receive_some(HTTP_RECEIVE_BYTES)
-                    if not data:
+                    if head is None:
+                        waiting[idle] = trio.current_time()
+                        while head is None:
+                            data = await stream.receive_some(HTTP_RECEIVE_BYTES)
+                            if not data:
+                                return  # closed between requests (or mid-head, which h11 would only log too)
+                            buf += data
+                            head = http1.parse_head(buf, self.max_message_bytes)
+                    if not isinstance(head, http1.PlainHead):
+                        break
+                    total = head.head_length + head.body_length
+                    if len(buf) < total:
+                        waiting[idle] = trio.current_time()  # the body gets its own window
+                        while len(buf) < total:
+                            data = await stream.receive_some(HTTP_RECEIVE_BYTES)
+                            if not data:
+                                return
+                            buf += data
+                    waiting.pop(idle, None)  # a route may take its time (watch streams)
+                    raw = bytes(buf[:total])
+                    del buf[:total]
+                    resp = await self._serve(http1.plain_request(head, raw), peer)
+                    out = http1.plain_response(resp)
+                    if out is None:  # h11 writes a streaming or bodiless response (and the connection ends)
+                        conn = http1.h11_after(raw)
+                        await self._respond(stream, conn, head.method.decode(), resp, close=False)
                         return
-                    buf += data
-                idle.deadline = math.inf  # a route may take its time (watch streams)
-                raw = bytes(buf[:total])
-                del buf[:total]
-                resp = await self._serve(http1.plain_request(head, raw), peer)
-                out = http1.plain_response(resp)
-                if out is None:  # h11 writes a streaming or bodiless response (and the connection ends)
-                    await self._respond(stream, http1.h11_after(raw), head.method.decode(), resp, close=False)
-                    return
-                await stream.send_all(out)
+                    await stream.send_all(out)
+        finally:
+            waiting.pop(idle, None)
         if idle.cancelled_caught:
             log.debug("client %s: idle HTTP connection closed", peer)
             return
@@ -327,7 +345,7 @@ class ClientServer:
         self, stream: trio.SocketStream, conn: h11.Connection, method: str, resp: HttpResponse, *, close: bool
     ) -> None:
         if resp.stream is not None:
-            await _respond_streaming(stream, conn, resp)
+            await http1.respond_streaming(stream, conn, resp)
             return
         headers = [
             ("content-type", resp.content_type),
@@ -344,39 +362,6 @@ class ClientServer:
         data += conn.send(h11.EndOfMessage()) or b""
         await stream.send_all(data)
 
-
-
-async def _respond_streaming(stream: trio.SocketStream, conn: h11.Connection, resp: HttpResponse) -> None:
-    """A chunked response written by `resp.stream` (one chunk per write), until it returns or the client goes
-    (its end of the connection is watched meanwhile); the connection closes afterwards."""
-    assert resp.stream is not None
-    headers = [("content-type", resp.content_type), ("connection", "close"), *resp.headers]
-    reason = http.HTTPStatus(resp.status).phrase.encode()
-    await stream.send_all(conn.send(h11.Response(status_code=resp.status, headers=headers, reason=reason)) or b"")
-
-    async def write(chunk: bytes) -> None:
-        await stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
-
-    async def watch_client(scope: trio.CancelScope) -> None:
-        try:
-            while await stream.receive_some(HTTP_RECEIVE_BYTES):
-                pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        scope.cancel()
-
-    done = False
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch_client, nursery.cancel_scope)
-        try:
-            await resp.stream(write)
-            done = True
-        except _DISCONNECTS:
-            pass
-        nursery.cancel_scope.cancel()
-    if not done:
-        raise trio.ClosedResourceError("streaming response ended by the client")  # a disconnect: closed
-    await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
 
 
 async def serve_clients(
