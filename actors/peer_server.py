@@ -179,7 +179,10 @@ class PeerServer:
 
     async def _answer_forwarded(self, ws: WebSocketConnection, data: str | bytes) -> None:
         with trio.fail_after(FORWARD_TIMEOUT):
-            request = codec.decode(as_bytes(data))
+            try:
+                request = codec.decode(as_bytes(data))
+            except codec.CodecError:
+                request = None  # answered like any other request that cannot be forwarded
             if not isinstance(request, FORWARDABLE) or self.forwarded is None:
                 answer: Any = errors.to_wire(
                     errors.InvalidRequestError("etcdserver: request cannot be forwarded")
