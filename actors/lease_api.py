@@ -42,6 +42,9 @@ def check_lease_request(req: Any) -> None:
     """etcd's static checks before proposing (the apply-time checks still run on every member)."""
     if isinstance(req, LeaseGrantRequest) and req.ttl > MAX_LEASE_TTL:
         raise errors.LeaseTTLTooLargeError()
+    if isinstance(req, LeaseGrantRequest) and not -INT63 - 1 <= req.id <= INT63:
+        # etcd's ID is an int64 (protobuf cannot carry more); a bigger one would fail at apply on every member
+        raise errors.InvalidRequestError(f"etcdserver: lease ID {req.id} is not an int64")
 
 
 class LeaseApi:
