@@ -12,17 +12,18 @@ Queued messages are coalesced into one frame per send: every frame costs pure-Py
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 import trio_websocket
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
+from trio_websocket import ConnectionClosed, HandshakeError
 
-from trikv.actors import peerfaults, snapstream
+from trikv.actors import peerfaults, peerlink, snapstream
 from trikv.actors.events import Inbox, SnapshotStatus, ToThread, to_thread
 from trikv.actors.identity import format_id
 from trikv.actors.logfields import member_fields
@@ -47,11 +48,19 @@ log = logging.getLogger("trikv.peer")
 
 QUEUE_LIMIT = 4096  # messages per peer before we drop (Raft retransmits) and report the peer unreachable
 MAX_BATCH = 512  # messages coalesced into one frame
+BUFFER_LIMIT = 64 << 20  # framed bytes the socket has not taken yet, beyond which new messages are dropped
 PROBE_INTERVAL = 4.0  # seconds between round-trip probes of a peer stream (etcd's prober interval)
 
 
 class Peer:
-    """One remote member: a queue, a dialler with backoff, a writer coalescing queued messages."""
+    """One remote member: a dialler with backoff and its stream link.
+
+    `send` is called by the Raft loop with one Ready's messages for this member: while the link is up and
+    nothing waits before them, they are encoded once, as one frame, and written to the socket right there
+    (no queue, no task hop; what the kernel does not take stays buffered in the link, in order, for the
+    writer task to flush). Otherwise (no link yet, a backlog, a test's fault plugin) they wait in a bounded
+    queue that the writer task coalesces into frames. Either way messages to one member leave in order.
+    """
 
     def __init__(
         self,
@@ -62,7 +71,9 @@ class Peer:
         self.transport = transport
         self.id = peer_id
         self.urls = urls
-        self.send_ch, self.recv_ch = trio.open_memory_channel[Message](QUEUE_LIMIT)
+        self._queue: collections.deque[Message] = collections.deque()
+        self._wake = trio.Event()
+        self.link: peerlink.Link | None = None  # the stream, once its hello was accepted
         self.cancel_scope = trio.CancelScope()
         self.connected = False
         self._last_refusal = ""
@@ -73,15 +84,42 @@ class Peer:
         return member_fields(self.transport.id, remote_peer_id=format_id(self.id), **more)
 
     def enqueue(self, m: Message) -> None:
-        if m.type == MessageType.SNAP:
-            self.transport.nursery.start_soon(self._send_snapshot, m)
+        self.send([m])
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def send(self, msgs: list[Message]) -> None:
+        """Messages for this member from one Ready (never blocks: a message that does not fit is dropped and
+        the member reported unreachable; Raft retransmits)."""
+        if msgs[0].type == MessageType.SNAP or any(m.type == MessageType.SNAP for m in msgs):
+            for m in [m for m in msgs if m.type == MessageType.SNAP]:
+                self.transport.nursery.start_soon(self._send_snapshot, m)
+            msgs = [m for m in msgs if m.type != MessageType.SNAP]
+            if not msgs:
+                return
+        link = self.link
+        if link is not None and not self._queue and faults.ACTIVE is None and link.buffered() < BUFFER_LIMIT:
+            try:
+                for i in range(0, len(msgs), MAX_BATCH):
+                    frame = codec.encode(msgs[i : i + MAX_BATCH])
+                    link.send_nowait(frame)
+                    if self.series is not None:
+                        self.series.sent_bytes.inc(len(frame))
+            except ConnectionClosed:
+                self._wake.set()  # the writer notices the broken link and redials
+                return
+            if link.buffered():
+                self._wake.set()
             return
-        try:
-            self.send_ch.send_nowait(m)
-        except trio.WouldBlock:
-            if self.series is not None:
-                self.series.sent_failures.inc()
-            self.transport.unreachable(self.id)
+        for m in msgs:
+            if len(self._queue) >= QUEUE_LIMIT:
+                if self.series is not None:
+                    self.series.sent_failures.inc()
+                self.transport.unreachable(self.id)
+                break
+            self._queue.append(m)
+        self._wake.set()
 
     async def run(self) -> None:
         backoff = 0.05
@@ -111,24 +149,18 @@ class Peer:
                 backoff = min(backoff * 2, 1.0)
 
     def _drain(self) -> None:
-        while True:
-            try:
-                self.recv_ch.receive_nowait()
-            except trio.WouldBlock:
-                return
+        while self._queue:
+            self._queue.popleft()
             if self.series is not None:  # a message the broken link never sent (etcd's sent failures)
                 self.series.sent_failures.inc()
 
     async def _stream(self, url: str) -> None:
         t = self.transport
-        async with trio_websocket.open_websocket_url(
-            ws_url(url),
-            max_message_size=MAX_PEER_MESSAGE,
-            connect_timeout=2,
-            disconnect_timeout=1,
-            receive_buffer_size=RECEIVE_BUFFER,
-        ) as ws:
-            reply = await exchange_hello(ws, PeerHello("stream", t.cluster_id, t.id, self.id))
+        link = await peerlink.connect(
+            ws_url(url), connect_timeout=2, max_message=MAX_PEER_MESSAGE, receive_buffer=RECEIVE_BUFFER
+        )
+        try:
+            reply = await exchange_hello(link, PeerHello("stream", t.cluster_id, t.id, self.id))
             if not reply.ok:
                 if reply.error.startswith(REMOVED):
                     t.removed_self()
@@ -143,34 +175,63 @@ class Peer:
                 else:
                     log.info("established peer stream", extra=self._fields(url=url))
             self.connected = True
+            await self._pump(link)
+        finally:
+            self.link = None
+            await link.aclose()
+
+    async def _pump(self, link: peerlink.Link) -> None:
+        """The link's two tasks: the writer (queued messages, buffered bytes) and a reader for pongs and the
+        close; the first one to see the link broken stops both and the dialler reconnects."""
+        broken: list[BaseException] = []
+
+        async def guarded(fn: Callable[[peerlink.Link], Awaitable[None]]) -> None:
+            try:
+                await fn(link)
+            except (ConnectionClosed, codec.CodecError) as exc:
+                broken.append(exc)
+            nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(guarded, self._write)
+            nursery.start_soon(guarded, self._read)
             if self.series is not None:
-                t.nursery.start_soon(self._probe, ws, self.series)
-            batch: list[Message] = []
-            while True:
-                m = await self.recv_ch.receive()
-                batch.append(m)
-                while len(batch) < MAX_BATCH:
-                    try:
-                        batch.append(self.recv_ch.receive_nowait())
-                    except trio.WouldBlock:
-                        break
+                nursery.start_soon(self._probe, link, self.series)
+        if broken:
+            raise broken[0]
+
+    async def _write(self, link: peerlink.Link) -> None:
+        self.link = link  # from here on the Raft loop may write to it directly
+        while True:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
                 if faults.ACTIVE is not None:  # test plugin only: drop / delay / stall this link
                     batch = await peerfaults.filter_link(faults.ACTIVE.peer_out, self._name(), batch)
                     if not batch:
                         continue
                 frame = codec.encode(batch)
-                await ws.send_message(frame)
+                link.send_nowait(frame)
                 if self.series is not None:
                     self.series.sent_bytes.inc(len(frame))
-                batch = []
+            await link.flush()
+            if link.closed:
+                raise ConnectionClosed(link.close_reason)
+            if not self._queue and not link.buffered():
+                await self._wake.wait()
+                self._wake = trio.Event()
 
-    async def _probe(self, ws: WebSocketConnection, series: PeerSeries) -> None:
+    async def _read(self, link: peerlink.Link) -> None:
+        """Nothing but pongs and the close come back on a stream we dialled."""
+        while True:
+            await link.get_message()
+
+    async def _probe(self, link: peerlink.Link, series: PeerSeries) -> None:
         """etcd's prober: the round trip of a ping on the live stream, observed every PROBE_INTERVAL."""
         try:
-            while ws.closed is None:
+            while not link.closed:
                 t0 = time.perf_counter()
                 with trio.move_on_after(PROBE_INTERVAL):
-                    await ws.ping()
+                    await link.ping()
                     series.rtt.observe(time.perf_counter() - t0)
                 await trio.sleep(PROBE_INTERVAL)
         except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -296,10 +357,17 @@ class Transport:
                 self.nursery.start_soon(peer.run)
 
     def send(self, msgs: list[Message]) -> None:
-        for m in msgs:
-            peer = self.peers.get(m.to)
+        """One Ready's messages: one call (so one frame) per member, each member's in their order."""
+        if len(msgs) == 1:
+            by_peer: dict[int, list[Message]] = {msgs[0].to: msgs}
+        else:
+            by_peer = {}
+            for m in msgs:
+                by_peer.setdefault(m.to, []).append(m)
+        for to, ms in by_peer.items():
+            peer = self.peers.get(to)
             if peer is not None:
-                peer.enqueue(m)
+                peer.send(ms)
 
     def removed_self(self) -> None:
         """A member told us we were removed (we may never apply our own removal: nobody sends it to us)."""

@@ -11,10 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-import trio_websocket
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+from trio_websocket import ConnectionClosed
 
-from trikv.actors import peerfaults, snapstream
+from trikv.actors import peerfaults, peerlink, snapstream
 from trikv.actors.events import Inbox
 from trikv.actors.identity import format_id
 from trikv.actors.metrics import MemberMetrics
@@ -63,37 +62,36 @@ class PeerServer:
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        port = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
-            server = await nursery.start(
-                lambda task_status: trio_websocket.serve_websocket(
-                    self._handle,
-                    host,
-                    port,
-                    None,
-                    max_message_size=MAX_PEER_MESSAGE,
-                    message_queue_size=64,
-                    receive_buffer_size=RECEIVE_BUFFER,
-                    connect_timeout=5,
-                    disconnect_timeout=1,
-                    task_status=task_status,
-                )
-            )
-            task_status.started(server.port)
+            await nursery.start(trio.serve_listeners, self._handle, listeners)
+            task_status.started(port)
 
-    async def _handle(self, request: WebSocketRequest) -> None:
+    async def _handle(self, stream: trio.SocketStream) -> None:
         """A bad peer connection must never take the member down: log and drop it."""
         try:
-            await self._handle_link(request)
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            host, port = stream.socket.getpeername()[:2]
+            remote = f"{host}:{port}"
+        except OSError:
+            remote = "?"
+        try:
+            link = await peerlink.accept(
+                stream, PEER_PATH, timeout=5, max_message=MAX_PEER_MESSAGE, receive_buffer=RECEIVE_BUFFER
+            )
+            if link is None:
+                await stream.aclose()
+                return
+            try:
+                await self._handle_link(link, remote)
+            finally:
+                await link.aclose()
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         except Exception:
-            log.exception("peer connection from %s failed", request.remote)
+            log.exception("peer connection from %s failed", remote)
 
-    async def _handle_link(self, request: WebSocketRequest) -> None:
-        if request.path != PEER_PATH:
-            await request.reject(404, body=b"404 page not found\n")
-            return
-        ws = await request.accept()
+    async def _handle_link(self, ws: peerlink.Link, remote: str) -> None:
         try:
             with trio.fail_after(5):
                 first = await ws.get_message()
@@ -101,7 +99,7 @@ class PeerServer:
             if not isinstance(hello, PeerHello):
                 raise codec.CodecError("first peer frame is not a hello")
         except (ConnectionClosed, trio.TooSlowError, codec.CodecError) as exc:
-            log.warning("rejected peer connection from %s: %s", request.remote, exc)
+            log.warning("rejected peer connection from %s: %s", remote, exc)
             await ws.aclose()
             return
         if hello.kind == "cluster_info":
@@ -167,7 +165,7 @@ class PeerServer:
             log.error("dropping peer connection from %s: malformed frame: %s", format_id(hello.from_id), exc)
             await ws.aclose()
 
-    async def _serve_forwarded(self, ws: WebSocketConnection) -> None:
+    async def _serve_forwarded(self, ws: peerlink.Link) -> None:
         """Requests forwarded by a member, answered in order: a promote (as etcd forwards it), lease
         keep-alives and TimeToLive. A member may keep the link open for many (actors/lease_forward.py)."""
         while True:
@@ -177,7 +175,7 @@ class PeerServer:
                 return
             await self._answer_forwarded(ws, data)
 
-    async def _answer_forwarded(self, ws: WebSocketConnection, data: str | bytes) -> None:
+    async def _answer_forwarded(self, ws: peerlink.Link, data: str | bytes) -> None:
         with trio.fail_after(FORWARD_TIMEOUT):
             try:
                 request = codec.decode(as_bytes(data))

@@ -12,8 +12,9 @@ from typing import Any
 import attrs
 import trio
 import trio_websocket
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection
+from trio_websocket import ConnectionClosed, HandshakeError
 
+from trikv.actors.peerlink import MessageLink
 from trikv.api import codec, errors
 from trikv.api.internal import PeerHello, PeerHelloReply
 from trikv.api.protocol import Member
@@ -47,7 +48,7 @@ def ws_url(peer_url: str) -> str:
     return "ws://" + peer_url.removeprefix("http://").rstrip("/") + PEER_PATH
 
 
-async def exchange_hello(ws: WebSocketConnection, hello: PeerHello, timeout: float = 5.0) -> PeerHelloReply:
+async def exchange_hello(ws: MessageLink, hello: PeerHello, timeout: float = 5.0) -> PeerHelloReply:
     await ws.send_message(codec.encode(hello))
     with trio.fail_after(timeout):
         data = await ws.get_message()

@@ -23,9 +23,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from trio_websocket import WebSocketConnection
 
 from trikv.actors.events import Inbox, ToThread
+from trikv.actors.peerlink import MessageLink
 from trikv.api import codec
 from trikv.api.internal import PeerHelloReply
 from trikv.api.raftpb import Message, MessageType, Snapshot
@@ -64,7 +64,7 @@ def _bytes(data: str | bytes) -> bytes:
 
 
 async def send_chunks(
-    ws: WebSocketConnection, m: Message, snap: PageFileSnapshot, run_sync: ToThread[Any]
+    ws: MessageLink, m: Message, snap: PageFileSnapshot, run_sync: ToThread[Any]
 ) -> bool:
     """After the hello: the header, the chunks, then wait for the receiver's ack (bounded)."""
     assert m.snapshot is not None
@@ -116,7 +116,7 @@ class SnapshotReceiver:
         except OSError as exc:
             log.warning("could not remove leftover snapshot files next to %s: %s", self.db_path, exc)
 
-    async def receive(self, ws: WebSocketConnection, self_id: int, from_id: int) -> None:
+    async def receive(self, ws: MessageLink, self_id: int, from_id: int) -> None:
         async with self._lock:
             with trio.fail_after(60):
                 first = codec.decode(_bytes(await ws.get_message()))

@@ -20,5 +20,5 @@ async def test_full_peer_queue_drops_and_reports_unreachable(autojump_clock: Moc
         peer.enqueue(message)
     assert inbox.take_side()[1] == set()  # up to the bound: queued, nobody told
     peer.enqueue(message)  # one beyond: returns at once (enqueue is synchronous), dropped
-    assert peer.send_ch.statistics().current_buffer_used == QUEUE_LIMIT
+    assert peer.queued() == QUEUE_LIMIT
     assert inbox.take_side()[1] == {0x2}
