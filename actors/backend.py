@@ -3,7 +3,8 @@
 Committed entries go into one open page-file transaction (etcd's backend batching) that is committed every
 `BATCH_INTERVAL` or `BATCH_LIMIT` entries in a worker thread; the WAL already holds them durably, and a
 restart re-applies what the page file lacks. Reads go through the open batch, so they see every applied
-entry, and wait while a worker thread writes the page file (it is not thread-safe).
+entry; during a commit they wait only while the worker thread lays the new pages out in memory (the page
+file is not thread-safe), not while it writes and fsyncs them: then they read the commit being written.
 
 The writer lock orders the page file's writers: the apply loop holds it while a batch is open, the Compactor
 takes it between batches for one step of physical compaction (trio's Lock is fair, so neither starves).
@@ -146,19 +147,24 @@ class Backend:
         )
 
     async def commit(self) -> None:
-        """Commit the open batch in a worker thread (reads wait meanwhile), then tell the Snapshotter."""
+        """Commit the open batch in a worker thread, then tell the Snapshotter. Reads wait only while the new
+        pages are laid out in memory (CPU, under the GIL anyway), never for the writes and fsyncs: from then on
+        they read the committed state, which holds the whole batch (storage/pagefile.py, WriteTxn.prepare)."""
         batch = self._batch
         if batch is None:
             return
         t0 = time.perf_counter()
         try:
-            # with fault hooks on, the commit failpoints run in the worker thread too (a stall is a slow disk)
-            commit = batch.commit if faults.ACTIVE is None else functools.partial(_commit_faulty, batch)
-            await self._in_thread(commit)
+            try:
+                finish = await self._in_thread(batch.prepare_commit)
+            finally:
+                self._batch = None  # reads: the store's state (the prepared commit), or it failed (raises)
+            if faults.ACTIVE is not None:  # the commit failpoints run in the worker thread (a stall is a slow disk)
+                finish = functools.partial(_finish_faulty, finish)
+            await self._run_sync(finish)
             if self.metrics is not None:
                 self.metrics.backend_commit.observe(time.perf_counter() - t0)
         finally:
-            self._batch = None
             self._writer.release()
         if self.kv.compact_revision > self.kv.finished_compact_revision:
             self.on_compaction_scheduled()  # the store's compact revision moves at commit, not at apply
@@ -301,10 +307,10 @@ class Backend:
                 log.exception("error while closing storage")
 
 
-def _commit_faulty(batch: ApplyBatch) -> None:
+def _finish_faulty(finish: Callable[[], None]) -> None:
     if faults.ACTIVE is not None:
         faults.ACTIVE.point("backend.commit.before")
-    batch.commit()
+    finish()
     if faults.ACTIVE is not None:
         faults.ACTIVE.point("backend.commit.after")
 

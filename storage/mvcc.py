@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import gc
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -91,6 +91,7 @@ class _Writer(_Reader, Protocol):
     def put(self, bucket: bytes, key: bytes, value: bytes) -> None: ...
     def delete(self, bucket: bytes, key: bytes) -> bool: ...
     def commit(self) -> None: ...
+    def prepare(self) -> Callable[[], None]: ...
     def rollback(self) -> None: ...
 
 
@@ -547,13 +548,19 @@ class ApplyBatch:
     # ----------------------------------------------------------------------------------- end
     def commit(self) -> None:
         """Write and sync the transaction; only then does the store's committed view move."""
+        self.prepare_commit()()
+
+    def prepare_commit(self) -> Callable[[], None]:
+        """The first step of a commit (CPU only, see PageFile's WriteTxn.prepare): from its return the store's
+        reads (`KVStore.range`, `history`) see this batch, whole, while the returned step writes and fsyncs
+        it, possibly in a worker thread. No batch can open before that step has returned."""
         if self._done:
             raise RuntimeError("mvcc: batch already finished")
         s = self._s
         if self.revision != s.current_revision:
             self._tx.put(MVCC_BUCKET, _CURRENT_REV, _U64.pack(self.revision))
         try:
-            self._tx.commit()
+            finish = self._tx.prepare()
         except BaseException:
             self.rollback()
             raise
@@ -565,6 +572,7 @@ class ApplyBatch:
         if self._compact_rev != s.compact_revision:
             s.compact_revision = self._compact_rev
             s._compact_cursor = b""
+        return finish
 
     def rollback(self) -> None:
         if self._done:

@@ -20,7 +20,9 @@ to free pages, fsyncs, then writes the meta page and fsyncs again. Pages the tra
 Durability contract: when `WriteTxn.commit()` returns, the whole transaction is on disk. A crash at any
 point leaves either the previous commit or (if its meta page made it) the one being committed.
 
-Not thread-safe; `commit()` may run in a worker thread while nothing else touches this object.
+Not thread-safe; `commit()` may run in a worker thread while nothing else touches this object. A commit in
+two steps (`WriteTxn.prepare()`, then the step it returns) is the exception: while the second writes and
+fsyncs in a worker thread, read transactions may open and read on the event loop; they see the new state.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import posixpath
 import struct
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import BinaryIO
 
@@ -147,6 +149,9 @@ class PageFile:
         self._broken: str | None = None
         self._hwm = meta.hwm  # next never-used page (moves during a commit)
         self._runs = _FreeRuns([])
+        # A prepared commit's pages until its writes are done: readers of the new state find them here.
+        self._unwritten: dict[int, Node] = {}
+        self._unwritten_blobs: dict[int, bytes] = {}
         self._load_freelist()
 
     # ---------------------------------------------------------------- lifecycle
@@ -259,6 +264,9 @@ class PageFile:
     def _load(self, pgid: int) -> Node:
         node = self._cache.get(pgid)
         if node is None:
+            node = self._unwritten.get(pgid)
+            if node is not None:
+                return node
             buf, typ, count = self._codec.read_span(self._f, pgid)
             node = self._codec.decode_node(buf, typ, count, pgid)
             self._remember(node)
@@ -272,6 +280,9 @@ class PageFile:
         cache[node.pgid] = node
 
     def _read_blob(self, ref: Ref) -> bytes:
+        data = self._unwritten_blobs.get(ref.pgid)
+        if data is not None:
+            return data
         buf, _typ, count = self._codec.read_span(self._f, ref.pgid, BLOB)
         if count != ref.length:
             raise self._codec.corrupt(ref.pgid, f"blob holds {count} bytes, its leaf says {ref.length}")
@@ -775,17 +786,37 @@ class WriteTxn(ReadTxn):
 
     def commit(self) -> None:
         """Write dirty pages, fsync, write the alternate meta page, fsync. Any failure poisons the file."""
+        self.prepare()()
+
+    def prepare(self) -> Callable[[], None]:
+        """Commit in two steps: this one lays the new pages out in memory (CPU only) and makes the new state
+        the one read transactions open at (its pages are served from memory until written); the returned
+        step writes and fsyncs them and the meta page. Between the two, reads may run on another thread than
+        the write (nothing they touch is written: the new pages are free ones, the old stay as they are),
+        and no write transaction can open. Any failure, in either step, poisons the file."""
         self._live()
         pf = self._pf
+        committer = _Committer(self)
         try:
-            _Committer(self).run()
+            committer.prepare()
         except BaseException as exc:
             pf._broken = f"commit failed: {exc!r}"
             self._closed = True
             pf._writer = None
             raise
-        self._closed = True
-        pf._writer = None
+        self._closed = True  # no more writes through it; pf._writer stays set until the pages are written
+
+        def finish() -> None:
+            try:
+                committer.finish()
+            except BaseException as exc:
+                pf._broken = f"commit failed: {exc!r}"
+                raise
+            finally:
+                pf._writer = None
+            pf._unwritten, pf._unwritten_blobs = {}, {}  # whole swaps: a reader never sees half a clear
+
+        return finish
 
 
 class _Committer:
@@ -796,8 +827,11 @@ class _Committer:
         self.pf = tx._pf
         self.codec = tx._pf._codec
         self.writes: list[tuple[int, bytearray]] = []
+        self.nodes: dict[int, Node] = {}  # what this commit writes, for readers until it is on disk
+        self.blobs: dict[int, bytes] = {}
+        self.meta: Meta | None = None
 
-    def run(self) -> None:
+    def prepare(self) -> None:
         tx, pf, codec = self.tx, self.pf, self.codec
         old = tx._meta
         txid = old.txid + 1
@@ -825,15 +859,20 @@ class _Committer:
             if len(runs) // 2 > est:  # cannot happen (see above); never write a truncated list
                 raise StorageError(f"free list of {len(runs) // 2} runs exceeds its estimate {est}")
             self.writes.append((fl_pgid, codec.encode_freelist(runs, fl_pgid, fl_span)))
-        meta = Meta(txid, dir_root, fl_pgid, fl_span, pf._hwm)
-        f = pf._f
-        self.flush(f, meta.hwm)
-        f.sync()
-        f.pwrite(memoryview(codec.encode_meta(meta, txid % 2)), (txid % 2) * codec.ps)
-        f.sync()
-        pf._meta = meta
+        self.meta = meta = Meta(txid, dir_root, fl_pgid, fl_span, pf._hwm)
+        pf._unwritten, pf._unwritten_blobs = self.nodes, self.blobs
+        pf._meta = meta  # read transactions open at the new state from here on
         if freed:
             pf._pending[txid] = freed
+
+    def finish(self) -> None:
+        """The I/O: pages, fsync, the meta page, fsync (nothing else of the page file is touched)."""
+        f, codec, meta = self.pf._f, self.codec, self.meta
+        assert meta is not None, "finish before prepare"
+        self.flush(f, meta.hwm)
+        f.sync()
+        f.pwrite(memoryview(codec.encode_meta(meta, meta.txid % 2)), (meta.txid % 2) * codec.ps)
+        f.sync()
 
     def flush(self, f: File, hwm: int) -> None:
         ps = self.codec.ps
@@ -885,6 +924,7 @@ class _Committer:
         node.pgid = pgid
         node.span = span
         self.writes.append((pgid, buf))
+        self.nodes[pgid] = node
         pf._remember(node)
         return pgid
 
@@ -893,6 +933,7 @@ class _Committer:
         pgid = self.pf._allocate(span)
         self.pf._cache.pop(pgid, None)
         self.writes.append((pgid, self.codec.encode_blob(data, pgid)))
+        self.blobs[pgid] = bytes(data)
         return Ref(pgid, len(data))
 
     def commit_tree(self, root: Node) -> int:

@@ -7,7 +7,7 @@ write txn that never commits leaves no trace (what a crash does to the real one)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -87,6 +87,11 @@ class MemWriteTxn(MemReadTxn):
         self._pf.disk.state = self._state
         self._pf.disk.txid += 1
         self._close()
+
+    def prepare(self) -> Callable[[], None]:
+        """PageFile's two-step commit: the new state is read from here on, the returned step is the I/O."""
+        self.commit()
+        return lambda: None
 
     def rollback(self) -> None:
         self._close()
