@@ -124,7 +124,7 @@ def _watch(**kw: Any) -> watch.WatchRequest:
 _PUT = cbor2.CBORTag(codec._by_type[rpc.PutRequest][0], [b"k", b"v", 0, False, False, False])
 
 
-@budget(examples=150, deadline_ms=20_000)
+@budget(examples=80, deadline_ms=20_000)
 @given(fuzz=st.lists(frames, min_size=1, max_size=4))
 @example(fuzz=[b""])
 @example(fuzz=["text"])
