@@ -124,6 +124,7 @@ class Inbox:
     def __init__(self, limit: int = INBOX_LIMIT) -> None:
         self.limit = limit
         self._send, self._recv = trio.open_memory_channel[InboxEvent](limit + 1)
+        self._queued = 0  # data items in the channel (kept here: statistics() builds an object per call)
         self._wake_queued = False
         self._ticks = 0
         self._unreachable: set[int] = set()
@@ -131,7 +132,7 @@ class Inbox:
         self.dropped = 0  # peer messages dropped on a full inbox (a metric)
 
     def _full(self) -> bool:
-        return self._send.statistics().current_buffer_used >= self.limit
+        return self._queued >= self.limit
 
     # -- senders
     def deliver(self, m: Message) -> bool:
@@ -141,12 +142,14 @@ class Inbox:
             self.unreachable(m.frm)
             return False
         self._send.send_nowait(m)
+        self._queued += 1
         return True
 
     def request(self, ev: Propose | ProposeConfChange | ReadIndexWait) -> None:
         if self._full():
             raise errors.TooManyRequestsError()
         self._send.send_nowait(ev)
+        self._queued += 1
 
     def tick(self) -> None:
         self._ticks += 1
@@ -167,10 +170,16 @@ class Inbox:
 
     # -- the Raft loop's side
     async def receive(self) -> InboxEvent:
-        return await self._recv.receive()
+        ev = await self._recv.receive()
+        if ev is not WAKE:
+            self._queued -= 1
+        return ev
 
     def receive_nowait(self) -> InboxEvent:
-        return self._recv.receive_nowait()
+        ev = self._recv.receive_nowait()
+        if ev is not WAKE:
+            self._queued -= 1
+        return ev
 
     def take_side(self) -> tuple[int, set[int], list[ControlEvent]]:
         """(owed ticks, unreachable peers, control events) since the last call; re-arms the wake."""

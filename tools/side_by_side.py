@@ -2,18 +2,22 @@
 
     python tools/side_by_side.py                      # both systems, 3 runs x 10 s of each workload
     python tools/side_by_side.py --systems trikv --runs 1 --duration 5
+    python -m trikv.tools.side_by_side --runs 3 --duration 6 --workloads put1,put64
 
 Each system runs as three members on free loopback ports in a temp dir: trikv from configs/node0..2.yaml,
 etcd (the Debian `etcd-server` package, a yardstick only, never a dependency) from
 ../shared/reference/etcd-configs/etcdnode0..2.yml, both rewritten by tools/localcluster.py. Every
 workload gets a fresh cluster (like the reference's numbers: 1,000 keys under /bench/, 256-byte values;
-range workloads pre-write them). Prints a Markdown table: median ops/s and the median run's p50/p99.
+range workloads pre-write them). Prints a Markdown table: median ops/s, the median run's p50/p99 and its
+CPU per op (utime + stime from /proc, summed over the three members / of the load generator's processes;
+on 2 shared cores a hungrier server starves its generator), and trikv / etcd when both ran.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -32,6 +36,14 @@ WORKLOADS = [
     ("linearizable range, 64 clients", ["--op", "range", "--procs", "4", "--clients", "64"]),
     ("serializable range, 64 clients", ["--op", "range-serializable", "--procs", "4", "--clients", "64"]),
 ]
+SHORT = dict(zip(("put1", "put64", "range-l64", "range-s64"), (name for name, _ in WORKLOADS), strict=True))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (its threads included) from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _cluster(system: str, workdir: Path) -> Cluster:
@@ -41,7 +53,11 @@ def _cluster(system: str, workdir: Path) -> Cluster:
     return Cluster(workdir, config_files=[CONFIGS / f"node{i}.yaml" for i in range(3)])
 
 
-def _run_load(endpoints: list[str], args: list[str], duration: float) -> dict[str, Any]:
+def _run_load(cluster: Cluster, args: list[str], duration: float) -> dict[str, Any]:
+    """One load run; adds each member's CPU ms per op and the generator's (its processes') CPU ms per op."""
+    endpoints = cluster.endpoints
+    pids = [m.proc.pid for m in cluster if m.proc is not None]
+    before, gen_before = [_cpu_seconds(p) for p in pids], os.times()
     res = subprocess.run(
         [
             sys.executable,
@@ -59,13 +75,20 @@ def _run_load(endpoints: list[str], args: list[str], duration: float) -> dict[st
     )
     if res.returncode != 0:
         raise RuntimeError(f"etcd_load.py failed: {res.stderr[-2000:]}")
+    after, gen_after = [_cpu_seconds(p) for p in pids], os.times()
     result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    ops = max(1, int(result["ops"]))
+    result["member_cpu_ms_per_op"] = [round((b - a) * 1000 / ops, 3) for a, b in zip(before, after, strict=True)]
+    gen = (gen_after.children_user + gen_after.children_system) - (gen_before.children_user + gen_before.children_system)
+    result["generator_cpu_ms_per_op"] = round(gen * 1000 / ops, 3)
     return result
 
 
-def measure(system: str, runs: int, duration: float) -> dict[str, list[dict[str, Any]]]:
+def measure(
+    system: str, runs: int, duration: float, workloads: list[tuple[str, list[str]]]
+) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    for name, args in WORKLOADS:
+    for name, args in workloads:
         out[name] = []
         for _ in range(runs):
             with tempfile.TemporaryDirectory(prefix=f"sbs-{system}-") as tmp:
@@ -73,7 +96,7 @@ def measure(system: str, runs: int, duration: float) -> dict[str, list[dict[str,
                 cluster.start()
                 try:
                     time.sleep(3.0)  # first election and publish
-                    out[name].append(_run_load(cluster.endpoints, args, duration))
+                    out[name].append(_run_load(cluster, args, duration))
                 finally:
                     cluster.stop()
             print(f"{system:5s} {name}: {out[name][-1]}", file=sys.stderr, flush=True)
@@ -84,7 +107,11 @@ def _summary(rows: list[dict[str, Any]]) -> str:
     ops = [r["ops_per_s"] for r in rows]
     med = sorted(rows, key=lambda r: r["ops_per_s"])[len(rows) // 2]
     runs = ", ".join(f"{o:,.0f}" for o in ops)
-    return f"{statistics.median(ops):,.0f} ({runs}) | {med['p50_ms']:.2f} / {med['p99_ms']:.2f}"
+    cpu = sum(med["member_cpu_ms_per_op"])
+    return (
+        f"{statistics.median(ops):,.0f} ({runs}) | {med['p50_ms']:.2f} / {med['p99_ms']:.2f} | "
+        f"{cpu:.2f} / {med['generator_cpu_ms_per_op']:.2f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,8 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--systems", default="trikv,etcd")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--workloads", default=",".join(SHORT), help=f"comma-separated, of {', '.join(SHORT)}")
     args = ap.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
+    unknown = [w for w in args.workloads.split(",") if w not in SHORT]
+    if unknown:
+        print(f"side_by_side: unknown workload {unknown[0]!r} (choose from {', '.join(SHORT)})", file=sys.stderr)
+        return 2
+    wanted = {SHORT[w] for w in args.workloads.split(",")}
+    workloads = [(name, wl_args) for name, wl_args in WORKLOADS if name in wanted]
     if not (REFERENCE / "etcd_load.py").exists():
         print(f"side_by_side: {REFERENCE / 'etcd_load.py'} not found", file=sys.stderr)
         return 1
@@ -103,12 +137,19 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         systems.remove("etcd")
-    results = {s: measure(s, args.runs, args.duration) for s in systems}
-    head = " | ".join(f"{s} ops/s median (runs) | {s} p50 / p99 ms" for s in systems)
-    print(f"| workload | {head} |")
-    print("|---" * (1 + 2 * len(systems)) + "|")
-    for name, _ in WORKLOADS:
-        print(f"| {name} | " + " | ".join(_summary(results[s][name]) for s in systems) + " |")
+    results = {s: measure(s, args.runs, args.duration, workloads) for s in systems}
+    head = " | ".join(
+        f"{s} ops/s median (runs) | {s} p50 / p99 ms | {s} CPU ms/op: members / generator" for s in systems
+    )
+    ratio = " | trikv / etcd" if {"trikv", "etcd"} <= set(systems) else ""
+    print(f"| workload | {head}{ratio} |")
+    print("|---" * (1 + 3 * len(systems) + (1 if ratio else 0)) + "|")
+    for name, _ in workloads:
+        row = " | ".join(_summary(results[s][name]) for s in systems)
+        if ratio:
+            t, e = (statistics.median(r["ops_per_s"] for r in results[s][name]) for s in ("trikv", "etcd"))
+            row += f" | {t / e:.0%}" if e else " | -"
+        print(f"| {name} | {row} |")
     return 0
 
 
