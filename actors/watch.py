@@ -1,11 +1,11 @@
 """The watch hub: one actor serving every watch of a member (etcd's watchableStore + serverWatchStream).
 
 The apply path calls `notify(events, revision)` once per applied batch and never waits: synced watchers get
-their events appended to their bounded buffers right there (one response per watcher per revision, so all
-events of a revision travel together). A watcher whose buffer cannot take a revision leaves the synced
-group with `next_rev` at that revision; the hub's task catches unsynced watchers up from storage (one scan
-of the history for all of them, etcd's syncWatchers) and moves them back once they reach the store's
-revision. Because `notify` runs inside the apply step and a catch-up read runs without a checkpoint between
+their events appended to their bounded buffers right there (one response per watcher per run of whole
+revisions, so all events of a revision travel together). A watcher whose buffer cannot take a run leaves
+the synced group with `next_rev` at its first revision; the hub's task catches unsynced watchers up from
+storage (one scan of the history for all of them, etcd's syncWatchers) and moves them back once they reach
+the store's revision. Because `notify` runs inside the apply step and a catch-up read runs without a checkpoint between
 reading and moving a watcher, the hub's `rev` always equals the store's: nothing is missed or doubled.
 
 A `WatchStream` is one client stream: it creates and cancels watchers and hands their buffered responses
@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
 
 import trio
 
 from trikv.actors.watchers import (
     RESPONSE_OVERHEAD,
+    History,
     Watcher,
     WatcherGroup,
     fragments,
@@ -55,14 +55,6 @@ STUCK_SECONDS = 30.0  # a watch client that reads nothing this long with full bu
 
 ERR_EMPTY_RANGE = "mvcc: watcher range is empty"
 ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
-
-
-class History(Protocol):
-    """What the hub needs of the Backend (actors/backend.py)."""
-
-    @property
-    def revision(self) -> int: ...
-    async def history(self, lo: int, hi: int, key: bytes, end: bytes, limit: int, prev: bool) -> Any: ...
 
 
 class WatchHub:

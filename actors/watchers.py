@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 from trikv.api.checks import key_span
 from trikv.api.watch import Event, EventType, FilterType, WatchCreateRequest, WatchResponse
@@ -28,6 +29,14 @@ def event_size(ev: Event) -> int:
 
 def response_size(resp: WatchResponse) -> int:
     return RESPONSE_OVERHEAD + sum(event_size(ev) for ev in resp.events)
+
+
+class History(Protocol):
+    """What the hub needs of the Backend (actors/backend.py)."""
+
+    @property
+    def revision(self) -> int: ...
+    async def history(self, lo: int, hi: int, key: bytes, end: bytes, limit: int, prev: bool) -> Any: ...
 
 
 class Watcher:
@@ -198,4 +207,4 @@ def _with_events(resp: WatchResponse, events: list[Event], *, fragment: bool) ->
     )
 
 
-__all__ = ["Watcher", "WatcherGroup", "event_size", "fragments", "response_size", "runs"]
+__all__ = ["History", "Watcher", "WatcherGroup", "event_size", "fragments", "response_size", "runs"]

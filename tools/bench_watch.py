@@ -1,15 +1,20 @@
-"""Watch benchmark: trikv next to etcd, both measured the same way through the v3 JSON gateway.
+"""Watch benchmark: trikv next to etcd, measured the same way on each surface both have.
 
-    python tools/bench_watch.py                                  # both workloads and the idle memory, both systems
-    python tools/bench_watch.py --systems trikv --duration 5 --idle 20000
+    python -m trikv.tools.bench_watch                          # both workloads + idle memory, every surface
+    python -m trikv.tools.bench_watch --systems trikv --surfaces cbor --workloads 100x1000 --idle 0 \
+        --profile /tmp/prof                                    # py-spy's collapsed stacks of the watched member
 
-Each system runs as three members on free loopback ports (tools/side_by_side.py's clusters). Receivers run
-in separate processes, each holding its share of the watchers as `POST /v3/watch` streams on one member
-(one HTTP connection per watcher, one prefix); one writer process puts to that prefix at a fixed rate through
-the gateway of another member and records when each put was acknowledged. Reported: whether every
-watcher got every acknowledged put, and the p50/p99 of acknowledged-to-event latency (receiver clock minus
-writer clock, one machine). Idle memory: N watchers created over a few streams (many create requests per
-body) on one member, its RSS before and after divided by N.
+Each system runs as three members on free loopback ports (tools/side_by_side.py's clusters). The watchers
+sit on a follower, the puts go to the leader. Receivers run in separate processes, each holding its share
+of the watchers on one prefix, by surface: `cbor` (trikv's Trio client, one connection per process carrying
+every watch stream), `grpc` (grpcio, one channel per process, one Watch call per watcher: what etcd's own
+clients speak) and `json` (the v3 gateway's `POST /v3/watch`, one HTTP connection per watcher). Writer
+processes put 64-byte values to that prefix on a fixed schedule over gRPC (the same for both systems;
+`--writer json` for the gateway) and record when each put was acknowledged. Reported: the put rate reached,
+whether every watcher got every acknowledged put (receivers wait up to 30 s after the last put), how long
+that took, the p50/p99 of acknowledged-to-event latency (receiver clock minus writer clock, one machine),
+and the CPU seconds of the watched member and of the leader. Idle memory: N watchers created over 10
+streams (many create requests per stream) on the follower, its RSS before and after divided by N.
 """
 
 from __future__ import annotations
