@@ -537,6 +537,66 @@ def _idle_grpc(endpoint: str, pid: int, per: int, conns: int) -> tuple[int, int]
     return asyncio.run(main())
 
 
+# --------------------------------------------------------------------------- the hub alone, in-process
+
+
+def run_hub(watchers: int, batches: int, per_batch: int, conns: int = 4) -> dict[str, Any]:
+    """CPU per delivered event of the hub's fan-out, the streams' drain and the CBOR frame encode (no
+    sockets): `watchers` prefix watchers over `conns` streams, `batches` applied batches of `per_batch`
+    one-put revisions. Runs against whatever trikv is on the path (A/B: PYTHONPATH=<old checkout>)."""
+    from trikv.actors.watch import WatchHub
+    from trikv.api import protocol
+    from trikv.api.rpc import KeyValue, ResponseHeader
+    from trikv.api.watch import Event, EventType
+
+    class Store:
+        revision = 1
+
+        async def history(self, *args: Any) -> Any:
+            return [], self.revision, 0
+
+    sent = [0]
+
+    async def main() -> float:
+        hub = WatchHub(Store(), lambda rev: ResponseHeader(1, 2, rev, 3))
+        streams = [hub.open_stream() for _ in range(conns)]
+        for i in range(watchers):
+            streams[i % conns].request(_create_request())
+        for st in streams:
+            st.drain()
+
+        async def pump(st: Any) -> None:
+            while True:
+                resps = await st.next()
+                protocol.encode_frame([[1, protocol.MORE, r] for r in resps])
+                sent[0] += sum(len(r.events) for r in resps)
+
+        async with trio.open_nursery() as nursery:
+            for st in streams:
+                nursery.start_soon(pump, st)
+            await trio.sleep(0)
+            t0 = time.process_time()
+            rev = 1
+            for _ in range(batches):
+                events = []
+                for _ in range(per_batch):
+                    rev += 1
+                    kv = KeyValue(PREFIX + b"k%d" % (rev % 100), rev, rev, 1, b"v" * 64)
+                    events.append(Event(EventType.PUT, kv))
+                hub.notify(events, rev)
+                for _ in range(3):
+                    await trio.sleep(0)
+            while sent[0] < watchers * batches * per_batch:
+                await trio.sleep(0)
+            spent = time.process_time() - t0
+            nursery.cancel_scope.cancel()
+        return spent
+
+    spent = trio.run(main)
+    events = watchers * batches * per_batch
+    return {"watchers": watchers, "events": events, "us_per_event": round(spent / events * 1e6, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--systems", default="trikv,etcd")
@@ -550,7 +610,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=int, default=100_000, help="idle watchers for the memory figure (0: skip)")
     ap.add_argument("--profile", default="", help="a directory: py-spy records member 0 (collapsed stacks)")
     ap.add_argument("--workloads", default="1000x100,100x1000", help="WATCHERSxPUTS_PER_S, comma separated")
+    ap.add_argument(
+        "--hub", default="", help="WATCHERSxBATCHESxREVISIONS_PER_BATCH: the hub alone, in-process"
+    )
     args = ap.parse_args(argv)
+    if args.hub:
+        watchers, batches, per_batch = (int(x) for x in args.hub.split("x"))
+        print(json.dumps(run_hub(watchers, batches, per_batch)))
+        return 0
     from trikv.tools.side_by_side import _cluster
 
     specs = [w for w in args.workloads.split(",") if w] + (["idle"] if args.idle else [])
