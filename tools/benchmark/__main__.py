@@ -1,0 +1,7 @@
+"""`python -m trikv.tools.benchmark ...` (see trikv.tools.benchmark.cli)."""
+
+import sys
+
+from trikv.tools.benchmark.cli import main
+
+sys.exit(main())
