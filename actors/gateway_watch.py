@@ -21,10 +21,12 @@ from trikv.actors.gateway_requests import BadRequestError, _Fields
 from trikv.actors.httpmsg import HttpRequest, HttpResponse, Route, method_not_allowed
 from trikv.actors.wsession import PolicyViolation
 from trikv.api import errors
+from trikv.api.rpc import ResponseHeader
 from trikv.api.watch import (
     Event,
     EventType,
     FilterType,
+    IdentityCache,
     WatchCancelRequest,
     WatchCreateRequest,
     WatchProgressRequest,
@@ -136,22 +138,17 @@ def watch_response_json(r: WatchResponse) -> dict[str, Any]:
     return d
 
 
-# Watchers of one shape share the header and events objects of a revision (WatchHub._deliver): their JSON
-# is built once and reused by every stream, keyed by object identity (the cache holds the objects, so an
-# id is never reused while its entry lives).
-_JSON_CACHE: dict[int, tuple[object, str]] = {}
-_JSON_CACHE_SIZE = 4096
+# Watchers of one shape share the header and events objects of a run (WatchHub._deliver): their JSON is
+# built once and reused by every stream (trikv.api.watch.IdentityCache, bounded in entries and bytes).
+_json_parts = IdentityCache()
 
 
-def _cached_json(obj: object, build: Callable[[], Any]) -> str:
-    hit = _JSON_CACHE.get(id(obj))
-    if hit is not None and hit[0] is obj:
-        return hit[1]
-    text = go_json(build()).decode()
-    if len(_JSON_CACHE) >= _JSON_CACHE_SIZE:
-        _JSON_CACHE.pop(next(iter(_JSON_CACHE)))
-    _JSON_CACHE[id(obj)] = (obj, text)
-    return text
+def _header_text(h: ResponseHeader) -> str:
+    return go_json(header_json(h)).decode()
+
+
+def _events_text(events: tuple[Event, ...]) -> str:
+    return go_json([_event_json(ev) for ev in events]).decode()
 
 
 def watch_response_line(r: WatchResponse) -> bytes:
@@ -159,8 +156,8 @@ def watch_response_line(r: WatchResponse) -> bytes:
     revision for all watchers that share them."""
     if not r.events or r.created or r.canceled or r.compact_revision or r.fragment or r.cancel_reason:
         return go_json({"result": watch_response_json(r)}) + b"\n"
-    header = _cached_json(r.header, lambda: header_json(r.header))
-    events = _cached_json(r.events, lambda: [_event_json(ev) for ev in r.events])
+    header = _json_parts.get(r.header, _header_text)
+    events = _json_parts.get(r.events, _events_text)
     wid = f',"watch_id":"{r.watch_id}"' if r.watch_id else ""
     return f'{{"result":{{"header":{header}{wid},"events":{events}}}}}\n'.encode()
 

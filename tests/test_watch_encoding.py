@@ -67,6 +67,14 @@ def test_shared_events_are_encoded_once() -> None:
     assert len(calls) == 4
 
 
+def test_the_cache_is_bounded_in_bytes() -> None:
+    cache = watch_api.IdentityCache(size=1000, max_bytes=100)
+    held = [tuple([PUT] * i) for i in range(1, 30)]
+    for obj in held:
+        cache.get(obj, lambda o: b"x" * 30)
+    assert cache.bytes <= 100 and len(cache._entries) == 3  # the newest three
+
+
 def _ev(rev: int, key: bytes = b"k", size: int = 10) -> Event:
     return Event(EventType.PUT, KeyValue(key, rev, rev, 1, b"x" * size))
 

@@ -7,6 +7,7 @@ etcd's oneof) and `WatchResponse`s the other. Codec tags 350-399 are the watch r
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -100,21 +101,26 @@ class WatchResponse:
 
 class IdentityCache:
     """Encodings of shared objects, keyed by identity: the watch hub gives every watcher of one shape the
-    same header and events objects of a revision, so each surface encodes them once for all. An entry
-    holds its object, so an id is never reused while the entry lives; a miss only costs an encode."""
+    same header and events objects of a run, so each surface encodes them once for all. An entry holds its
+    object, so an id is never reused while the entry lives; the oldest go first beyond `size` entries or
+    `max_bytes` of encodings (the objects they hold are of the same order), and a miss only costs an encode."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 1024, max_bytes: int = 4 * 1024 * 1024) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._entries: dict[int, tuple[object, Any]] = {}
 
-    def get(self, obj: object, build: Any) -> Any:
+    def get(self, obj: object, build: Callable[[Any], Any]) -> Any:
         hit = self._entries.get(id(obj))
         if hit is not None and hit[0] is obj:
             return hit[1]
         value = build(obj)
         entries = self._entries
-        if len(entries) >= self.size:
-            del entries[next(iter(entries))]
+        self.bytes += len(value)
+        while entries and (len(entries) >= self.size or self.bytes > self.max_bytes):
+            old = entries.pop(next(iter(entries)))
+            self.bytes -= len(old[1])
         entries[id(obj)] = (obj, value)
         return value
 
