@@ -26,6 +26,7 @@ from trikv.actors.peerwire import (
     ClusterView,
     as_bytes,
 )
+from trikv.actors.raft.core import LOCAL_TYPES
 from trikv.api import codec, errors
 from trikv.api.internal import PeerHello, PeerHelloReply
 from trikv.api.lease import LeaseKeepAliveRequest, LeaseTimeToLiveRequest
@@ -152,6 +153,13 @@ class PeerServer:
                 for m in msgs:
                     if not isinstance(m, Message) or m.to != self.id or m.frm != hello.from_id:
                         raise codec.CodecError("peer frame holds a message not addressed from/to this link")
+                    if m.type in LOCAL_TYPES:  # as etcd's raft, which ignores them from the network
+                        log.warning(
+                            "ignoring Raft message %s from %s: a local-only type",
+                            m.type.name,
+                            format_id(hello.from_id),
+                        )
+                        continue
                     if m.type == MessageType.SNAP and (
                         m.snapshot is None or not m.snapshot.data or snapstream.is_token(m.snapshot.data)
                     ):
