@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import struct
 from collections.abc import Callable, Iterator
+from itertools import islice
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -67,6 +68,9 @@ _TOMB = 0x74  # b"t"
 _HDR = struct.Struct(">QIBQQ")
 _HDR_SIZE = _HDR.size
 _U64 = struct.Struct(">Q")
+
+VALUE_CACHE_ENTRIES = 4096  # decoded values kept by KVStore._load (the hot keys' reads skip tree walk + decode)
+VALUE_CACHE_MAX_BYTES = 1024  # larger encoded values are not kept (bounds the cache to a few MB)
 
 FIRST_REVISION = 1  # etcd's store starts here (kvstore.go: currentRev = 1); revision 0 never holds data
 
@@ -148,6 +152,9 @@ class KVStore:
         self._index_compacted_to = 0
         self._compact_cursor = b""
         self._batch: ApplyBatch | None = None
+        # Decoded values of recent reads by page key: a page key names one immutable value (its revision is
+        # in it), so an entry never goes stale; a rolled-back batch's are dropped (its revisions are reused).
+        self._values: dict[bytes, KeyValue] = {}
         # The watch hub sets this while a watcher asks for prev_kv: each write event then carries its
         # previous value (read once, at apply, instead of once per watcher later).
         self.want_prev = False
@@ -302,10 +309,20 @@ class KVStore:
         return out
 
     def _load(self, rx: _Reader, key: bytes, rev: int, create: int, version: int) -> KeyValue:
-        raw = rx.get(KEY_BUCKET, _page_key(rev, _PUT, create, version, key))
+        pk = _page_key(rev, _PUT, create, version, key)
+        kv: KeyValue | None = self._values.get(pk)
+        if kv is not None:
+            return kv
+        raw = rx.get(KEY_BUCKET, pk)
         if raw is None:  # the index and the page file disagree: never expected
             raise KeyError(f"mvcc: revision {main_of(rev)} of {key!r} missing from the page file")
-        kv: KeyValue = codec.decode(raw)
+        kv = codec.decode(raw)
+        if len(raw) <= VALUE_CACHE_MAX_BYTES:
+            values = self._values
+            if len(values) >= VALUE_CACHE_ENTRIES:
+                for old in list(islice(values, VALUE_CACHE_ENTRIES // 4)):
+                    del values[old]
+            values[pk] = kv
         return kv
 
     def _range(self, rx: _Reader, current: int, compacted: int, req: RangeRequest) -> RangeResponse:
@@ -580,6 +597,7 @@ class ApplyBatch:
         self._done = True
         s = self._s
         s._batch = None
+        s._values.clear()
         self.events = []
         try:
             self._tx.rollback()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import random
 
 from trikv.actors import gateway
 from trikv.actors.gateway import _proto3, header_json, kv_json, put_json, range_json
@@ -60,3 +62,21 @@ def test_range_and_put_encoders_match_the_generic_rule() -> None:
         p = rpc.PutResponse(HEADERS[-1], prev)
         want = _proto3(("header", generic_header(p.header)), ("prev_kv", prev and generic_kv(prev)))
         assert gateway.go_json(put_json(p)) == gateway.go_json(want)
+
+
+def test_go_json_writes_what_json_writes_with_go_html_escapes() -> None:
+    rnd = random.Random(7)
+    chars = [chr(i) for i in range(0x250)] + ["\u2028", "\u2029", "\ue000", "\U0001f600", "\x7f"]
+    for _ in range(3000):
+        s = "".join(rnd.choice(chars) for _ in range(rnd.randrange(10)))
+        obj = {"a": s, s: [1, True, False, None, -5, 2**63 - 1, {"x": s}], "n": ""}
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+        for raw, esc in (
+            ("<", "\\u003c"),
+            (">", "\\u003e"),
+            ("&", "\\u0026"),
+            ("\u2028", "\\u2028"),
+            ("\u2029", "\\u2029"),
+        ):
+            text = text.replace(raw, esc)
+        assert gateway.go_json(obj) == text.encode()
