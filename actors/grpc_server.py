@@ -28,6 +28,7 @@ import h2.settings
 import trio
 from google.protobuf.message import DecodeError
 
+from trikv.actors import h2frames  # noqa: F401  (installs a cheap frame repr: h2 builds one per frame)
 from trikv.actors.grpc_call import Budget, Call, CallContext, Limits, Requests, Services, parse_timeout
 from trikv.actors.grpc_status import (
     CANCELLED,

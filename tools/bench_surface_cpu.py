@@ -2,11 +2,13 @@
 
     python -m trikv.tools.bench_surface_cpu                  # JSON gateway ranges, 16 connections, 4 s
     python -m trikv.tools.bench_surface_cpu --op put --connections 1
+    python -m trikv.tools.bench_surface_cpu --surface grpc      # or cbor: the CBOR WebSocket API
 
 One member's request path as the member wires it (ClientServer + the gateway routes + Handlers + KVApi +
 Backend over a page file of --keys keys in a temp dir, with the member's metrics), served on 127.0.0.1 by
-this process; a load process keeps --connections HTTP/1.1 keep-alive connections busy with pre-built
-etcd_load.py-shaped requests (one in flight per connection). What is reported is this process's CPU
+this process; a load process keeps --connections connections busy with pre-built requests, one in flight
+per connection: HTTP/1.1 keep-alive with etcd_load.py's requests (gateway), h2 unary calls (grpc) or
+one-request frames (cbor). What is reported is this process's CPU
 (user + system, so the socket work counts) per answered request: on a shared, noisy machine the stable
 signal for an A/B of the request path, where ops/s is not. No Raft: a linearizable read's ReadIndex round
 and a put's replication are stubbed (a put is applied and committed at once, as tests/memory_cluster.py
@@ -40,7 +42,7 @@ from trikv.actors.handlers import Handlers
 from trikv.actors.kv import Identity, KVApi
 from trikv.actors.metrics import MemberMetrics
 from trikv.actors.server import ClientServer
-from trikv.api import codec
+from trikv.api import codec, protocol, rpc
 from trikv.api.internal import RaftRequest
 from trikv.api.records import Entry, EntryType
 from trikv.storage.files import OsFileSystem
@@ -99,19 +101,39 @@ def _member(datadir: str) -> tuple[Handlers, Backend, _Proposer]:
     return handlers, backend, proposer
 
 
-def _requests(op: str, keys: int, value_size: int, n: int) -> list[bytes]:
-    """etcd_load.py's requests, as http.client writes them."""
+def _requests(surface: str, op: str, keys: int, value_size: int, n: int) -> list[Any]:
+    """etcd_load.py's requests on the gateway (as http.client writes them), the same ones on the others."""
+    from trikv.actors.grpcpb import rpc_pb2
+
     rnd = random.Random(1)
-    value = base64.b64encode(b"x" * value_size).decode()
-    out = []
+    value = b"x" * value_size
+    out: list[Any] = []
     for _ in range(n):
-        key = base64.b64encode(f"/bench/{rnd.randrange(keys):08d}".encode()).decode()
-        body: dict[str, Any] = {"key": key}
+        key = f"/bench/{rnd.randrange(keys):08d}".encode()
+        serializable = op == "range-s"
+        if surface == "grpc":
+            if op == "put":
+                out.append(
+                    (b"/etcdserverpb.KV/Put", rpc_pb2.PutRequest(key=key, value=value).SerializeToString())
+                )
+            else:
+                msg = rpc_pb2.RangeRequest(key=key, serializable=serializable)
+                out.append((b"/etcdserverpb.KV/Range", msg.SerializeToString()))
+            continue
+        if surface == "cbor":
+            payload: Any = (
+                rpc.PutRequest(key, value)
+                if op == "put"
+                else rpc.RangeRequest(key, serializable=serializable)
+            )
+            out.append(protocol.encode_frame([[1, "put" if op == "put" else "range", payload]]))
+            continue
+        body: dict[str, Any] = {"key": base64.b64encode(key).decode()}
         if op == "put":
-            path, body["value"] = "/v3/kv/put", value
+            path, body["value"] = "/v3/kv/put", base64.b64encode(value).decode()
         else:
             path = "/v3/kv/range"
-            if op == "range-s":
+            if serializable:
                 body["serializable"] = True
         data = json.dumps(body).encode()
         out.append(
@@ -122,35 +144,137 @@ def _requests(op: str, keys: int, value_size: int, n: int) -> list[bytes]:
     return out
 
 
-def _load(port: int, reqs: list[bytes], connections: int, duration: float, out: Any) -> None:
-    """One request in flight per connection; a response is complete when its Content-Length is in."""
+def _load(port: int, surface: str, reqs: list[Any], connections: int, duration: float, out: Any) -> None:
+    """One request in flight per connection, answered -> the next one; counts answers and failures."""
     sel = selectors.DefaultSelector()
-    state: dict[Any, list[Any]] = {}
+    conns = []
     for i in range(connections):
-        c = socket.create_connection(("127.0.0.1", port))
-        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        state[c] = [bytearray(), i]
-        sel.register(c, selectors.EVENT_READ)
-        c.sendall(reqs[i % len(reqs)])
-    done, bad, stop = 0, 0, time.monotonic() + duration
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _CLIENTS[surface](sock, reqs, i, connections)
+        sel.register(sock, selectors.EVENT_READ, conn)
+        conns.append(conn)
+    for conn in conns:
+        conn.send_next()
+    stop = time.monotonic() + duration
     while time.monotonic() < stop:
         for key, _ in sel.select(0.5):
-            s: Any = key.fileobj
-            buf, i = state[s]
-            buf += s.recv(65536)
-            head_end = buf.find(b"\r\n\r\n")
-            if head_end < 0:
-                continue
-            head = bytes(buf[:head_end]).lower()
-            length = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
-            if len(buf) < head_end + 4 + length:
-                continue
-            done += 1
-            bad += not head.startswith(b"http/1.1 200")
-            del buf[:]
-            state[s][1] = i = i + connections
-            s.sendall(reqs[i % len(reqs)])
-    out.put((done, bad))
+            key.data.receive(key.fileobj.recv(65536))  # type: ignore[union-attr]
+    out.put((sum(c.done for c in conns), sum(c.bad for c in conns)))
+
+
+class _Http:
+    """HTTP/1.1 keep-alive; a response is complete when its Content-Length is in."""
+
+    def __init__(self, sock: socket.socket, reqs: list[bytes], i: int, step: int) -> None:
+        self.sock, self.reqs, self.i, self.step = sock, reqs, i, step
+        self.buf = bytearray()
+        self.done = self.bad = 0
+
+    def send_next(self) -> None:
+        self.sock.sendall(self.reqs[self.i % len(self.reqs)])
+        self.i += self.step
+
+    def receive(self, data: bytes) -> None:
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buf[:end]).lower()
+        length = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
+        if len(self.buf) < end + 4 + length:
+            return
+        self.done += 1
+        self.bad += not head.startswith(b"http/1.1 200")
+        del self.buf[:]
+        self.send_next()
+
+
+class _Grpc:
+    """One h2 connection, one unary call at a time (a clientv3 connection under one caller)."""
+
+    def __init__(self, sock: socket.socket, reqs: list[tuple[bytes, bytes]], i: int, step: int) -> None:
+        import h2.config
+        import h2.connection
+
+        self.sock, self.reqs, self.i, self.step = sock, reqs, i, step
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.conn.initiate_connection()
+        self.done = self.bad = 0
+        self.status: bytes | None = None
+
+    def send_next(self) -> None:
+        path, body = self.reqs[self.i % len(self.reqs)]
+        self.i += self.step
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(
+            sid,
+            [(b":method", b"POST"), (b":scheme", b"http"), (b":path", path), (b":authority", b"bench"),
+             (b"content-type", b"application/grpc"), (b"te", b"trailers")],
+        )  # fmt: skip
+        self.conn.send_data(sid, b"\x00" + len(body).to_bytes(4, "big") + body, end_stream=True)
+        self.sock.sendall(self.conn.data_to_send())
+
+    def receive(self, data: bytes) -> None:
+        import h2.events
+
+        ended = False
+        for ev in self.conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.TrailersReceived | h2.events.ResponseReceived):
+                self.status = dict(ev.headers).get(b"grpc-status", self.status)
+            elif isinstance(ev, h2.events.StreamEnded):
+                ended = True
+        pending = self.conn.data_to_send()
+        if pending:
+            self.sock.sendall(pending)
+        if ended:
+            self.done += 1
+            self.bad += self.status != b"0"
+            self.status = None
+            self.send_next()
+
+
+class _Cbor:
+    """The CBOR WebSocket API: one request per frame, the next when its answer is in."""
+
+    def __init__(self, sock: socket.socket, reqs: list[bytes], i: int, step: int) -> None:
+        import wsproto
+        import wsproto.events
+
+        self.sock, self.reqs, self.i, self.step = sock, reqs, i, step
+        self.ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        self.events = wsproto.events
+        self.open = False
+        self.done = self.bad = 0
+        self.parts: list[bytes] = []
+        sock.sendall(self.ws.send(wsproto.events.Request(host="127.0.0.1", target=protocol.WS_PATH)))
+
+    def send_next(self) -> None:
+        if self.open:
+            self.sock.sendall(self.ws.send(self.events.BytesMessage(data=self.reqs[self.i % len(self.reqs)])))
+            self.i += self.step
+
+    def receive(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for ev in self.ws.events():
+            if isinstance(ev, self.events.AcceptConnection):
+                self.open = True
+                self.send_next()
+            elif isinstance(ev, self.events.BytesMessage):
+                self.parts.append(bytes(ev.data))
+                if ev.message_finished:
+                    [[_id, status, _result]] = protocol.decode_frame(b"".join(self.parts))
+                    self.parts = []
+                    self.done += 1
+                    self.bad += status != protocol.OK
+                    self.send_next()
+
+
+_CLIENTS: dict[str, Any] = {"gateway": _Http, "grpc": _Grpc, "cbor": _Cbor}
 
 
 def _cpu() -> tuple[float, float]:
@@ -162,8 +286,6 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="trikv-surface-") as tmp:
         handlers, backend, proposer = _member(tmp)
         value = b"x" * args.value_size
-        from trikv.api import rpc
-
         for lo in range(0, args.keys, 500):  # the keyspace, 500 puts per committed batch
             entries = []
             for k in range(lo, min(args.keys, lo + 500)):
@@ -181,9 +303,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server.serve, "127.0.0.1", 0)
             q: Any = mp.get_context("spawn").Queue()
-            reqs = _requests(args.op, args.keys, args.value_size, 4096)
+            reqs = _requests(args.surface, args.op, args.keys, args.value_size, 4096)
             proc = mp.get_context("spawn").Process(
-                target=_load, args=(port, reqs, args.connections, args.duration, q)
+                target=_load, args=(port, args.surface, reqs, args.connections, args.duration, q)
             )
             proc.start()
             await trio.sleep(0.5)  # the load process starts; its first requests warm the path up
@@ -196,7 +318,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         measured = done * (t1 - t0) / (args.duration - 0.0)  # requests answered while CPU was measured
         backend.close()
     return {
-        "surface": "gateway",
+        "surface": args.surface,
         "op": args.op,
         "connections": args.connections,
         "requests": done,
@@ -209,6 +331,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--surface", choices=sorted(_CLIENTS), default="gateway")
     ap.add_argument("--op", choices=["range", "range-s", "put"], default="range-s")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--duration", type=float, default=4.0)
