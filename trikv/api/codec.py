@@ -9,6 +9,7 @@ field converters. Unknown tags and malformed input raise `CodecError`, never any
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +28,17 @@ class CodecError(ValueError):
 
 _by_type: dict[type, tuple[int, tuple[str, ...]]] = {}
 _by_tag: dict[int, Callable[[Any], Any]] = {}
+_fields_of: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {}  # what the encoder writes, by type
+
+
+def _field_tuple(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """An instance's field values in declaration order, as one C call (operator.attrgetter)."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    if names:
+        one = operator.attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return lambda obj: ()
 
 
 def register(tag_offset: int) -> Callable[[type[T]], type[T]]:
@@ -44,6 +56,7 @@ def _register(cls: type, tag: int) -> None:
         raise ValueError(f"codec tag {tag} registered twice")
     names = tuple(f.name for f in attrs.fields(cls))
     _by_type[cls] = (tag, names)
+    _fields_of[cls] = (tag, _field_tuple(names))
 
     def first_build(value: Any) -> Any:
         # Types are resolved on first decode, when every forward reference exists.
@@ -97,11 +110,11 @@ def _default(encoder: Any, obj: Any) -> None:
         if data is not None:
             encoder.write(data)
             return
-    entry = _by_type.get(type(obj))
+    entry = _fields_of.get(type(obj))
     if entry is None:
         raise CodecError(f"cannot encode {type(obj).__name__}")
-    tag, names = entry
-    encoder.encode(cbor2.CBORTag(tag, [getattr(obj, n) for n in names]))
+    tag, fields = entry
+    encoder.encode(cbor2.CBORTag(tag, fields(obj)))  # a tuple: the same CBOR array a list makes
 
 
 def _tag_hook(*args: Any) -> Any:
