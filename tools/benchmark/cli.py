@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-from trikv.tools.benchmark import clusters, report, runner
-from trikv.tools.benchmark.spec import SURFACES, TARGETS, WATCH_WORKLOADS, WORKLOADS, Spec
-
-
-class UsageError(Exception):
-    """Flags that do not make a runnable benchmark."""
+from trikv.tools.benchmark import clusters, report, runner, sidebyside
+from trikv.tools.benchmark.runner import run_spec
+from trikv.tools.benchmark.spec import SURFACES, TARGETS, WATCH_WORKLOADS, WORKLOADS, Spec, UsageError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -71,8 +67,6 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--leases", type=int, default=0, help="leases kept alive (default: one per client)"
             )
-    from trikv.tools.benchmark import sidebyside
-
     sidebyside.add_parser(sub)
     return ap
 
@@ -125,26 +119,10 @@ def spec_from(args: argparse.Namespace) -> Spec:
     )
 
 
-def run_spec(spec: Spec, endpoints: str = "", progress: bool = True) -> report.Row:
-    """One run: against --endpoints, or a fresh cluster of spec.target started and stopped here."""
-    if endpoints:
-        eps = [e.strip() for e in endpoints.split(",") if e.strip()]
-        return runner.run(spec, eps, clusters.listening_pids(eps), progress)
-    with tempfile.TemporaryDirectory(prefix=f"bench-{spec.target}-") as tmp:
-        cluster = clusters.start(spec.target, Path(tmp))
-        try:
-            pids = [m.proc.pid for m in cluster.members if m.proc is not None]
-            return runner.run(spec, cluster.endpoints, pids, progress)
-        finally:
-            cluster.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "side-by-side":
-            from trikv.tools.benchmark import sidebyside
-
             return sidebyside.main(args)
         spec = spec_from(args)
         row = run_spec(spec, args.endpoints, not args.no_progress)

@@ -11,14 +11,17 @@ import math
 import multiprocessing
 import queue
 import sys
+import tempfile
 import time
 from array import array
+from pathlib import Path
 from typing import Any
 
 import trio
 from tqdm import tqdm
 
-from trikv.tools.benchmark.clusters import cpu_seconds
+from trikv.tools.benchmark.clusters import cpu_seconds, listening_pids
+from trikv.tools.benchmark.clusters import start as start_cluster
 from trikv.tools.benchmark.report import Row, make_row
 from trikv.tools.benchmark.spec import WATCH_WORKLOADS, Spec, split
 from trikv.tools.benchmark.surfaces import SHARED, open_session
@@ -120,6 +123,20 @@ def run(spec: Spec, endpoints: list[str], server_pids: list[int] | None, progres
         first_error=first,
         extra=extra,
     )
+
+
+def run_spec(spec: Spec, endpoints: str = "", progress: bool = True) -> Row:
+    """One run: against --endpoints, or a fresh cluster of spec.target started and stopped here."""
+    if endpoints:
+        eps = [e.strip() for e in endpoints.split(",") if e.strip()]
+        return run(spec, eps, listening_pids(eps), progress)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{spec.target}-") as tmp:
+        cluster = start_cluster(spec.target, Path(tmp))
+        try:
+            pids = [m.proc.pid for m in cluster.members if m.proc is not None]
+            return run(spec, cluster.endpoints, pids, progress)
+        finally:
+            cluster.stop()
 
 
 def _conns(spec: Spec, jobs: list[Job]) -> int:

@@ -16,7 +16,8 @@ from typing import Any
 import attrs
 
 from trikv.tools.benchmark import report
-from trikv.tools.benchmark.spec import Spec
+from trikv.tools.benchmark.runner import run_spec
+from trikv.tools.benchmark.spec import Spec, UsageError
 
 KV = {"key_space_size": 1000, "val_size": 256}
 WORKLOADS: dict[str, dict[str, Any]] = {
@@ -53,8 +54,6 @@ def add_parser(sub: Any) -> None:
 
 
 def specs(args: argparse.Namespace) -> dict[str, dict[str, Spec]]:
-    from trikv.tools.benchmark.cli import UsageError
-
     names = [w for w in args.workloads.split(",") if w]
     unknown = [w for w in names if w not in WORKLOADS]
     if unknown:
@@ -74,8 +73,6 @@ def specs(args: argparse.Namespace) -> dict[str, dict[str, Spec]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from trikv.tools.benchmark.cli import run_spec
-
     table = specs(args)
     targets = list(next(iter(table.values())))
     rows: dict[str, dict[str, list[report.Row]]] = {n: {t: [] for t in targets} for n in table}

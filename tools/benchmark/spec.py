@@ -18,6 +18,10 @@ WATCH_PREFIX = b"/watchbench/"
 LEASE_TTL = 600  # seconds: no lease may expire during a run
 
 
+class UsageError(Exception):
+    """Flags that do not make a runnable benchmark."""
+
+
 @attrs.frozen
 class Spec:
     """One run's parameters (etcd benchmark's flags, plus the surface and the process split)."""
