@@ -7,7 +7,8 @@ accepts a single Raft message, so members of a cluster built with another token 
 one. A `cluster_info` hello is answered before any id check (a joining member learns the membership).
 
 Snapshots travel on their own short-lived connection, so a large page-file copy never delays heartbeats.
-Queued messages are coalesced into one frame per send: every frame costs pure-Python framing time.
+One Ready's messages to a member travel as one frame (every frame costs pure-Python framing time), written
+by the Raft loop straight to the socket of the link (actors/peerlink.py) when nothing waits before them.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class Peer:
     def send(self, msgs: list[Message]) -> None:
         """Messages for this member from one Ready (never blocks: a message that does not fit is dropped and
         the member reported unreachable; Raft retransmits)."""
-        if msgs[0].type == MessageType.SNAP or any(m.type == MessageType.SNAP for m in msgs):
+        if any(m.type == MessageType.SNAP for m in msgs):
             for m in [m for m in msgs if m.type == MessageType.SNAP]:
                 self.transport.nursery.start_soon(self._send_snapshot, m)
             msgs = [m for m in msgs if m.type != MessageType.SNAP]
