@@ -49,7 +49,7 @@ def line(r: RunResult) -> str:
     faults = ",".join(f"{k}:{v}" for k, v in sorted(r.faults.items())) or "-"
     head = f"seed {r.seed}: {'ok' if r.ok else 'FAILED'} ({r.ops} ops, faults {faults}, {r.elapsed:.1f}s)"
     if r.ok:
-        return head
+        return head + (f" [kept: {r.saved}]" if r.saved else "")
     detail = "\n".join(f"    {v}" for v in r.violations[:10])
     saved = f"\n    history and logs: {r.saved}" if r.saved else ""
     return f"{head}\n{detail}{saved}"
@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("robustness-out"), help="where failing runs are saved")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once (each is a cluster of processes)")
     ap.add_argument("--report", type=Path, help="write the summary as JSON here")
+    ap.add_argument(
+        "--snapshot-count",
+        type=int,
+        default=RunConfig.__attrs_attrs__.snapshot_count.default,
+        help="the members' snapshot-count (low: lagging followers install snapshots while faults run)",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep every run's directory (history, logs, data)")
     ap.add_argument("--check-budget", type=float, default=60.0, help="seconds the checkers may take per run")
     args = ap.parse_args(argv)
     try:
@@ -79,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(nemeses) - set(NEMESES))
     if unknown:
         ap.error(f"unknown nemesis {', '.join(unknown)} (choose from {', '.join(NEMESES)})")
-    if args.duration <= 0 or args.jobs < 1:
-        ap.error("--duration must be > 0 and --jobs >= 1")
+    if args.duration <= 0 or args.jobs < 1 or args.snapshot_count < 1:
+        ap.error("--duration must be > 0, --jobs >= 1 and --snapshot-count >= 1")
     args.out.mkdir(parents=True, exist_ok=True)
     configs = [
         RunConfig(
@@ -91,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             plant=args.plant,
             out=args.out,
             check_budget=args.check_budget,
+            snapshot_count=args.snapshot_count,
+            keep=args.keep,
         )
         for s in seeds
     ]
