@@ -173,7 +173,7 @@ def _watch_progress(
         total=total,
         unit="op",
         file=sys.stderr,
-        disable=None if show else True,
+        disable=not (show and sys.stderr.isatty()),  # drawn on stderr, and only on a terminal: no log spam
         leave=False,
         dynamic_ncols=True,
     )

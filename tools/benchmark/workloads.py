@@ -11,6 +11,7 @@ put's start, on one key).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from array import array
 from collections.abc import Awaitable, Callable
@@ -105,7 +106,8 @@ async def writer(
     spec: Spec, endpoint: str, stack: contextlib.AsyncExitStack, nursery: trio.Nursery
 ) -> tuple[array[int], array[float], array[float], int, str]:
     """Write `spec.puts` puts at `spec.rate` through `endpoint`: (revisions, starts, acks, errors, first error)."""
-    tasks = max(1, min(16, int(spec.rate // 50))) if spec.rate > 0 else 1
+    # enough writers that one slow put does not hold the schedule back: each keeps ~10 puts/s
+    tasks = max(1, min(32, math.ceil(spec.rate / 10))) if spec.rate > 0 else 1
     sessions = [
         await open_session(spec.surface, endpoint, stack, nursery)
         for _ in range(tasks if spec.surface == "gateway" else 1)
