@@ -13,7 +13,7 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed
 
-from trikv.actors import peerfaults, peerlink, snapstream
+from trikv.actors import peercheck, peerfaults, peerlink, snapstream
 from trikv.actors.events import Inbox
 from trikv.actors.identity import format_id
 from trikv.actors.metrics import MemberMetrics
@@ -153,6 +153,8 @@ class PeerServer:
                 for m in msgs:
                     if not isinstance(m, Message) or m.to != self.id or m.frm != hello.from_id:
                         raise codec.CodecError("peer frame holds a message not addressed from/to this link")
+                    if not peercheck.well_typed(m):
+                        raise codec.CodecError(f"Raft message {m.type.name} with a field of the wrong type")
                     if m.type in LOCAL_TYPES:  # as etcd's raft, which ignores them from the network
                         log.warning(
                             "ignoring Raft message %s from %s: a local-only type",

@@ -169,7 +169,7 @@ class RaftNode:
     def _handle(self, ev: InboxEvent) -> None:
         raw = self.raw
         if isinstance(ev, Message):
-            if ev.type == MessageType.PROP and not all(well_formed(e) for e in ev.entries):
+            if ev.type == MessageType.PROP and not (ev.entries and all(well_formed(e) for e in ev.entries)):
                 log.error("dropping a malformed proposal forwarded by %s", format_id(ev.frm))
                 return
             try:

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from tests.fuzz import shapes
 from tests.fuzz.conftest import Member, Tracebacks, budget
-from tests.fuzz.test_fuzz_client_frames import probe_frame, until_probe
+from tests.fuzz.test_fuzz_client_frames import PROBE_ID, check_item, probe_frame
 from trikv.actors.peerwire import PEER_PATH
-from trikv.api import codec, lease, protocol, raftpb
+from trikv.api import codec, errors, lease, protocol, raftpb
 from trikv.api.internal import PeerHello, PeerHelloReply
 
 TIMEOUT = 15.0
@@ -31,6 +31,11 @@ MESSAGE_TAG = codec._by_type[raftpb.Message][0]
 
 # A HUP (local-only: "campaign now") on the link, as the fuzzer first found it (`addressed` sets from/to).
 LOCAL_HUP = cbor2.loads(codec.encode(raftpb.Message(raftpb.MessageType.HUP)))
+# A proposal without entries (Raft refused it with a RaftError, logged as a traceback).
+EMPTY_PROP = cbor2.loads(codec.encode(raftpb.Message(raftpb.MessageType.PROP)))
+# An append whose term is None (the codec does not check field types: the Raft core raised a TypeError).
+_APP = cbor2.loads(codec.encode(raftpb.Message(raftpb.MessageType.APP)))
+UNTYPED_APP = cbor2.CBORTag(_APP.tag, [*_APP.value[:3], None, *_APP.value[4:]])
 
 
 def raft_message() -> st.SearchStrategy[cbor2.CBORTag]:
@@ -86,11 +91,26 @@ async def exchange(m: Member, kind: str | None, frames: list[bytes], typed: list
             await ws.send_message(codec.encode(PeerHello("cluster_info", 0, 0, 0)))
             reply = codec.decode(await ws.get_message())
             assert isinstance(reply, PeerHelloReply) and reply.ok and reply.cluster_id == ident.cluster_id
+        await client_probe(m)
+
+
+async def client_probe(m: Member) -> None:
+    """A client request is answered. A Raft message of a higher term legitimately deposes the leader (as any
+    member's would): 'no leader' is asked again until the member has elected itself once more."""
+    while True:
         async with trio_websocket.open_websocket_url(
             f"ws://127.0.0.1:{m.client_port}{protocol.WS_PATH}"
         ) as ws:
             await ws.send_message(probe_frame())
-            assert await until_probe(ws)
+            answer = codec.decode(await ws.get_message())
+        assert isinstance(answer, list) and len(answer) == 1, answer
+        check_item(answer[0])
+        _, status, payload = answer[0]
+        if status == protocol.ERR and payload["code"] == errors.GrpcCode.UNAVAILABLE:
+            await trio.sleep(0.05)
+            continue
+        assert answer[0][0] == PROBE_ID and status == protocol.OK, answer
+        return
 
 
 @budget(examples=40, deadline_ms=20_000)
@@ -108,6 +128,8 @@ def test_peer_frames(
 @budget(examples=80, deadline_ms=20_000)
 @given(msgs=st.lists(st.lists(raft_message(), min_size=1, max_size=3), max_size=2))
 @example(msgs=[[LOCAL_HUP]])  # bug: a local-only type from a link was logged by Raft with a traceback
+@example(msgs=[[EMPTY_PROP]])  # bug: an empty proposal from a link was logged by Raft with a traceback
+@example(msgs=[[UNTYPED_APP]])  # bug: an ill-typed field reached Raft (a TypeError, logged as a traceback)
 def test_peer_raft_messages(member: Member, module_tracebacks: Tracebacks, msgs: list[list[Any]]) -> None:
     """Raft messages on a checked link: typed fields reach Raft, ill-typed ones are refused."""
     me = member.node.ident.member_id
