@@ -29,7 +29,7 @@ from trikv.api.snapshot import DefragmentRequest, DefragmentResponse
 from trikv.tools.localcluster import Member
 from trikv.tools.robustness.history import Fault
 from trikv.tools.robustness.torn import tear_tail
-from trikv.tools.robustness.workload import KV_KEYS, KvClient, Recorder
+from trikv.tools.robustness.workload import Recorder
 
 NEMESES = ("kill", "pause", "peer", "failpoint", "torn", "transfer", "membership", "clock")
 DEFAULT_NEMESES = ("kill", "pause", "peer", "failpoint", "torn", "transfer", "clock")
@@ -300,62 +300,6 @@ class Nemesis:
         self.set_control(m)
         return f"{mode}{' ' + other if mode == 'stall' else ''} for {step.hold}s"
 
-    async def do_isolate_kill(self, m: Member, step: Step, rng: random.Random) -> str:
-        """Scripted only (planted-bug runs): cut the member off both ways, write through it (params["writes"]
-        puts to distinct keys at once, recorded as client ISOLATED_WRITER's, answered or not within `hold`
-        seconds), SIGKILL it while still cut off, heal its links and restart it. A correct member answers
-        none of those puts (no quorum: unknown outcome, never applied); a member that acknowledges before
-        a quorum has the entries has acknowledged writes the rest of the cluster never saw."""
-        all_ = {"*": {"drop": 1.0}}
-        self.set_control(m, peers={"out": all_, "in": all_})
-        await trio.sleep(0.1)  # the plugin reads its control file every 20 ms
-        acked = 0
-        writes = int(step.params.get("writes", 0))
-        if writes:
-            writer = KvClient(self.rec, ISOLATED_WRITER, random.Random(f"{self.seed}/isolated"), 0.0)
-            keys = rng.sample(KV_KEYS, min(writes, len(KV_KEYS)))
-            async with trikv.connect([m.endpoint], request_timeout=step.hold, lazy=True) as c:
-                async with trio.open_nursery() as n:
-                    for key in keys:
-                        n.start_soon(writer.put, c, key)
-            acked = sum(1 for op in self.rec.history.ops if op.client == ISOLATED_WRITER and op.ok)
-        else:
-            await trio.sleep(step.hold)
-        await self.kill(m)
-        self.set_control(m)
-        await trio.sleep(0.5)
-        await self.restart(m)
-        return f"isolated, {acked} of {writes} puts through it answered, SIGKILL, restarted"
-
-    async def do_stale_read(self, m: Member, step: Step, rng: random.Random) -> str:
-        """Scripted only (planted-bug runs): cut a follower off both ways, put params["writes"] keys through
-        the leader, then read each of them through the cut-off follower, and heal after `hold` seconds. A
-        correct follower cannot answer a linearizable read without the leader (ReadIndex): each read waits
-        and fails; one that answers from its own state returns a value older than the acknowledged put."""
-        leader = await self.leader()
-        if leader is None or leader is m:
-            return "no follower to cut off"
-        all_ = {"*": {"drop": 1.0}}
-        self.set_control(m, peers={"out": all_, "in": all_})
-        await trio.sleep(0.1)  # the plugin reads its control file every 20 ms
-        client = KvClient(self.rec, ISOLATED_WRITER, random.Random(f"{self.seed}/stale"), 0.0)
-        keys = rng.sample(KV_KEYS, min(int(step.params.get("writes", 4)), len(KV_KEYS)))
-        end = time.monotonic() + step.hold
-        async with (
-            trikv.connect([leader.endpoint], request_timeout=2.0, lazy=True) as via_leader,
-            trikv.connect([m.endpoint], request_timeout=1.0, lazy=True) as via_cut_off,
-        ):
-            for key in keys:
-                await client.put(via_leader, key)
-            for key in keys:
-                await client.get(via_cut_off, key)
-        answered = sum(
-            1 for op in self.rec.history.ops if op.client == ISOLATED_WRITER and op.kind == "get" and op.ok
-        )
-        await trio.sleep(max(0.0, end - time.monotonic()))
-        self.set_control(m)
-        return f"cut off; {len(keys)} puts through the leader, {answered} reads of them answered by {m.name}"
-
     async def do_clock(self, m: Member, step: Step, rng: random.Random) -> str:
         p = step.params
         clock = {
@@ -367,6 +311,22 @@ class Nemesis:
         self.set_control(m)
         return f"{json.dumps(clock, sort_keys=True)} for {step.hold}s"
 
+    async def move_leader(self, leader: Member, to: Member) -> bool:
+        """Ask `leader` to hand the leadership to `to`; False when it did not (not leader, timed out)."""
+        with trio.move_on_after(2):
+            try:
+                await self.api._call(  # a fixed endpoint: the leader
+                    "move_leader",
+                    MoveLeaderRequest(self.ids[to.name]),
+                    MoveLeaderResponse,
+                    idempotent=False,
+                    endpoint=leader.endpoint,
+                )
+                return True
+            except Exception:
+                pass
+        return False
+
     async def do_transfer(self, m: Member, step: Step, rng: random.Random) -> str:
         """A leader-transfer storm: move the leadership to a random other member every 0.2-0.5 s."""
         end = time.monotonic() + step.hold
@@ -377,18 +337,8 @@ class Nemesis:
                 targets = [o for o in self.members if o is not leader and o.alive and o.name in self.ids]
                 if targets:
                     to = rng.choice(targets)
-                    with trio.move_on_after(2):
-                        try:
-                            await self.api._call(  # a fixed endpoint: the leader
-                                "move_leader",
-                                MoveLeaderRequest(self.ids[to.name]),
-                                MoveLeaderResponse,
-                                idempotent=False,
-                                endpoint=leader.endpoint,
-                            )
-                            moves += 1
-                        except Exception:
-                            pass
+                    if await self.move_leader(leader, to):
+                        moves += 1
             await trio.sleep(rng.uniform(0.2, 0.5))
         return f"{moves} leader transfers in {step.hold}s"
 

@@ -26,6 +26,7 @@ from trikv.tools.localcluster import CONFIGS, Cluster
 from trikv.tools.robustness import workload
 from trikv.tools.robustness.history import History
 from trikv.tools.robustness.nemesis import DEFAULT_NEMESES, Nemesis, Step, schedule
+from trikv.tools.robustness.scripted import ScriptedNemesis
 
 SETTLE_TIMEOUT = 30.0
 SETTLE_STUCK = 8.0  # every member answering the same unequal (leader, applied index) this long: stuck
@@ -107,7 +108,9 @@ def run(cfg: RunConfig) -> RunResult:
             params={"election_timeout_s": ELECTION_TIMEOUT, "duration": cfg.duration},
         )
     )
-    nemesis = Nemesis(cluster.members, rec, None, workdir, cfg.seed, (cfg.plant,) if cfg.plant else ())
+    nemesis = ScriptedNemesis(
+        cluster.members, rec, None, workdir, cfg.seed, (cfg.plant,) if cfg.plant else ()
+    )
     nemesis.prepare()
     try:
         start(cluster)
@@ -285,8 +288,8 @@ def plant_config(plant: str, seed: int = 0, **changes: Any) -> RunConfig:
     Each scenario sets up what the bug needs to show: a follower cut off, puts through the leader, then
     reads of the same keys through the follower (read_without_read_index); a leader cut off, six puts sent through it at once, then
     killed (put_ack_before_quorum_fsync: acknowledged, they collide with the new leader's revisions); restarts with the whole log still in the WAL (reapply_after_restart);
-    nothing at all (watch_skip_revision); leader changes while leases are kept alive
-    (lease_early_expiry_after_leader_change)."""
+    nothing at all (watch_skip_revision); a lease kept alive every second across a leader transfer
+    (lease_early_expiry_after_leader_change). The decisive steps are in scripted.py."""
     scenarios: dict[str, dict[str, Any]] = {
         "put_ack_before_quorum_fsync": {
             "steps": (Step(1.5, "isolate_kill", "leader", 1.5, {"writes": 6}),),
@@ -305,9 +308,9 @@ def plant_config(plant: str, seed: int = 0, **changes: Any) -> RunConfig:
         },
         "watch_skip_revision": {"steps": (), "duration": 4.0},
         "lease_early_expiry_after_leader_change": {
-            "steps": (Step(3.0, "kill", "leader", 0.5), Step(6.0, "transfer", "leader", 1.5)),
+            "steps": (Step(1.5, "lease_leader_change", "leader", 3.0, {"ttl": 6}),),
             "load": workload.Config(lease_clients=3),
-            "duration": 9.0,
+            "duration": 6.0,
         },
     }
     return RunConfig(seed=seed, plant=plant, **{**scenarios[plant], **changes})
