@@ -48,7 +48,7 @@ def test_seeded_fault_run(seed: int, tmp_path: Path) -> None:
     r = run(RunConfig(seed=seed, duration=CI_DURATION, out=tmp_path))
     assert r.error is None, explain(r)
     assert r.ok and r.lost == 0 and not r.hash_mismatch, explain(r)
-    assert r.ops > 50, f"seed {seed}: only {r.ops} operations recorded"
+    assert r.ops > 20, f"seed {seed}: only {r.ops} operations recorded"
     if schedule(seed, CI_DURATION, DEFAULT_NEMESES, 3):
         assert sum(r.faults.values()) >= 1, f"seed {seed}: its faults never ran"
 
