@@ -130,13 +130,19 @@ class GrpcConn:
             self._calls.pop(call.sid, None)
 
     async def _send_data(self, sid: int, data: bytes, end: bool) -> None:
-        while self._h2.local_flow_control_window(sid) < len(data):
-            if self._dead:
-                raise GrpcError(f"connection lost: {self._dead}")
-            self._window = trio.Event() if self._window.is_set() else self._window
-            await self._window.wait()
-        self._h2.send_data(sid, data, end_stream=end)
-        await self._flush()
+        # In frames of at most the peer's max frame size (16 KiB by default): a 128-put txn is larger.
+        while True:
+            size = min(len(data), self._h2.max_outbound_frame_size)
+            while self._h2.local_flow_control_window(sid) < size:
+                if self._dead:
+                    raise GrpcError(f"connection lost: {self._dead}")
+                self._window = trio.Event() if self._window.is_set() else self._window
+                await self._window.wait()
+            chunk, data = data[:size], data[size:]
+            self._h2.send_data(sid, chunk, end_stream=end and not data)
+            await self._flush()
+            if not data:
+                return
 
     async def _reset(self, sid: int) -> None:
         self._calls.pop(sid, None)
