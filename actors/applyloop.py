@@ -80,9 +80,12 @@ class ApplyLoop:
     async def run(self) -> None:
         backend = self.backend
         while True:
-            deadline = backend.commit_deadline()
-            with trio.move_on_at(deadline):
+            # Only the wait is bounded by the open batch's commit deadline: an item, once taken, is handled
+            # to the end (a cancelled snapshot install left the Raft loop waiting for it forever).
+            item: _Apply | _Install | None = None
+            with trio.move_on_at(backend.commit_deadline()):
                 item = await self._recv.receive()
+            if item is not None:
                 await self._handle(item)
             if backend.commit_due():
                 await backend.commit()
