@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,24 @@ from trikv.tools.localcluster import CONFIGS, ROOT, Cluster
 REFERENCE = ROOT.parent / "shared" / "reference"
 WORKLOADS = [
     ("put, 1 client", ["--op", "put", "--procs", "1", "--clients", "1"]),
+    ("put, 1 client on the leader", ["--op", "put", "--procs", "1", "--clients", "1"]),
+    ("put, 1 client on a follower", ["--op", "put", "--procs", "1", "--clients", "1"]),
     ("put, 64 clients", ["--op", "put", "--procs", "4", "--clients", "64"]),
     ("linearizable range, 64 clients", ["--op", "range", "--procs", "4", "--clients", "64"]),
     ("serializable range, 64 clients", ["--op", "range-serializable", "--procs", "4", "--clients", "64"]),
 ]
-SHORT = dict(zip(("put1", "put64", "range-l64", "range-s64"), (name for name, _ in WORKLOADS), strict=True))
+SHORT = dict(
+    zip(
+        ("put1", "put1-leader", "put1-follower", "put64", "range-l64", "range-s64"),
+        (name for name, _ in WORKLOADS),
+        strict=True,
+    )
+)
+# A single client talks to the first endpoint: the leader (4 message hops per put) or a follower, which
+# forwards the proposal and answers after its own apply (6 hops), in etcd as in trikv. "put1" keeps the
+# configured order (whoever won the first election); the pinned rows take that chance out of the ratio.
+PIN = {"put, 1 client on the leader": "leader", "put, 1 client on a follower": "follower"}
+DEFAULT_WORKLOADS = "put1,put64,range-l64,range-s64"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -53,9 +67,31 @@ def _cluster(system: str, workdir: Path) -> Cluster:
     return Cluster(workdir, config_files=[CONFIGS / f"node{i}.yaml" for i in range(3)])
 
 
-def _run_load(cluster: Cluster, args: list[str], duration: float) -> dict[str, Any]:
+def _leaders(endpoints: list[str]) -> list[bool]:
+    """Which endpoints are the leader, asked through the v3 gateway's Status (both systems serve it)."""
+    out = []
+    for ep in endpoints:
+        req = urllib.request.Request(f"http://{ep}/v3/maintenance/status", data=b"{}", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            status = json.loads(resp.read())
+        out.append(str(status["header"]["member_id"]) == str(status.get("leader")))
+    return out
+
+
+def _pinned(endpoints: list[str], leaders: list[bool], pin: str | None) -> list[str]:
+    """The endpoints reordered so the first is the leader (pin "leader") or a follower (pin "follower")."""
+    if pin is None:
+        return endpoints
+    chosen = [ep for ep, lead in zip(endpoints, leaders, strict=True) if lead == (pin == "leader")]
+    if not chosen:
+        raise RuntimeError(f"no {pin} among {endpoints}")
+    return [chosen[0]] + [ep for ep in endpoints if ep != chosen[0]]
+
+
+def _run_load(cluster: Cluster, args: list[str], duration: float, pin: str | None = None) -> dict[str, Any]:
     """One load run; adds each member's CPU ms per op and the generator's (its processes') CPU ms per op."""
-    endpoints = cluster.endpoints
+    leaders = _leaders(cluster.endpoints)
+    endpoints = _pinned(cluster.endpoints, leaders, pin)
     pids = [m.proc.pid for m in cluster if m.proc is not None]
     before, gen_before = [_cpu_seconds(p) for p in pids], os.times()
     res = subprocess.run(
@@ -81,6 +117,7 @@ def _run_load(cluster: Cluster, args: list[str], duration: float) -> dict[str, A
     result["member_cpu_ms_per_op"] = [round((b - a) * 1000 / ops, 3) for a, b in zip(before, after, strict=True)]
     gen = (gen_after.children_user + gen_after.children_system) - (gen_before.children_user + gen_before.children_system)
     result["generator_cpu_ms_per_op"] = round(gen * 1000 / ops, 3)
+    result["first_endpoint_is_leader"] = leaders[cluster.endpoints.index(endpoints[0])]
     return result
 
 
@@ -96,7 +133,7 @@ def measure(
                 cluster.start()
                 try:
                     time.sleep(3.0)  # first election and publish
-                    out[name].append(_run_load(cluster, args, duration))
+                    out[name].append(_run_load(cluster, args, duration, PIN.get(name)))
                 finally:
                     cluster.stop()
             print(f"{system:5s} {name}: {out[name][-1]}", file=sys.stderr, flush=True)
@@ -106,7 +143,8 @@ def measure(
 def _summary(rows: list[dict[str, Any]]) -> str:
     ops = [r["ops_per_s"] for r in rows]
     med = sorted(rows, key=lambda r: r["ops_per_s"])[len(rows) // 2]
-    runs = ", ".join(f"{o:,.0f}" for o in ops)
+    # "L": that run's client talked to the leader
+    runs = ", ".join(f"{r['ops_per_s']:,.0f}{' L' if r.get('first_endpoint_is_leader') else ''}" for r in rows)
     cpu = sum(med["member_cpu_ms_per_op"])
     return (
         f"{statistics.median(ops):,.0f} ({runs}) | {med['p50_ms']:.2f} / {med['p99_ms']:.2f} | "
@@ -119,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--systems", default="trikv,etcd")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0)
-    ap.add_argument("--workloads", default=",".join(SHORT), help=f"comma-separated, of {', '.join(SHORT)}")
+    ap.add_argument("--workloads", default=DEFAULT_WORKLOADS, help=f"comma-separated, of {', '.join(SHORT)}")
     args = ap.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
     unknown = [w for w in args.workloads.split(",") if w not in SHORT]

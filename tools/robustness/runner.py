@@ -10,6 +10,8 @@ run leaves its history, the minimal violating sub-histories and the members' log
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -118,6 +120,7 @@ def run(cfg: RunConfig) -> RunResult:
         history = rec.history
         if unsettled is not None:
             result.violations.append(unsettled)
+            dump_stacks(cluster, workdir)
         judge(result, history, hashes, cfg.check_budget, workdir)
     except Exception as exc:  # the harness reports a broken run; it never hides it as a pass
         result.error = describe(exc)
@@ -260,6 +263,24 @@ async def settle(nemesis: Nemesis) -> str | None:
         "the members did not converge after every fault healed: "
         f"(leader, applied index) of those that answered: {last}"
     )
+
+
+def dump_stacks(cluster: Cluster, workdir: Path) -> None:
+    """Every live member's thread stacks (py-spy dump, when installed) next to its log: what a member that
+    did not converge was waiting for."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        return
+    for m in cluster:
+        if m.proc is None or m.proc.poll() is not None:
+            continue
+        try:
+            out = subprocess.run(
+                [spy, "dump", "--locals", "-p", str(m.proc.pid)], capture_output=True, text=True, timeout=30
+            )
+            (workdir / f"{m.name}.stacks.txt").write_text(out.stdout + out.stderr)
+        except (OSError, subprocess.SubprocessError) as exc:
+            (workdir / f"{m.name}.stacks.txt").write_text(f"py-spy dump failed: {exc}\n")
 
 
 async def hash_all(admin: trikv.Client, endpoints: list[str], rev: int) -> dict[str, Any]:
