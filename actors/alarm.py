@@ -1,6 +1,7 @@
 """The Alarm API (etcd's Maintenance.Alarm) and the task that raises this member's alarms through Raft.
 
-GET is answered from this member's applied alarm store; ACTIVATE and DEACTIVATE are proposed like writes
+GET is answered from this member's applied alarm store after a ReadIndex round (etcd proposes even a GET,
+so its answer is linearizable: an alarm another member raised a moment ago is listed); ACTIVATE and DEACTIVATE are proposed like writes
 and answered once applied, with the alarms they changed (etcd's AlarmResponse, which carries no header).
 The quota check and the corruption check never propose themselves: they call `AlarmRaiser.raise_alarm`,
 which returns at once; the raiser's task proposes the alarm (once per member and type, retrying until it
@@ -33,6 +34,7 @@ class AlarmApi:
 
     async def alarm(self, req: AlarmRequest) -> AlarmResponse:
         if req.action == AlarmAction.GET:
+            await self.proposer.read_index()
             return AlarmResponse(alarms=tuple(self.alarms().list(req.alarm)))
         if req.action not in (AlarmAction.ACTIVATE, AlarmAction.DEACTIVATE):
             raise errors.InvalidRequestError("etcdserver: unknown alarm action")

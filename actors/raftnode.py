@@ -9,6 +9,7 @@ The ticker is its own small task feeding owed ticks into the inbox.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ import trio
 from trikv.actors import raft
 from trikv.actors.applyloop import ApplyLoop
 from trikv.actors.backend import Backend
+from trikv.actors.commithold import CommitHold
 from trikv.actors.events import (
     CompactLog,
     ControlEvent,
@@ -36,7 +38,7 @@ from trikv.actors.events import (
 from trikv.actors.identity import format_id
 from trikv.actors.logfields import SLOW_FDATASYNC, go_duration, member_fields
 from trikv.actors.metrics import MemberMetrics
-from trikv.actors.raft import ProposalDropped, RawNode, StateType
+from trikv.actors.raft import ProgressState, ProposalDropped, RawNode, StateType
 from trikv.actors.reads import ReadRounds
 from trikv.actors.snapshotter import Snapshotter
 from trikv.api import codec, errors
@@ -53,6 +55,7 @@ log = logging.getLogger("trikv.raftnode")
 # so a small snapshot-count really compacts the log).
 SNAPSHOT_CATCHUP_ENTRIES = 5000
 INLINE_FSYNC_BELOW = 0.0005  # seconds: WAL fsyncs faster than this run on the event loop
+INLINE_FSYNC_IDLE_BELOW = 0.005  # ... and up to this long while at most one local proposal waits
 DRAIN_LIMIT = 10000  # inbox events handled per loop round before the Ready is processed
 
 
@@ -117,6 +120,7 @@ class RaftNode:
         self._fsync_ewma = 0.0
         self._thread_syncs = 0
         self._early_upto = 0  # only a planted bug moves it (_planted_early_apply)
+        self.commit_hold = CommitHold()  # the leader's commit-only appends, held for the next append
         hs = wal.hard_state
         self._synced_term, self._synced_vote = hs.term, hs.vote
 
@@ -151,15 +155,24 @@ class RaftNode:
             self.inbox.tick()
 
     async def run(self) -> None:
-        inbox = self.inbox
+        inbox, hold = self.inbox, self.commit_hold
         while True:
-            self._handle(await inbox.receive())
+            if hold.due == math.inf:
+                self._handle(await inbox.receive())
+            else:
+                first: InboxEvent | None = None
+                with trio.move_on_at(hold.due):
+                    first = await inbox.receive()
+                if first is not None:
+                    self._handle(first)
             for _ in range(DRAIN_LIMIT):
                 try:
                     ev = inbox.receive_nowait()
                 except trio.WouldBlock:
                     break
                 self._handle(ev)
+            if hold.due <= trio.current_time():
+                self._send_now(hold.take_due(trio.current_time()))
             self.reads.issue(trio.current_time(), self.status.lead, self.raw.read_index)
             while self.raw.has_ready():
                 await self._handle_ready()
@@ -176,6 +189,9 @@ class RaftNode:
                 raw.step(ev)
             except Exception:
                 log.exception("raft refused message %s from %s", ev.type.name, format_id(ev.frm))
+                return
+            if ev.type == MessageType.PROP and self.status.is_leader:
+                self.commit_hold.forwarded(ev.frm, raw.raft.log.last_index())
         elif isinstance(ev, Propose):
             if self.status.lead == 0:
                 ev.pending.resolve(errors.NoLeaderError())
@@ -223,6 +239,8 @@ class RaftNode:
             self.status.term = rd.hard_state.term
         if rd.messages:
             self._send(rd.messages)  # a leader's appends and heartbeats go out before its own fsync
+            if any(e.type == EntryType.CONF_CHANGE for e in rd.committed_entries):
+                self._send_now(self.commit_hold.take_due(math.inf))  # membership news is not held
         snap = rd.snapshot if rd.snapshot is not None and rd.snapshot.meta.index > 0 else None
         if snap is not None:
             await self._install(snap)
@@ -274,8 +292,17 @@ class RaftNode:
             self.transport.sync_members()
 
     def _send(self, msgs: list[Message]) -> None:
-        if self.transport is not None:
+        if self.status.is_leader:
+            msgs = self.commit_hold.filter(msgs, trio.current_time(), self._replicating)
+        self._send_now(msgs)
+
+    def _send_now(self, msgs: list[Message]) -> None:
+        if msgs and self.transport is not None:
             self.transport.send(msgs)
+
+    def _replicating(self, to: int) -> bool:
+        pr = self.raw.raft.prs.get(to)
+        return pr is not None and pr.state == ProgressState.REPLICATE
 
     def _on_soft_state(self, ss: raft.SoftState) -> None:
         st = self.status
@@ -290,6 +317,8 @@ class RaftNode:
             self.metrics.leader_changes.inc()  # etcd counts changes to a new leader, never to "none"
         st.lead = ss.lead
         st.is_leader = ss.role == StateType.LEADER
+        if not st.is_leader:
+            self.commit_hold.clear()
         if ss.lead == 0:
             self.reads.leader_lost()
 
@@ -307,7 +336,10 @@ class RaftNode:
         loop waits for it either way); when fsyncs get slow, they leave the event loop so the client and
         peer tasks keep running."""
         t0 = time.perf_counter()
-        if self._fsync_ewma < INLINE_FSYNC_BELOW:
+        ewma = self._fsync_ewma
+        if ewma < INLINE_FSYNC_BELOW or (ewma < INLINE_FSYNC_IDLE_BELOW and len(self.waiters.requests) <= 1):
+            # Fast, or not slow and nobody else to serve meanwhile (one proposal in flight, or none on a
+            # follower, whose appends are what it waits for): a thread hand-off would only add latency.
             self.wal.sync()
         else:
             await self._run_sync(self.wal.sync)

@@ -34,7 +34,8 @@ async def test_messages_to_one_member_arrive_in_send_order() -> None:
             members[B] = Member(B, "b", (f"http://127.0.0.1:{port}",))
             transport = Transport(view_a, inbox_a, snapshot_source=bytes)
             nursery.start_soon(transport.run)
-            await trio.sleep(0)
+            while B not in transport.peers:  # the transport's run task creates its peers (a loaded box: later)
+                await trio.sleep(0)
             peer = transport.peers[B]
             n = 0
             for _ in range(50):  # before the link is up: queued
