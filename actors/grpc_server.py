@@ -5,7 +5,7 @@ etcdctl and every clientv3 open with the HTTP/2 prior-knowledge preface, so serv
 flow control and limits, nothing of etcd: a method table (grpc_services.py) maps "/service/method" to a
 protobuf request type and a coroutine. One reader task feeds h2 and dispatches events; each call runs in its
 own task under its own cancel scope (client RST_STREAM or grpc-timeout cancels it); every task writes through
-`flush`, which holds a lock so h2's output leaves in order.
+grpc_writer.Writer: stream messages once per scheduler turn for the whole connection, the rest at once.
 
 Hygiene: messages above `max_message_bytes` -> ResourceExhausted; errors trailers-only, grpc-message
 percent-encoded; inbound windows reopened as calls consume (unary: as the message is buffered; streams: as
@@ -40,6 +40,7 @@ from trikv.actors.grpc_status import (
     unimplemented_method,
     unknown_service,
 )
+from trikv.actors.grpc_writer import Writer
 from trikv.api.errors import GrpcCode
 
 log = logging.getLogger("trikv.grpc")
@@ -86,7 +87,7 @@ class GrpcConnection:
             },
         )
         self.calls: dict[int, Call] = {}
-        self._send_lock = trio.Lock()
+        self.writer = Writer(stream, self.conn)
         self._closed = False
         self.budget = Budget(limits, trio.current_time())
         self._nursery: trio.Nursery | None = None
@@ -100,6 +101,7 @@ class GrpcConnection:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self.writer.run)
                 await self.flush()
                 await self._read_loop(first)
                 nursery.cancel_scope.cancel()  # the peer is gone or broke the protocol: its calls end
@@ -162,10 +164,7 @@ class GrpcConnection:
             pass
 
     async def flush(self) -> None:
-        async with self._send_lock:
-            data = self.conn.data_to_send()
-            if data:
-                await self.stream.send_all(data)
+        await self.writer.flush()
 
     def _dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
@@ -333,7 +332,8 @@ class GrpcConnection:
     async def _send(self, call: Call, message: Any, *, flush: bool = True) -> None:
         """One response message, framed, sent as the peer's flow-control window allows."""
         payload = message.SerializeToString()
-        view = memoryview(b"\x00" + len(payload).to_bytes(4, "big") + payload)
+        frame = b"\x00" + len(payload).to_bytes(4, "big") + payload
+        view = memoryview(frame)
         if not call.headers_sent:
             self.conn.send_headers(call.sid, _OK_HEADERS)
             call.headers_sent = True
@@ -351,8 +351,8 @@ class GrpcConnection:
                 continue
             self.conn.send_data(call.sid, bytes(view[:size]))
             view = view[size:]
-        if flush:  # a unary answer leaves with its trailers, in one write
-            await self.flush()
+        if flush:  # a stream message; a unary answer leaves with its trailers, in one write
+            await self.writer.queued(len(frame))
 
     def _trailers_only(self, sid: int, code: int, message: str, *, client_done: bool) -> None:
         self._end(sid, [*_OK_HEADERS, *_status_headers(code, message)], client_done)
