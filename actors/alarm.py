@@ -1,8 +1,9 @@
 """The Alarm API (etcd's Maintenance.Alarm) and the task that raises this member's alarms through Raft.
 
 GET is answered from this member's applied alarm store after a ReadIndex round (etcd proposes even a GET,
-so its answer is linearizable: an alarm another member raised a moment ago is listed); ACTIVATE and DEACTIVATE are proposed like writes
-and answered once applied, with the alarms they changed (etcd's AlarmResponse, which carries no header).
+so its answer is linearizable: an alarm another member raised a moment ago is listed); ACTIVATE and
+DEACTIVATE are proposed like writes and answered once applied, with the alarms they changed (etcd's
+AlarmResponse, which carries no header).
 The quota check and the corruption check never propose themselves: they call `AlarmRaiser.raise_alarm`,
 which returns at once; the raiser's task proposes the alarm (once per member and type, retrying until it
 is applied) so a refused client request never waits for it.

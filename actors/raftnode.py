@@ -239,8 +239,9 @@ class RaftNode:
             self.status.term = rd.hard_state.term
         if rd.messages:
             self._send(rd.messages)  # a leader's appends and heartbeats go out before its own fsync
-            if any(e.type == EntryType.CONF_CHANGE for e in rd.committed_entries):
-                self._send_now(self.commit_hold.take_due(math.inf))  # membership news is not held
+            hold = self.commit_hold
+            if hold.due != math.inf and any(e.type == EntryType.CONF_CHANGE for e in rd.committed_entries):
+                self._send_now(hold.take_due(math.inf))  # membership news is not held
         snap = rd.snapshot if rd.snapshot is not None and rd.snapshot.meta.index > 0 else None
         if snap is not None:
             await self._install(snap)
