@@ -81,10 +81,14 @@ class AlarmStore:
         return [m for k, m in sorted(self._active.items()) if alarm == AlarmType.NONE or m.alarm == alarm]
 
     def has(self, alarm: AlarmType) -> bool:
+        if not self._active:  # the common case, asked once or twice per request
+            return False
         return any(m.alarm == alarm for m in self._active.values())
 
     def refuse(self, payload: Any) -> errors.EtcdError | None:
         """The error an active alarm answers this request with at apply, or None."""
+        if not self._active:
+            return None
         name = type(payload).__name__
         if self.has(AlarmType.CORRUPT) and name in _CORRUPT_REFUSED:
             return errors.CorruptError()

@@ -530,9 +530,8 @@ class ApplyBatch:
         return CompactionResponse(header=self._header())
 
     def set_consistent_index(self, index: int, term: int) -> None:
+        """Recorded here, written once at commit (the batch is atomic: per entry it was two tree puts)."""
         self._ci = (index, term)
-        self._tx.put(MVCC_BUCKET, _CONSISTENT_INDEX, _U64.pack(index))
-        self._tx.put(MVCC_BUCKET, _CONSISTENT_TERM, _U64.pack(term))
 
     def meta_put(self, key: bytes, value: bytes) -> None:
         self._tx.put(META_BUCKET, key, value)
@@ -576,6 +575,9 @@ class ApplyBatch:
         s = self._s
         if self.revision != s.current_revision:
             self._tx.put(MVCC_BUCKET, _CURRENT_REV, _U64.pack(self.revision))
+        if self._ci is not None:
+            self._tx.put(MVCC_BUCKET, _CONSISTENT_INDEX, _U64.pack(self._ci[0]))
+            self._tx.put(MVCC_BUCKET, _CONSISTENT_TERM, _U64.pack(self._ci[1]))
         try:
             finish = self._tx.prepare()
         except BaseException:

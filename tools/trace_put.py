@@ -2,6 +2,7 @@
 
     python -m trikv.tools.trace_put                   # 200 sequential puts to the leader, 30 ms apart
     python -m trikv.tools.trace_put --puts 500 --gap 0.02
+    python -m trikv.tools.trace_put --via follower    # through a follower, which forwards the proposal
 
 Starts configs/node0..2.yaml (rewritten to free loopback ports and a temp dir) with each member run through
 this module, which wraps a few methods of the write path with a timestamp (CLOCK_MONOTONIC, one clock for
@@ -65,21 +66,35 @@ def _install(out_path: str) -> None:
 
     def sent(msgs: list[Any]) -> str | None:
         kinds = {m.type for m in msgs}
-        if MessageType.APP in kinds and any(m.entries for m in msgs):
-            return "appends sent"
+        if MessageType.PROP in kinds:
+            return "proposal forwarded"
+        if MessageType.APP in kinds:
+            return "appends sent" if any(m.entries for m in msgs) else "commit sent"
         if MessageType.APP_RESP in kinds:
             return "append responses sent"
         return None
 
     def delivered(m: Any) -> str | None:
-        if m.type == MessageType.APP and m.entries:
-            return "append received"
+        if m.type == MessageType.PROP:
+            return "proposal received"
+        if m.type == MessageType.APP:
+            return "append received" if m.entries else "commit received"
         if m.type == MessageType.APP_RESP:
             return "append response received"
         return None
 
     around(kv.KVApi, "write", "request in", "answered")
-    before_sync(raftnode.RaftNode, "_handle", lambda ev: "proposal in Raft loop" if isinstance(ev, events.Propose) else None)
+    def in_loop(ev: Any) -> str | None:
+        if isinstance(ev, events.Propose):
+            return "proposal in Raft loop"
+        if getattr(ev, "type", None) == MessageType.APP_RESP:
+            return "append response in Raft loop"
+        if getattr(ev, "type", None) == MessageType.APP and not ev.entries:
+            return "commit in Raft loop"
+        return None
+
+    before_sync(raftnode.RaftNode, "_handle", in_loop)
+    around(raftnode.RaftNode, "_handle_ready", "Ready handling", None)
     before_sync(peer.Transport, "send", sent)
     before_sync(events.Inbox, "deliver", delivered)
     around(raftnode.RaftNode, "_sync_wal", None, "WAL fsync done")
@@ -87,7 +102,7 @@ def _install(out_path: str) -> None:
     around(applyloop.ApplyLoop, "_handle", None, "applied")
 
 
-async def _puts(endpoints: list[str], n: int, gap: float) -> tuple[str, list[tuple[int, int]]]:
+async def _puts(endpoints: list[str], n: int, gap: float, via: str) -> tuple[str, str, list[tuple[int, int]]]:
     import trio
 
     import trikv
@@ -97,8 +112,11 @@ async def _puts(endpoints: list[str], n: int, gap: float) -> tuple[str, list[tup
         leader = st.leader
         members = (await c.member_list()).members
         leader_ep = next(m.client_urls[0] for m in members if m.id == leader).removeprefix("http://")
+        target = leader_ep
+        if via == "follower":
+            target = next(m.client_urls[0] for m in members if m.id != leader).removeprefix("http://")
     windows: list[tuple[int, int]] = []
-    async with trikv.connect([leader_ep]) as c:
+    async with trikv.connect([target]) as c:
         for i in range(20):  # warm up
             await c.put(f"/trace/warm{i}", b"v" * 256)
         for i in range(n):
@@ -106,7 +124,7 @@ async def _puts(endpoints: list[str], n: int, gap: float) -> tuple[str, list[tup
             await c.put(f"/trace/{i:06d}", b"v" * 256)
             windows.append((t0, time.monotonic_ns()))
             await trio.sleep(gap)
-    return leader_ep, windows
+    return leader_ep, target, windows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--puts", type=int, default=200)
     ap.add_argument("--gap", type=float, default=0.03, help="seconds between puts")
+    ap.add_argument("--via", choices=("leader", "follower"), default="leader", help="the member the client talks to")
     args = ap.parse_args(args_in)
 
     import trio
@@ -132,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         cluster.start()
         try:
             time.sleep(3.0)
-            leader_ep, windows = trio.run(_puts, cluster.endpoints, args.puts, args.gap)
+            leader_ep, target, windows = trio.run(_puts, cluster.endpoints, args.puts, args.gap, args.via)
         finally:
             for m in cluster:
                 m.terminate()
         traces = {m.endpoint: _read(Path(tmp) / f"{m.name}.trace") for m in cluster}
-    print(_report(traces, leader_ep, windows))
+    print(_report(traces, leader_ep, target, windows))
     return 0
 
 
@@ -151,7 +170,9 @@ def _read(path: Path) -> list[tuple[str, int]]:
     return rows
 
 
-def _report(traces: dict[str, list[tuple[str, int]]], leader_ep: str, windows: list[tuple[int, int]]) -> str:
+def _report(
+    traces: dict[str, list[tuple[str, int]]], leader_ep: str, target: str, windows: list[tuple[int, int]]
+) -> str:
     """Per put: each member's first time at each stage inside the put's window, as ms after the request."""
     offsets: dict[tuple[str, str], list[float]] = {}
     order: list[tuple[str, str]] = []
@@ -168,7 +189,11 @@ def _report(traces: dict[str, list[tuple[str, int]]], leader_ep: str, windows: l
             (ep for ep in traces if ep != leader_ep),
             key=lambda ep: firsts[ep].get("append received", 1 << 62),
         )
-        roles = {leader_ep: "leader", followers[0]: "follower 1", followers[1]: "follower 2"}
+        if target == leader_ep:
+            roles = {leader_ep: "leader", followers[0]: "follower 1", followers[1]: "follower 2"}
+        else:
+            other = next(ep for ep in followers if ep != target)
+            roles = {leader_ep: "leader", target: "proposer (follower)", other: "other follower"}
         for ep, seen in firsts.items():
             for stage, t in seen.items():
                 key = (roles[ep], stage)
@@ -179,7 +204,8 @@ def _report(traces: dict[str, list[tuple[str, int]]], leader_ep: str, windows: l
         offsets.setdefault(("client", "answer received"), []).append((t1 - t0) / 1e6)
     rows = sorted(offsets.items(), key=lambda kv: statistics.median(kv[1]))
     lines = [
-        f"{len(windows)} sequential puts (256-byte values) to the leader; ms after the client sent each one",
+        f"{len(windows)} sequential puts (256-byte values) to the {'leader' if target == leader_ep else 'follower'};"
+        " ms after the client sent each one",
         "| stage | member | median ms | p90 ms |",
         "|---|---|---|---|",
     ]
