@@ -13,7 +13,6 @@ peers and tools still talk to it.
 from __future__ import annotations
 
 import collections
-import os
 import socket
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -25,12 +24,12 @@ from wsproto.events import AcceptConnection, RejectConnection, RejectData, Reque
 from wsproto.utilities import RemoteProtocolError
 
 from trikv.actors import wsframes
+from trikv.actors.sockio import FastSocket
 from trikv.actors.wsframes import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameReader
 
 DISCONNECT_TIMEOUT = 1.0  # seconds to wait for the other side's close frame
 NOT_FOUND = b"404 page not found\n"  # etcd's answer to a path it does not serve
 MAX_HANDSHAKE = 65536  # bytes of an opening handshake's HTTP head
-YIELD_EVERY = 16  # messages read without waiting on the socket before the reader yields to the scheduler
 
 
 class MessageLink(Protocol):
@@ -55,7 +54,7 @@ class Link:
         trailing: bytes = b"",
     ) -> None:
         self._stream = stream
-        self._sock = stream.socket
+        self._io = FastSocket(stream)
         self._raw = raw  # the same socket as a stdlib one, for writes without a wait (client side)
         self._client = client  # a client masks what it sends; a server expects masked frames
         self._bufsize = receive_buffer
@@ -65,7 +64,6 @@ class Link:
         self._flushing = trio.StrictFIFOLock()
         self._pongs: collections.deque[trio.Event] = collections.deque()
         self._close_sent = False
-        self._unwaited = 0  # messages returned since the reader last waited or yielded
         self.close_reason: CloseReason | None = None  # set once the link is closed (either side)
 
     @property
@@ -142,10 +140,6 @@ class Link:
                 continue
             op, payload = got
             if op == OP_BINARY or op == OP_TEXT:
-                self._unwaited += 1
-                if self._unwaited >= YIELD_EVERY:  # a busy link must not starve the other tasks
-                    self._unwaited = 0
-                    await trio.lowlevel.checkpoint()
                 return payload
             assert isinstance(payload, bytes)
             if op == OP_PING:
@@ -168,24 +162,10 @@ class Link:
                 raise ConnectionClosed(self.close_reason)
 
     async def _receive(self) -> None:
-        """One read from the socket into the frame reader, waiting for it only when nothing is there: reads
-        go to the descriptor (os.read), which spares trio's two scheduler passes per receive."""
-        fd = self._sock.fileno()
-        if fd < 0:
-            self.close_reason = self.close_reason or CloseReason(1006, "connection closed")
-            return
+        """One read from the socket into the frame reader (sockio: no scheduler pass when data is there)."""
         try:
-            try:
-                data = os.read(fd, self._bufsize)
-            except BlockingIOError:
-                self._unwaited = 0
-                await trio.lowlevel.wait_readable(fd)
-                if self._sock.fileno() < 0:
-                    raise trio.ClosedResourceError("the link was closed") from None
-                data = os.read(fd, self._bufsize)
-        except BlockingIOError:
-            return  # a spurious wakeup: read again
-        except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+            data = await self._io.receive_some(self._bufsize)
+        except (trio.ClosedResourceError, trio.BrokenResourceError) as exc:
             self.close_reason = self.close_reason or CloseReason(1006, str(exc) or type(exc).__name__)
             return
         if not data:

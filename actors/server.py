@@ -24,6 +24,7 @@ import trio_websocket
 from trikv.actors import grpc_call, grpc_server, grpc_services, http1
 from trikv.actors.httpmsg import NOT_FOUND, HttpRequest, HttpResponse, Route, method_not_allowed
 from trikv.actors.metrics import MemberMetrics
+from trikv.actors.sockio import FastSocket
 from trikv.actors.wsession import Backend, serve_websocket
 from trikv.api import errors, protocol
 
@@ -215,6 +216,7 @@ class ClientServer:
         buf = bytearray(first)
         idle = trio.CancelScope()  # cancelled by _close_idle when a request's bytes are awaited too long
         waiting = self._waiting
+        sock = FastSocket(stream)
         try:
             with idle:
                 while True:
@@ -222,7 +224,7 @@ class ClientServer:
                     if head is None:
                         waiting[idle] = trio.current_time()
                         while head is None:
-                            data = await stream.receive_some(HTTP_RECEIVE_BYTES)
+                            data = await sock.receive_some(HTTP_RECEIVE_BYTES)
                             if not data:
                                 return  # closed between requests (or mid-head, which h11 would only log too)
                             buf += data
@@ -233,7 +235,7 @@ class ClientServer:
                     if len(buf) < total:
                         waiting[idle] = trio.current_time()  # the body gets its own window
                         while len(buf) < total:
-                            data = await stream.receive_some(HTTP_RECEIVE_BYTES)
+                            data = await sock.receive_some(HTTP_RECEIVE_BYTES)
                             if not data:
                                 return
                             buf += data
@@ -246,7 +248,7 @@ class ClientServer:
                         conn = http1.h11_after(raw)
                         await self._respond(stream, conn, head.method.decode(), resp, close=False)
                         return
-                    await stream.send_all(out)
+                    await sock.send_all(out)
         finally:
             waiting.pop(idle, None)
         if idle.cancelled_caught:
