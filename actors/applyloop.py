@@ -63,7 +63,10 @@ class ApplyLoop:
     async def submit(self, entries: Sequence[Entry]) -> None:
         """Queue committed entries; returns at once unless they hold a conf change (then once applied)."""
         done = trio.Event() if any(e.type == EntryType.CONF_CHANGE for e in entries) else None
-        await self._send.send(_Apply(entries, done))
+        try:
+            self._send.send_nowait(_Apply(entries, done))  # no scheduler pass while the queue has room
+        except trio.WouldBlock:
+            await self._send.send(_Apply(entries, done))
         if done is not None:
             await done.wait()
 
