@@ -90,15 +90,16 @@ class Peer:
     def queued(self) -> int:
         return len(self._queue)
 
-    def send(self, msgs: list[Message]) -> None:
+    def send(self, msgs: list[Message]) -> bool:
         """Messages for this member from one Ready (never blocks: a message that does not fit is dropped and
-        the member reported unreachable; Raft retransmits)."""
+        the member reported unreachable; Raft retransmits). True when some of them wait for this peer's
+        tasks (queued, buffered behind a full socket, or a snapshot), False when all are on the socket."""
         if any(m.type == MessageType.SNAP for m in msgs):
             for m in [m for m in msgs if m.type == MessageType.SNAP]:
                 self.transport.nursery.start_soon(self._send_snapshot, m)
             msgs = [m for m in msgs if m.type != MessageType.SNAP]
             if not msgs:
-                return
+                return True
         link = self.link
         if link is not None and not self._queue and faults.ACTIVE is None and link.buffered() < BUFFER_LIMIT:
             try:
@@ -109,10 +110,11 @@ class Peer:
                         self.series.sent_bytes.inc(len(frame))
             except ConnectionClosed:
                 self._wake.set()  # the writer notices the broken link and redials
-                return
+                return True
             if link.buffered():
                 self._wake.set()
-            return
+                return True
+            return False
         for m in msgs:
             if len(self._queue) >= QUEUE_LIMIT:
                 if self.series is not None:
@@ -121,6 +123,7 @@ class Peer:
                 break
             self._queue.append(m)
         self._wake.set()
+        return True
 
     async def run(self) -> None:
         backoff = 0.05
@@ -357,18 +360,21 @@ class Transport:
                 self.peers[mid] = peer
                 self.nursery.start_soon(peer.run)
 
-    def send(self, msgs: list[Message]) -> None:
-        """One Ready's messages: one call (so one frame) per member, each member's in their order."""
+    def send(self, msgs: list[Message]) -> bool:
+        """One Ready's messages: one call (so one frame) per member, each member's in their order. True when
+        some wait for a peer's tasks (the Raft loop then yields before a blocking fsync so they can go)."""
         if len(msgs) == 1:
             by_peer: dict[int, list[Message]] = {msgs[0].to: msgs}
         else:
             by_peer = {}
             for m in msgs:
                 by_peer.setdefault(m.to, []).append(m)
+        waiting = False
         for to, ms in by_peer.items():
             peer = self.peers.get(to)
-            if peer is not None:
-                peer.send(ms)
+            if peer is not None and peer.send(ms):
+                waiting = True
+        return waiting
 
     def removed_self(self) -> None:
         """A member told us we were removed (we may never apply our own removal: nobody sends it to us)."""

@@ -60,7 +60,7 @@ DRAIN_LIMIT = 10000  # inbox events handled per loop round before the Ready is p
 
 
 class PeerSender(Protocol):
-    def send(self, msgs: list[Message]) -> None: ...
+    def send(self, msgs: list[Message]) -> bool: ...  # True: some wait for the peer tasks
     def sync_members(self) -> None: ...
 
 
@@ -237,8 +237,9 @@ class RaftNode:
             self._on_soft_state(rd.soft_state)
         if rd.hard_state is not None:
             self.status.term = rd.hard_state.term
+        owed = False  # some of this Ready's messages wait for a peer task to write them
         if rd.messages:
-            self._send(rd.messages)  # a leader's appends and heartbeats go out before its own fsync
+            owed = self._send(rd.messages)  # a leader's appends and heartbeats go out before its own fsync
             hold = self.commit_hold
             if hold.due != math.inf and any(e.type == EntryType.CONF_CHANGE for e in rd.committed_entries):
                 self._send_now(hold.take_due(math.inf))  # membership news is not held
@@ -248,7 +249,7 @@ class RaftNode:
         if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
             self.wal.append(rd.entries, rd.hard_state)
             if self._must_sync(rd):
-                if rd.messages:
+                if owed:
                     await trio.lowlevel.checkpoint()  # let the peer tasks put the appends on the wire first
                 await self._sync_wal()
         if snap is not None:
@@ -292,14 +293,15 @@ class RaftNode:
         if self.transport is not None:
             self.transport.sync_members()
 
-    def _send(self, msgs: list[Message]) -> None:
+    def _send(self, msgs: list[Message]) -> bool:
         if self.status.is_leader:
             msgs = self.commit_hold.filter(msgs, trio.current_time(), self._replicating)
-        self._send_now(msgs)
+        return self._send_now(msgs)
 
-    def _send_now(self, msgs: list[Message]) -> None:
+    def _send_now(self, msgs: list[Message]) -> bool:
         if msgs and self.transport is not None:
-            self.transport.send(msgs)
+            return self.transport.send(msgs)
+        return False
 
     def _replicating(self, to: int) -> bool:
         pr = self.raw.raft.prs.get(to)

@@ -83,7 +83,9 @@ class MemLinks:
             if self.net.running.get(self.id) is self:
                 del self.net.running[self.id]
 
-    def send(self, msgs: list[Message]) -> None:
+    def send(self, msgs: list[Message]) -> bool:
+        """Delivered at once; True all the same, so the Raft loop yields before its fsync as it does when a
+        real link buffered something (the in-process tests' scheduling stays what it was)."""
         for m in msgs:
             if m.type == MessageType.SNAP:
                 if self._nursery is None:
@@ -97,6 +99,7 @@ class MemLinks:
                 continue
             self.net.delivered += 1
             peer.inbox.deliver(m)
+        return True
 
     async def _send_snapshot(self, m: Message) -> None:
         await trio.lowlevel.checkpoint()  # as the real Peer: its own task, after the Ready that made it
