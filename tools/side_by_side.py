@@ -7,8 +7,9 @@
 Each system runs as three members on free loopback ports in a temp dir: trikv from configs/node0..2.yaml,
 etcd (the Debian `etcd-server` package, a yardstick only, never a dependency) from
 ../shared/reference/etcd-configs/etcdnode0..2.yml, both rewritten by tools/localcluster.py. Every
-workload gets a fresh cluster (like the reference's numbers: 1,000 keys under /bench/, 256-byte values;
-range workloads pre-write them). Prints a Markdown table: median ops/s, the median run's p50/p99 and its
+run gets a fresh cluster (like the reference's numbers: 1,000 keys under /bench/, 256-byte values; range
+workloads pre-write them), and the systems' runs of a workload alternate (this VM's speed drifts by 20-40 %
+over minutes: both systems get the same minutes). Prints a Markdown table: median ops/s, the median run's p50/p99 and its
 CPU per op (utime + stime from /proc, summed over the three members / of the load generator's processes;
 on 2 shared cores a hungrier server starves its generator), and trikv / etcd when both ran.
 """
@@ -122,21 +123,25 @@ def _run_load(cluster: Cluster, args: list[str], duration: float, pin: str | Non
 
 
 def measure(
-    system: str, runs: int, duration: float, workloads: list[tuple[str, list[str]]]
-) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
+    systems: list[str], runs: int, duration: float, workloads: list[tuple[str, list[str]]]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every run of a workload on each system back to back (trikv, etcd, trikv, etcd, ...): this VM's speed
+    drifts by 20-40 % over minutes, so both systems' runs of a workload share the same minutes."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in systems}
     for name, args in workloads:
-        out[name] = []
+        for system in systems:
+            out[system][name] = []
         for _ in range(runs):
-            with tempfile.TemporaryDirectory(prefix=f"sbs-{system}-") as tmp:
-                cluster = _cluster(system, Path(tmp))
-                cluster.start()
-                try:
-                    time.sleep(3.0)  # first election and publish
-                    out[name].append(_run_load(cluster, args, duration, PIN.get(name)))
-                finally:
-                    cluster.stop()
-            print(f"{system:5s} {name}: {out[name][-1]}", file=sys.stderr, flush=True)
+            for system in systems:
+                with tempfile.TemporaryDirectory(prefix=f"sbs-{system}-") as tmp:
+                    cluster = _cluster(system, Path(tmp))
+                    cluster.start()
+                    try:
+                        time.sleep(3.0)  # first election and publish
+                        out[system][name].append(_run_load(cluster, args, duration, PIN.get(name)))
+                    finally:
+                        cluster.stop()
+                print(f"{system:5s} {name}: {out[system][name][-1]}", file=sys.stderr, flush=True)
     return out
 
 
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         systems.remove("etcd")
-    results = {s: measure(s, args.runs, args.duration, workloads) for s in systems}
+    results = measure(systems, args.runs, args.duration, workloads)
     head = " | ".join(
         f"{s} ops/s median (runs) | {s} p50 / p99 ms | {s} CPU ms/op: members / generator" for s in systems
     )
