@@ -32,6 +32,7 @@ def well_typed(m: Message) -> bool:
         and _u64(m.commit)
         and _u64(m.reject_hint)
         and type(m.reject) is bool
+        and type(m.no_ack) is bool
         and type(m.context) is bytes
     ):
         return False

@@ -232,8 +232,9 @@ class Raft:
         else:
             self.msgs.append(m)
 
-    def send_append(self, to: int, send_if_empty: bool = True) -> bool:
-        """Send the next append (or a snapshot) to `to` if flow control allows; returns whether sent."""
+    def send_append(self, to: int, send_if_empty: bool = True, commit_notice: bool = False) -> bool:
+        """Send the next append (or a snapshot) to `to` if flow control allows; returns whether sent.
+        commit_notice: an empty one to a replicating follower only tells it the commit (no answer wanted)."""
         pr = self.prs[to]
         if pr.is_paused():
             return False
@@ -246,7 +247,10 @@ class Raft:
             return self.send_snapshot(to, pr)
         if not ents and not send_if_empty:
             return False
-        self.msgs.append(Message(_APP, to, self.id, self.term, prev_term, prev, _tuple(ents), log.committed))
+        notice = not ents and commit_notice and pr.state == _REPLICATE
+        self.msgs.append(
+            Message(_APP, to, self.id, self.term, prev_term, prev, _tuple(ents), log.committed, no_ack=notice)
+        )
         pr.sent_entries(ents[-1].index if ents else None)
         return True
 
@@ -269,7 +273,7 @@ class Raft:
         self.need_bcast = False
         for pid in self.prs:
             if pid != self.id:
-                self.send_append(pid)
+                self.send_append(pid, commit_notice=True)
 
     def bcast_heartbeat(self, ctx: bytes | None = None) -> None:
         if ctx is None:
@@ -800,7 +804,8 @@ class Raft:
             return
         lastnewi = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if lastnewi >= 0:
-            self.send(Message(_APP_RESP, m.frm, self.id, self.term, index=lastnewi))
+            if not (m.no_ack and not m.entries):  # an accepted commit notice needs no answer
+                self.send(Message(_APP_RESP, m.frm, self.id, self.term, index=lastnewi))
             return
         hint_index, hint_term = log.find_conflict_by_term(min(m.index, log.last_index()), m.log_term)
         self.send(

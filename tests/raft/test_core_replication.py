@@ -270,3 +270,52 @@ def test_forwarded_proposal_dropped_silently_during_transfer() -> None:
     c.nodes[2].propose(b"fwd")  # forwarded to 1, which refuses it without raising into step()
     c.stabilize()
     assert b"fwd" not in c.sm[1]
+
+
+def test_commit_notice_to_a_replicating_follower_wants_no_answer() -> None:
+    # After a commit the leader tells each follower in step the new commit with an empty append flagged
+    # no_ack; the follower commits and answers nothing (one message, wakeup and Ready fewer per write).
+    c = settled()
+    c.nodes[1].propose(b"x")
+    c.stabilize()
+    notices = [m for m in c.sent if m.type == MT.APP and not m.entries and m.no_ack]
+    assert sorted({m.to for m in notices}) == [2, 3]
+    assert c.sm[2] == c.sm[3] == [b"x"] and c.commit(2) == c.commit(1)
+    answered = {(m.frm, m.index) for m in c.sent if m.type == MT.APP_RESP}
+    last = c.last(1)
+    c.sent.clear()
+    c.nodes[1].propose(b"y")
+    c.stabilize()
+    resps = [m for m in c.sent if m.type == MT.APP_RESP]
+    # one answer per follower, to the append that carried "y"; none to its commit notice
+    assert sorted(m.frm for m in resps) == [2, 3] and all(m.index == last + 1 for m in resps)
+    assert (2, last) in answered or (3, last) in answered
+
+
+def test_a_commit_notice_that_does_not_match_is_still_rejected() -> None:
+    # A follower whose log lacks the notice's index answers with a rejection, so the leader backs off.
+    c = settled()
+    commit = c.commit(1)
+    term = c.term(1)
+    notice = Message(MT.APP, 2, 1, term, log_term=term, index=c.last(2) + 5, commit=commit, no_ack=True)
+    c.nodes[2].step(notice)
+    rd = c.nodes[2].ready()
+    rejects = [m for m in rd.messages + rd.messages_after_persist if m.type == MT.APP_RESP]
+    assert len(rejects) == 1 and rejects[0].reject
+
+
+def test_a_probing_follower_gets_an_ordinary_empty_append() -> None:
+    # Only a follower the leader knows is replicating may skip its answer; a probe needs one.
+    c = settled()
+    r = c.nodes[1].raft
+    r.prs[2].become_probe()
+    r.msgs.clear()
+    r.bcast_append()
+    to = {m.to: m for m in r.msgs if m.type == MT.APP}
+    assert not to[2].entries and not to[2].no_ack
+    assert not to[3].entries and to[3].no_ack
+    c.send(r.msgs)
+    r.msgs.clear()
+    c.sent.clear()
+    c.stabilize()
+    assert [m.frm for m in c.sent if m.type == MT.APP_RESP] == [2]  # the probe answered, the notice not

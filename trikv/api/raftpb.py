@@ -57,3 +57,8 @@ class Message:
     reject_hint: int = 0
     context: bytes = b""
     snapshot: Snapshot | None = None
+    # An append that only carries the commit index to a follower the leader knows is in step (replicating):
+    # accepted, it gets no response (the one to the append that carried the entries says it all); a
+    # rejection still answers. Not in etcd's raftpb: a follower's answer to every commit was one more
+    # message, wakeup and Ready per write on two members.
+    no_ack: bool = False
