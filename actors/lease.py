@@ -137,9 +137,24 @@ class LeaseManager:
         if not (self.status.is_leader and self.lessor.primary):
             raise errors.NotLeaderError()
 
+    async def _ensure_leadership(self) -> None:
+        """etcd's ensureLeadership (3.5+) before a renewal: a ReadIndex round confirms with a quorum that this
+        member still leads, in the same term. A leader that was paused (or cut off) while another was elected
+        would otherwise renew in its own table on waking and answer a keep-alive the real leader never sees:
+        the lease then expires while its owner holds a fresh TTL (found by the robustness harness: seed 7,
+        a keep-alive that waited out a SIGSTOP of the leader)."""
+        term = self.status.term
+        try:
+            await self.proposer.read_index()
+        except errors.EtcdError:
+            raise errors.NotLeaderError() from None
+        if not (self.status.is_leader and self.status.term == term and self.lessor.primary):
+            raise errors.NotLeaderError()
+
     async def keep_alive(self, lease_id: int) -> int:
         """The renewed TTL; 0 for an unknown or expired lease (etcd's keep-alive answer)."""
         await self._primary()
+        await self._ensure_leadership()
         try:
             ttl, cleared = self.lessor.renew(lease_id)
         except errors.LeaseNotFoundError:
