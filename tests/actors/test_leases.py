@@ -264,3 +264,24 @@ async def test_ignore_lease_keeps_and_txn_puts_attach(autojump_clock: MockClock)
         assert not (await get(lead, b"kept")).kvs  # still on `first`: ignore_lease kept it there
         ttl = await lead.handlers.handle(LeaseTimeToLiveRequest(second, keys=True))
         assert ttl.keys == (b"t1",)
+
+
+async def test_a_cut_off_leader_does_not_renew_a_keep_alive(autojump_clock: MockClock) -> None:
+    # etcd's ensureLeadership: a leader that cannot confirm its leadership with a quorum (here cut off;
+    # in the robustness run that found it, SIGSTOPped while another was elected) must not renew in its
+    # own table and answer a TTL the real leader never granted.
+    async with cluster() as c:
+        lead = await c.settle()
+        lid = await grant(lead, 60)
+        before = lead.leases.lessor.leases[lid].expiry
+        others = [n for n in c.running() if n is not lead]
+        c.net.cut |= {frozenset((lead.id, o.id)) for o in others}
+        await trio.sleep(ELECTION / 4)  # still the leader in its own eyes (check-quorum takes an election timeout)
+        assert lead.raft.status.is_leader
+        with pytest.raises(errors.EtcdError):
+            await lead.handlers.handle(LeaseKeepAliveRequest(lid))
+        assert lead.leases.lessor.leases[lid].expiry == before  # nothing renewed in its table
+        c.net.cut.clear()
+        new = await c.settle()
+        ka = await new.handlers.handle(LeaseKeepAliveRequest(lid))
+        assert ka.ttl == 60
