@@ -110,10 +110,6 @@ class FrameReader:
             self._pos = 0
         self._buf += data
 
-    def pending(self) -> int:
-        """Bytes fed and not yet returned as a frame."""
-        return len(self._buf) - self._pos
-
     def next(self) -> tuple[int, bytes | str] | None:
         while True:
             got = self._frame()
