@@ -64,11 +64,15 @@ class FileSystem(Protocol):
 class OsFile:
     """A read-write descriptor; positional I/O only, so no shared offset to get wrong."""
 
-    __slots__ = ("_fd", "path")
+    __slots__ = ("_fd", "_size", "path")
 
     def __init__(self, path: str, fd: int) -> None:
         self.path = path
         self._fd = fd
+        # The size as this descriptor's own writes left it (None: ask the kernel). Only this object writes the
+        # file (the directory lock keeps other processes out), and the quota asks for the page file's size on
+        # every write request: an fstat per call was a syscall per request.
+        self._size: int | None = None
 
     def pread(self, size: int, offset: int) -> bytes:
         data = os.pread(self._fd, size, offset)
@@ -87,30 +91,43 @@ class OsFile:
 
     def pwrite(self, data: bytes | memoryview, offset: int) -> None:
         view = memoryview(data)
-        while view:
-            n = os.pwrite(self._fd, view, offset)
-            view = view[n:]
-            offset += n
+        try:
+            while view:
+                n = os.pwrite(self._fd, view, offset)
+                view = view[n:]
+                offset += n
+        except BaseException:
+            self._size = None
+            raise
+        if self._size is not None and offset > self._size:
+            self._size = offset
 
     def size(self) -> int:
-        return os.fstat(self._fd).st_size
+        if self._size is None:
+            self._size = os.fstat(self._fd).st_size
+        return self._size
 
     def truncate(self, size: int) -> None:
+        self._size = None
         os.ftruncate(self._fd, size)
+        self._size = size
 
     def preallocate(self, size: int) -> None:
         current = self.size()
         if size <= current:
             return
+        self._size = None
         fallocate = getattr(os, "posix_fallocate", None)
         if fallocate is not None:
             try:
                 fallocate(self._fd, current, size - current)
+                self._size = size
                 return
             except OSError as exc:  # e.g. a file system without fallocate support
                 if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                     raise
         os.ftruncate(self._fd, size)
+        self._size = size
 
     def sync(self) -> None:
         os.fsync(self._fd)

@@ -38,6 +38,38 @@ def test_os_file_roundtrip(tmp_path):
     assert not fs.exists(str(tmp_path / "a"))
 
 
+def test_os_file_size_follows_its_own_writes_without_asking_the_kernel(tmp_path, monkeypatch):
+    """size() answers from what this descriptor did (the quota asks on every write request), and that answer
+    is what fstat says after every kind of change."""
+    import os
+
+    fs = OsFileSystem()
+    p = str(tmp_path / "f")
+    f = fs.open(p, create=True)
+    real_fstat = os.fstat
+    calls = []
+
+    def counting_fstat(fd):
+        calls.append(fd)
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", counting_fstat)
+    assert f.size() == 0
+    for step in (
+        lambda: f.pwrite(b"x" * 100, 0),
+        lambda: f.pwrite(b"y" * 10, 500),
+        lambda: f.pwrite(b"z", 3),  # inside: no growth
+        lambda: f.preallocate(8192),
+        lambda: f.preallocate(10),
+        lambda: f.truncate(40),
+        lambda: f.pwrite(b"w" * 60, 20),
+    ):
+        step()
+        assert f.size() == real_fstat(f._fd).st_size
+    assert len(calls) == 1  # the first size() only
+    f.close()
+
+
 def test_os_lock_is_exclusive(tmp_path):
     fs = OsFileSystem()
     lock = fs.lock(str(tmp_path))
