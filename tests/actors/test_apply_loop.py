@@ -99,3 +99,36 @@ async def test_an_install_outlasting_the_batch_deadline_completes(autojump_clock
     assert backend.installed == [418]
     assert status_seen == [418]
     assert backend.commits >= 1
+
+
+async def test_an_open_batch_commits_one_interval_after_it_opened_and_an_idle_loop_stays_idle(
+    autojump_clock: MockClock,
+) -> None:
+    """The commit timer: a batch is committed once it is due even when no further entry arrives, entries that
+    arrive meanwhile join it, and with nothing applied no commit is attempted."""
+    backend = SlowBackend(work=0.0)
+    loop = _loop(backend)
+    commits_at: list[float] = []
+    real_commit = backend.commit
+
+    async def timed_commit() -> None:
+        await real_commit()
+        commits_at.append(trio.current_time())
+
+    backend.commit = timed_commit  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(loop.run)
+        t0 = trio.current_time()
+        await loop.submit([Entry(term=2, index=1)])
+        await trio.sleep(BATCH / 4)
+        await loop.submit([Entry(term=2, index=2)])  # joins the open batch
+        await trio.sleep(BATCH * 2)
+        assert commits_at == [t0 + BATCH]
+        await trio.sleep(BATCH * 20)  # idle: nothing to commit
+        assert backend.commits == 1
+        t1 = trio.current_time()
+        await loop.submit([Entry(term=2, index=3)])  # a new batch, a new deadline
+        await trio.sleep(BATCH * 3)
+        nursery.cancel_scope.cancel()
+    assert commits_at == [t0 + BATCH, t1 + BATCH]
+    assert backend.applied == 3
