@@ -40,7 +40,7 @@ from trikv.actors.peerwire import (
     forward_to_leader,
     ws_url,
 )
-from trikv.api import codec
+from trikv.api import codec, raftframe
 from trikv.api.internal import PeerHello
 from trikv.api.raftpb import Message, MessageType, Snapshot
 from trikv.storage import faults
@@ -104,7 +104,7 @@ class Peer:
         if link is not None and not self._queue and faults.ACTIVE is None and link.buffered() < BUFFER_LIMIT:
             try:
                 for i in range(0, len(msgs), MAX_BATCH):
-                    frame = codec.encode(msgs[i : i + MAX_BATCH])
+                    frame = raftframe.encode(msgs[i : i + MAX_BATCH])
                     link.send_nowait(frame)
                     if self.series is not None:
                         self.series.sent_bytes.inc(len(frame))
@@ -213,7 +213,7 @@ class Peer:
                     batch = await peerfaults.filter_link(faults.ACTIVE.peer_out, self._name(), batch)
                     if not batch:
                         continue
-                frame = codec.encode(batch)
+                frame = raftframe.encode(batch)
                 link.send_nowait(frame)
                 if self.series is not None:
                     self.series.sent_bytes.inc(len(frame))

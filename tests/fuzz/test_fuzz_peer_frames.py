@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import cbor2
 import trio
 import trio_websocket
@@ -21,8 +22,9 @@ from tests.fuzz import shapes
 from tests.fuzz.conftest import Member, Tracebacks, budget
 from tests.fuzz.test_fuzz_client_frames import PROBE_ID, check_item, probe_frame
 from trikv.actors.peerwire import PEER_PATH
-from trikv.api import codec, errors, lease, protocol, raftpb
+from trikv.api import codec, errors, lease, protocol, raftframe, raftpb
 from trikv.api.internal import PeerHello, PeerHelloReply
+from trikv.api.records import Entry, EntryType
 
 TIMEOUT = 15.0
 KINDS = ["stream", "snapshot", "forward", "snapshot_stream", "cluster_info", "bogus"]
@@ -36,6 +38,30 @@ EMPTY_PROP = cbor2.loads(codec.encode(raftpb.Message(raftpb.MessageType.PROP)))
 # An append whose term is None (the codec does not check field types: the Raft core raised a TypeError).
 _APP = cbor2.loads(codec.encode(raftpb.Message(raftpb.MessageType.APP)))
 UNTYPED_APP = cbor2.CBORTag(_APP.tag, [*_APP.value[:3], None, *_APP.value[4:]])
+
+
+U64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
+binary_messages = st.builds(
+    raftpb.Message,
+    st.sampled_from(list(raftpb.MessageType)),
+    U64,
+    U64,
+    st.one_of(st.integers(0, 5), U64),
+    st.one_of(st.integers(0, 5), U64),
+    st.one_of(st.integers(0, 50), U64),
+    st.lists(
+        st.builds(
+            Entry, st.integers(0, 5), st.integers(0, 50), st.sampled_from(list(EntryType)), st.binary(max_size=40)
+        ),
+        max_size=3,
+    ).map(tuple),
+    st.one_of(st.integers(0, 50), U64),
+    st.booleans(),
+    U64,
+    st.binary(max_size=16),
+    st.none(),
+    st.booleans(),
+)
 
 
 def raft_message() -> st.SearchStrategy[cbor2.CBORTag]:
@@ -57,6 +83,7 @@ def sessions(draw: st.DrawFn) -> tuple[str | None, list[bytes]]:
     kind = draw(st.one_of(st.none(), st.sampled_from(KINDS)))
     frame = st.one_of(
         st.binary(max_size=100),
+        st.binary(max_size=100).map(lambda b: bytes([raftframe.BINARY]) + b),  # the binary Raft frame's marker
         shapes.any_value().map(shapes.dumps),
         shapes.any_shape().map(shapes.dumps),
         st.lists(shapes.any_shape([raftpb.Message]), max_size=3).map(shapes.dumps),
@@ -69,7 +96,9 @@ def sessions(draw: st.DrawFn) -> tuple[str | None, list[bytes]]:
     return kind, draw(st.lists(frame, min_size=1, max_size=3))
 
 
-async def exchange(m: Member, kind: str | None, frames: list[bytes], typed: list[list[Any]]) -> None:
+async def exchange(
+    m: Member, kind: str | None, frames: list[bytes], typed: list[list[Any]], binary: list[bytes] = ()
+) -> None:
     ident = m.node.ident
     url = f"ws://127.0.0.1:{m.peer_port}{PEER_PATH}"
     with trio.fail_after(TIMEOUT):
@@ -79,7 +108,7 @@ async def exchange(m: Member, kind: str | None, frames: list[bytes], typed: list
                     codec.encode(PeerHello(kind, ident.cluster_id, ident.member_id, ident.member_id))
                 )
             try:
-                for frame in [*frames, *(shapes.dumps(msgs) for msgs in typed)]:
+                for frame in [*frames, *(shapes.dumps(msgs) for msgs in typed), *binary]:
                     await ws.send_message(frame)
                 with trio.move_on_after(0.05):  # the answers (hello reply, forwarded answers) or the close
                     while True:
@@ -134,5 +163,20 @@ def test_peer_raft_messages(member: Member, module_tracebacks: Tracebacks, msgs:
     """Raft messages on a checked link: typed fields reach Raft, ill-typed ones are refused."""
     me = member.node.ident.member_id
     trio.run(exchange, member, "stream", [], [[addressed(m, me) for m in batch] for batch in msgs])
+    module_tracebacks.check()
+    member.alive()
+
+
+@budget(examples=60, deadline_ms=20_000)
+@given(msgs=st.lists(st.lists(binary_messages, min_size=1, max_size=3), max_size=2))
+def test_peer_binary_raft_frames(
+    member: Member, module_tracebacks: Tracebacks, msgs: list[list[raftpb.Message]]
+) -> None:
+    """Raft messages of every type and any uint64 fields in the binary layout reach Raft (or are refused as
+    local-only / malformed proposals) without a traceback; the member stays up and serving."""
+    me = member.node.ident.member_id
+    frames = [raftframe.encode([attrs.evolve(m, to=me, frm=me) for m in batch]) for batch in msgs]
+    assert all(f[0] == raftframe.BINARY for f in frames)
+    trio.run(exchange, member, "stream", [], [], frames)
     module_tracebacks.check()
     member.alive()
