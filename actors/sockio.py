@@ -25,6 +25,10 @@ class FastSocket:
         self.stream = stream
         self._sock = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._unwaited = 0
+        # The last read returned less than asked: the kernel's buffer is most likely empty, so the next read
+        # waits first instead of trying (nginx's "ready" flag): on a request/response link the speculative
+        # read of the next message failed every time, an exception and a system call per message.
+        self._drained = False
 
     async def _maybe_yield(self) -> None:
         self._unwaited += 1
@@ -40,22 +44,28 @@ class FastSocket:
         if fd < 0:
             raise trio.ClosedResourceError("the socket was closed")
         try:
-            try:
-                data = os.read(fd, max_bytes)
-            except BlockingIOError:
-                self._unwaited = 0
-                while True:
-                    await trio.lowlevel.wait_readable(fd)
-                    if self._sock.fileno() < 0:  # closed by another task while we waited
-                        raise trio.ClosedResourceError("the socket was closed") from None
-                    try:
-                        return os.read(fd, max_bytes)
-                    except BlockingIOError:
-                        continue  # a spurious wakeup
+            if not self._drained:
+                try:
+                    data = os.read(fd, max_bytes)
+                except BlockingIOError:
+                    pass
+                else:
+                    self._drained = len(data) < max_bytes
+                    await self._maybe_yield()
+                    return data
+            self._unwaited = 0
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                if self._sock.fileno() < 0:  # closed by another task while we waited
+                    raise trio.ClosedResourceError("the socket was closed") from None
+                try:
+                    data = os.read(fd, max_bytes)
+                except BlockingIOError:
+                    continue  # a spurious wakeup
+                self._drained = len(data) < max_bytes
+                return data
         except OSError as exc:
             raise trio.BrokenResourceError(str(exc) or type(exc).__name__) from exc
-        await self._maybe_yield()
-        return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Like SocketStream.send_all: what the kernel takes now goes at once, the rest through the stream."""

@@ -104,3 +104,45 @@ async def test_a_stream_that_is_not_a_socket_is_used_as_it_is() -> None:
     fl, fr = FastSocket(left), FastSocket(right)
     await fl.send_all(b"mem")
     assert await fr.receive_some(10) == b"mem"
+
+
+async def test_after_a_short_read_the_next_read_waits_instead_of_failing_a_system_call(monkeypatch) -> None:
+    """A read that returned less than asked left the kernel's buffer empty: the next one waits for data
+    first (no read that fails with EAGAIN); a read that filled its buffer is followed by a read at once."""
+    import os
+
+    from trikv.actors import sockio
+
+    a, b = pair()
+    fa, fb = FastSocket(a), FastSocket(b)
+    calls: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, n: int) -> bytes:
+        try:
+            data = real_read(fd, n)
+        except BlockingIOError:
+            calls.append(-1)
+            raise
+        calls.append(len(data))
+        return data
+
+    monkeypatch.setattr(sockio.os, "read", counting_read)
+    await fa.send_all(b"abc")
+    assert await fb.receive_some(100) == b"abc"  # short
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            got: list[bytes | bytearray] = []
+
+            async def read() -> None:
+                got.append(await fb.receive_some(100))
+
+            nursery.start_soon(read)
+            await trio.testing.wait_all_tasks_blocked()
+            await fa.send_all(b"later")
+    assert got == [b"later"]
+    assert calls == [3, 5]  # no failed read in between
+    await fa.send_all(b"0123456789")
+    assert await fb.receive_some(4) == b"0123"  # full: the next read goes at once
+    assert await fb.receive_some(100) == b"456789"
+    assert calls == [3, 5, 4, 6]
