@@ -1,9 +1,10 @@
 """The Raft loop actor: the only task that touches the RawNode, its MemoryStorage and the WAL.
 
 Per Ready, in etcd's order: send the leader's messages (its appends leave before its own fsync), persist
-entries + hard state with ONE fsync, tell Raft what is durable, send the messages that had to wait for it
-(votes, responses), hand committed entries to the apply loop (applyloop.py, its own task), advance.
-The ticker is its own small task feeding owed ticks into the inbox.
+entries + hard state with ONE fsync, send the messages that had to wait for it (votes, responses: first,
+they are what a leader waits for), tell Raft and the MemoryStorage what is durable, hand committed entries
+to the apply loop (applyloop.py, its own task), advance. The ticker is its own small task feeding owed
+ticks into the inbox.
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ class RaftNode:
                 if owed:
                     await trio.lowlevel.checkpoint()  # let the peer tasks put the appends on the wire first
                 await self._sync_wal()
+        if rd.messages_after_persist:  # durable now: a follower's answer goes before the bookkeeping below
+            self._send(rd.messages_after_persist)
         if snap is not None:
             st.apply_snapshot(snap)
         if rd.hard_state is not None:
@@ -261,8 +264,6 @@ class RaftNode:
             st.append(rd.entries)
             last = rd.entries[-1]
             raw.ack_persisted(last.term, last.index)
-        if rd.messages_after_persist:
-            self._send(rd.messages_after_persist)
         for index, pending in self.reads.answered(rd.read_states):
             self.backend.wait_applied(index, pending)
         if faults.ACTIVE is not None and (self._early_upto or faults.ACTIVE.plant("put_ack_before_quorum_fsync")):
