@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import trio
 
 from trikv.actors.alarmstore import alarm_errors
 from trikv.actors.backend import Backend
@@ -33,6 +34,7 @@ ETCD_API_VERSION = "3.4.0"  # the etcd release whose API (Status, /version) trik
 
 # etcd's maxGapBetweenApplyAndCommitIndex: past this backlog new proposals are refused.
 MAX_APPLY_BACKLOG = 5000
+EXPIRY_STEP = 0.05  # seconds between sweeps of the request timeouts: a request may outlive its timeout by this
 
 # The op name a proposal carries in its Raft entry (informational: apply dispatches on the payload's type).
 _OP_NAMES: dict[type, str] = {
@@ -63,6 +65,33 @@ class Proposer:
     ) -> None:
         self.ident, self.inbox, self.waiters, self.status, self.ids = ident, inbox, waiters, status, ids
         self.timeout = timeout
+        # Waiting requests and their deadlines. One timeout for all: insertion order is deadline order.
+        self._deadlines: dict[Pending, float] = {}
+
+    async def expire(self) -> None:
+        """Ends the requests whose timeout passed with etcd's "request timed out" (a task of the Node's): one
+        sweep every EXPIRY_STEP instead of a deadline scope per request, whose entry and exit cost ~8 us of
+        a ~1.2 ms write on the request's path."""
+        deadlines = self._deadlines
+        while True:
+            await trio.sleep(EXPIRY_STEP)
+            now = trio.current_time()
+            while deadlines:
+                pending, at = next(iter(deadlines.items()))
+                if at > now:
+                    break
+                del deadlines[pending]
+                pending.resolve(errors.TimeoutError_())
+
+    async def _wait(self, pending: Pending) -> Any:
+        self._deadlines[pending] = trio.current_time() + self.timeout
+        try:
+            await pending.done.wait()
+        finally:
+            self._deadlines.pop(pending, None)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
 
     def _admit(self) -> None:
         if self.status.committed - self.status.applied > MAX_APPLY_BACKLOG:
@@ -76,7 +105,7 @@ class Proposer:
         self.inbox.request(Propose(request, pending))  # TooManyRequestsError on a full inbox
         self.waiters.requests[req_id] = pending
         try:
-            return await pending.wait(self.timeout)
+            return await self._wait(pending)
         finally:
             self.waiters.requests.pop(req_id, None)
 
@@ -85,7 +114,7 @@ class Proposer:
         pending = Pending()
         self.inbox.request(ProposeConfChange(change, pending))
         try:
-            await pending.wait(self.timeout)
+            await self._wait(pending)
         finally:
             self.waiters.conf_changes.pop(change.id, None)
 
@@ -93,7 +122,7 @@ class Proposer:
         """Returns once this member has applied everything committed when the read arrived."""
         pending = Pending()
         self.inbox.request(ReadIndexWait(pending))
-        await pending.wait(self.timeout)
+        await self._wait(pending)
 
 
 class KVApi:

@@ -138,6 +138,7 @@ class Node:
         nursery.start_soon(self.raft.ticker)
         nursery.start_soon(self.raft.run)
         nursery.start_soon(self.raft.apply_loop.run)
+        nursery.start_soon(self.proposer.expire)
         nursery.start_soon(self.snapshotter.run)
         nursery.start_soon(self.watch_hub.run)
         wiring.wire_streams(self)
