@@ -15,22 +15,28 @@ def pair() -> tuple[trio.SocketStream, trio.SocketStream]:
     return trio.SocketStream(a), trio.SocketStream(b)
 
 
-async def test_reads_and_writes_round_trip_and_end_of_stream() -> None:
-    a, b = pair()
-    fa, fb = FastSocket(a), FastSocket(b)
-    await fa.send_all(b"hello")
-    assert await fb.receive_some(100) == b"hello"
+async def read_waiting_for(fa: FastSocket, fb: FastSocket, data: bytes) -> bytes | bytearray:
+    """What a read started before `data` is sent returns (the read waits for it)."""
+    got: list[bytes | bytearray] = []
     with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:  # a read with nothing there waits for the data
-            got: list[bytes | bytearray] = []
+        async with trio.open_nursery() as nursery:
 
             async def read() -> None:
                 got.append(await fb.receive_some(100))
 
             nursery.start_soon(read)
             await trio.testing.wait_all_tasks_blocked()
-            await fa.send_all(b"later")
-        assert got == [b"later"]
+            await fa.send_all(data)
+    return got[0]
+
+
+async def test_reads_and_writes_round_trip_and_end_of_stream() -> None:
+    a, b = pair()
+    fa, fb = FastSocket(a), FastSocket(b)
+    await fa.send_all(b"hello")
+    assert await fb.receive_some(100) == b"hello"
+    assert await read_waiting_for(fa, fb, b"later") == b"later"  # a read with nothing there waits for the data
+    with trio.fail_after(5):
         await a.aclose()
         assert await fb.receive_some(100) == b""
 
@@ -130,17 +136,7 @@ async def test_after_a_short_read_the_next_read_waits_instead_of_failing_a_syste
     monkeypatch.setattr(sockio.os, "read", counting_read)
     await fa.send_all(b"abc")
     assert await fb.receive_some(100) == b"abc"  # short
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            got: list[bytes | bytearray] = []
-
-            async def read() -> None:
-                got.append(await fb.receive_some(100))
-
-            nursery.start_soon(read)
-            await trio.testing.wait_all_tasks_blocked()
-            await fa.send_all(b"later")
-    assert got == [b"later"]
+    assert await read_waiting_for(fa, fb, b"later") == b"later"
     assert calls == [3, 5]  # no failed read in between
     await fa.send_all(b"0123456789")
     assert await fb.receive_some(4) == b"0123"  # full: the next read goes at once
