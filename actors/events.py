@@ -59,13 +59,10 @@ class Pending:
             self.result = result
         self.done.set()
 
-    async def wait(self, timeout: float) -> Any:
-        """The result, or the error raised; etcd's "request timed out" after `timeout` seconds."""
-        try:
-            with trio.fail_after(timeout):
-                await self.done.wait()
-        except trio.TooSlowError:
-            raise errors.TimeoutError_() from None
+    async def wait(self) -> Any:
+        """The result, or the error raised. No deadline here: the Proposer's sweep resolves a request past its
+        timeout with etcd's "request timed out" (kv.py, Proposer.expire)."""
+        await self.done.wait()
         if self.error is not None:
             raise self.error
         return self.result

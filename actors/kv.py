@@ -86,12 +86,9 @@ class Proposer:
     async def _wait(self, pending: Pending) -> Any:
         self._deadlines[pending] = trio.current_time() + self.timeout
         try:
-            await pending.done.wait()
+            return await pending.wait()
         finally:
             self._deadlines.pop(pending, None)
-        if pending.error is not None:
-            raise pending.error
-        return pending.result
 
     def _admit(self) -> None:
         if self.status.committed - self.status.applied > MAX_APPLY_BACKLOG:

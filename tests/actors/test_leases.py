@@ -119,9 +119,10 @@ async def test_revoke_and_put_committed_back_to_back(autojump_clock: MockClock) 
             lead.waiters.requests[req_id] = pending
             lead.inbox.request(Propose(RaftRequest(lead.id, req_id, "x", payload), pending))
             answers.append(pending)
-        await answers[0].wait(10)
-        with pytest.raises(errors.LeaseNotFoundError):
-            await answers[1].wait(10)
+        with trio.fail_after(10):
+            await answers[0].wait()
+            with pytest.raises(errors.LeaseNotFoundError):
+                await answers[1].wait()
         await c.settle()
         for n in c.running():
             resp = await get(n, b"k")
